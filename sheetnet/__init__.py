@@ -1,0 +1,3 @@
+"""sheetnet: compile a trained PyTorch model into a live, recalculating spreadsheet."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,109 @@
+"""Lowering of plain MLPs (nn.Sequential of Linear and activations), and the sqrt net's extras:
+an Input dashboard and the Walk sheet (the seed's "walking the net" over a grid of x)."""
+from __future__ import annotations
+
+import numpy as np
+from torch import nn
+
+from ..errors import SheetnetError
+from ..ir import graph as ir
+
+# module type -> (IR op factory, short name shown in titles)
+ACTIVATION_OPS = {
+    nn.ReLU: (lambda x, m: ir.Relu(x), "ReLU"),
+    nn.Tanh: (lambda x, m: ir.Tanh(x), "tanh"),
+    nn.Sigmoid: (lambda x, m: ir.Sigmoid(x), "sigmoid"),
+    nn.GELU: (lambda x, m: ir.Gelu(x, "tanh" if m.approximate == "tanh" else "erf"), "GELU"),
+    nn.LeakyReLU: (lambda x, m: ir.LeakyRelu(x, float(m.negative_slope)), "LeakyReLU"),
+}
+SUPPORTED = ["Linear", "ReLU", "Tanh", "Sigmoid", "GELU", "LeakyReLU", "Identity"]
+
+
+def _layers(seq: nn.Sequential) -> list[tuple[str, nn.Linear, list[tuple[str, nn.Module]]]]:
+    """Group a Sequential into (name, Linear, [activations after it]); unsupported -> clear error."""
+    groups: list = []
+    for path, mod in seq.named_children():
+        if isinstance(mod, nn.Linear):
+            groups.append((path, mod, []))
+        elif isinstance(mod, nn.Identity):
+            continue
+        elif type(mod) in ACTIVATION_OPS and groups:
+            groups[-1][2].append((path, mod))
+        else:
+            where = "before the first Linear" if type(mod) in ACTIVATION_OPS else f"at {path}"
+            raise SheetnetError(f"layer {type(mod).__name__} {where} is not supported; "
+                                f"supported: {', '.join(SUPPORTED)}")
+    if not groups:
+        raise SheetnetError("the model has no Linear layer to export")
+    return groups
+
+
+def neuron_labels(prefix: str, n: int) -> list[str]:
+    return [f"{prefix}n{i + 1}" for i in range(n)]
+
+
+def lower_sequential(g: ir.Graph, seq: nn.Sequential, x: str, *, prefix: str = "",
+                     sheet: str | None = None, in_labels: list[str] | None = None,
+                     with_params: bool = True, show_steps: bool = True) -> str:
+    """Append the MLP's ops reading node ``x`` (N, in); returns the output node's name.
+
+    Args:
+        g: graph to extend.
+        seq: the Sequential.
+        x: name of the input node.
+        prefix: node-name prefix ("walk." for the Walk sheet's second pass).
+        sheet: put every node on this sheet (Walk); default one sheet per Linear layer.
+        in_labels: feature names of x, used as weight column labels.
+        with_params: add the weight nodes (False: reuse those of an earlier pass).
+        show_steps: add a 1/0 "ReLU on" row after each ReLU.
+    """
+    groups = _layers(seq)
+    labels = in_labels or [f"x{i + 1}" for i in range(g.shape(x)[1])]
+    n = g.shape(x)[0]
+    for k, (path, lin, acts) in enumerate(groups, start=1):
+        last = k == len(groups)
+        lname = "Output" if last else f"Layer {k}"
+        here = sheet or lname
+        outs = neuron_labels(f"L{k}." if sheet else "", lin.out_features) if not last or \
+            lin.out_features > 1 else ["y"]
+        tag = "out" if last else f"L{k}"
+        w, b = f"{tag}.W", (f"{tag}.b" if lin.bias is not None else None)
+        if with_params:
+            g.add(w, ir.Param(ir.as_matrix(lin.weight), source=f"{path}.weight"), (lin.out_features, lin.in_features),
+                  here, title=f"{lname} weights W ({lin.out_features} x {lin.in_features}), "
+                  "one row per neuron", row_labels=outs, col_labels=labels)
+            if b:
+                g.add(b, ir.Param(ir.as_matrix(lin.bias), source=f"{path}.bias"), (lin.out_features, 1), here,
+                      title="bias b", col_labels=["b"], beside=True)
+        if not sheet:  # the layer's input, repeated so the sheet reads on its own
+            x = g.add(f"{prefix}{tag}.in", ir.Copy(x), (n, len(labels)), here,
+                      title="input to this layer", col_labels=labels)
+        x = g.add(f"{prefix}{tag}.z", ir.Linear(x, w, b), (n, lin.out_features), here,
+                  title=f"{lname}: z = x · Wᵀ + b" if not sheet else f"L{k} z",
+                  col_labels=outs, ref=f"{prefix}{path}")
+        for apath, act in acts:
+            make, short = ACTIVATION_OPS[type(act)]
+            z = x
+            x = g.add(f"{prefix}{tag}.a", make(x, act), (n, lin.out_features), here,
+                      title=f"a = {short}(z)" if not sheet else f"L{k} a", col_labels=outs,
+                      ref=f"{prefix}{apath}")
+            if show_steps and isinstance(act, nn.ReLU):
+                g.add(f"{prefix}{tag}.on", ir.Step(z), (n, lin.out_features), here,
+                      title="ReLU on? (1 = z > 0)" if not sheet else f"L{k} on",
+                      col_labels=outs, fmt="0")
+        labels = outs
+    return x
+
+
+def capture_mlp(model: nn.Sequential, meta: dict, batch: np.ndarray | None = None) -> ir.Graph:
+    """A generic MLP: an Input sheet with one row of inputs, then one sheet per layer."""
+    g = ir.Graph(meta={"architecture": "mlp", **meta})
+    n_in = _layers(model)[0][1].in_features
+    x0 = np.zeros((1, n_in)) if batch is None else np.asarray(batch, dtype=np.float64)
+    labels = [f"x{i + 1}" for i in range(n_in)] if n_in > 1 else ["x"]
+    x = g.add("x", ir.Input(x0), x0.shape, "Input", title="Input: type values here",
+              col_labels=labels)
+    y = lower_sequential(g, model, x, in_labels=labels)
+    g.add("y", ir.Copy(y), g.shape(y), "Input", title="Output y", role="output",
+          col_labels=g.nodes[y].col_labels)
+    return g

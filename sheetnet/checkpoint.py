@@ -1,0 +1,73 @@
+"""sheetnet's own checkpoint format: a plain dict that loads with ``weights_only=True``.
+
+    {"format": "sheetnet", "version": 1,
+     "architecture": "mlp" | "textnet" | "gpt",
+     "config": {...},          # plain ints/floats/strs/lists: enough to rebuild the module
+     "state_dict": {...},      # name -> tensor
+     "metadata": {...}}        # seed, loss, vocabulary, what trained it
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .errors import SheetnetError
+
+FORMAT = "sheetnet"
+VERSION = 1
+
+
+def save_checkpoint(path: str | os.PathLike, architecture: str, config: dict, state_dict: dict,
+                    metadata: dict | None = None) -> None:
+    """Write a sheetnet checkpoint atomically (temp file in the same folder, then rename).
+
+    Args:
+        path: destination ``.pt`` file; its folder must exist.
+        architecture: "mlp", "textnet" or "gpt".
+        config: plain-typed constructor arguments of the model.
+        state_dict: the module's ``state_dict()``; tensors are detached and moved to the CPU.
+        metadata: plain-typed extras (seed, final loss, vocabulary ...).
+    """
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise SheetnetError(f"output folder {path.parent} does not exist")
+    payload = {
+        "format": FORMAT, "version": VERSION, "architecture": architecture,
+        "config": dict(config),
+        "state_dict": {k: v.detach().cpu().clone() for k, v in state_dict.items()},
+        "metadata": dict(metadata or {}),
+    }
+    fd, tmp = tempfile.mkstemp(prefix=".sheetnet-", suffix=".pt", dir=path.parent)
+    os.close(fd)
+    try:
+        torch.save(payload, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """Read a sheetnet checkpoint without executing code from it.
+
+    Raises:
+        SheetnetError: missing file, not a torch file, unsafe pickle, or not a sheetnet checkpoint.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise SheetnetError(f"model file {path} does not exist")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for corrupt / foreign / unsafe files
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise SheetnetError(f"{path} is not a loadable PyTorch checkpoint ({first[:200]})") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise SheetnetError(f"{path} is not a sheetnet checkpoint (no 'format': 'sheetnet' entry)")
+    for key in ("architecture", "config", "state_dict"):
+        if key not in payload:
+            raise SheetnetError(f"{path} is a damaged sheetnet checkpoint: '{key}' is missing")
+    return payload

@@ -1,0 +1,36 @@
+"""``--style arrays``: one array formula per node instead of one formula per cell.
+
+Elementwise ops reuse their cell formula with whole ranges in place of single cells (the same
+pattern, so it lives in one place); ops whose cell form would collapse inside an array formula
+get their own entry: MAX(0, Z) collapses to one number, so ReLU becomes IF(Z>0, Z, 0).
+"""
+from __future__ import annotations
+
+from ..ir import graph as ir
+from .a1 import Refs
+from .formulas import CELL_FORMULAS
+
+
+class WholeRefs(Refs):
+    """Refs where "cell (i, j) of a node" means the node's whole range."""
+
+    def cell(self, name: str, i: int, j: int) -> str:
+        return self.all(name)
+
+
+def _elementwise(op, refs: Refs) -> str:
+    return CELL_FORMULAS[type(op)](op, WholeRefs(refs.regions, refs.here), 0, 0)
+
+
+def linear(op: ir.Linear, r: Refs) -> str:
+    # (N, out) = MMULT((N, in), (in, out)) + the bias row broadcast down the N rows
+    out = f"MMULT({r.all(op.x)},TRANSPOSE({r.all(op.w)}))"
+    return f"{out}+TRANSPOSE({r.all(op.b)})" if op.b else out
+
+
+ARRAY_FORMULAS = {op: _elementwise for op in (ir.Tanh, ir.Sigmoid, ir.Gelu, ir.Copy, ir.Add,
+                                              ir.Sub, ir.Sqrt, ir.Step, ir.LeakyRelu)}
+ARRAY_FORMULAS.update({
+    ir.Linear: linear,
+    ir.Relu: lambda op, r: "IF({x}>0,{x},0)".format(x=r.all(op.x)),
+})

@@ -1,0 +1,136 @@
+"""Graph + Plan -> BookSpec: every node's cells (values or formulas), labels, guide and manifest."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from ..ir import graph as ir
+from ..layout import Plan, Region
+from ..writer import TEMPLATES, ArraySpec, BookSpec, ChartSpec, Formula, SheetSpec
+from .a1 import Refs
+from .formulas import cell_formula
+
+MANIFEST_VERSION = 1
+GUIDE = "Guide"
+
+_LEAF_KIND = {ir.Input: "input", ir.Param: "weight", ir.Const: "const"}
+
+
+def node_kind(node: ir.Node) -> str:
+    """The cell kind that styles a node: input, weight, const, formula or output."""
+    if type(node.op) in _LEAF_KIND:
+        return _LEAF_KIND[type(node.op)]
+    return "output" if node.role == "output" else "formula"
+
+
+def build_book(graph: ir.Graph, plan: Plan, guide: dict | None = None,
+               array_ops: dict | None = None) -> BookSpec:
+    """Turn a laid-out graph into sheets of cells.
+
+    Args:
+        graph: the captured model.
+        plan: where each node sits.
+        guide: placeholders for the Guide text ({summary}, {book}, {model}, ...).
+        array_ops: op type -> fn(op, refs) returning one array formula for the whole node
+            (``--style arrays``); ops not in it get one formula per cell.
+    Returns:
+        the BookSpec the writer writes.
+    """
+    sheets = {name: SheetSpec(name) for name in graph.sheets}
+    for sheet in sheets.values():
+        sheet.put(0, 0, sheet.name, "heading")
+    for node in graph.nodes.values():
+        if not isinstance(node.op, ir.View):
+            _emit_node(sheets[node.sheet], node, plan.regions, array_ops or {})
+    for (sheet, r, c), text in plan.titles.items():
+        sheets[sheet].put(r, c, text, "title")
+    for (sheet, r, c), text in plan.labels.items():
+        sheets[sheet].put(r, c, text, "label")
+    for spec in sheets.values():
+        spec.widths[0] = 16
+        spec.freeze = (1, 1) if graph.sheet_flow.get(spec.name) != "right" else (4, 0)
+    for chart in graph.meta.get("charts", []):
+        _add_chart(sheets[chart["sheet"]], chart, plan.regions)
+    ordered = [_guide_sheet(graph, guide or {})] + [sheets[s] for s in graph.sheets]
+    return BookSpec(ordered, manifest(graph, plan))
+
+
+def _emit_node(sheet: SheetSpec, node: ir.Node, regions: dict[str, Region], array_ops) -> None:
+    region, kind = regions[node.name], node_kind(node)
+    if type(node.op) in _LEAF_KIND:
+        value = node.op.default if isinstance(node.op, ir.Input) else node.op.value
+        arr = np.asarray(value)
+        if arr.dtype.kind in "fiu":
+            sheet.blocks.append((region.row, region.col, arr.astype(np.float64), kind))
+        else:  # text leaves (words, prompts) are cells of text
+            for (i, j), v in np.ndenumerate(arr):
+                sheet.put(region.row + i, region.col + j, str(v), kind)
+        return
+    refs = Refs(regions, here=node.sheet)
+    if type(node.op) in array_ops:
+        sheet.arrays.append(ArraySpec(region.row, region.col, region.nrows, region.ncols,
+                                      array_ops[type(node.op)](node.op, refs), kind))
+        return
+    for i in range(region.nrows):
+        for j in range(region.ncols):
+            sheet.put(region.row + i, region.col + j, Formula(cell_formula(node.op, refs, i, j)),
+                      kind)
+
+
+def _add_chart(sheet: SheetSpec, chart: dict, regions: dict[str, Region]) -> None:
+    x = regions[chart["x"]]
+    series = [(name, regions[s].col, regions[s].row, regions[s].row + regions[s].nrows - 1)
+              for name, s in zip(chart["names"], chart["series"])]
+    right = max(r.col + r.ncols for r in regions.values() if r.sheet == sheet.name)
+    sheet.charts.append(ChartSpec(chart["title"], (x.col, x.row, x.row + x.nrows - 1), series,
+                                  anchor=(x.row, right + 1)))
+
+
+def _guide_sheet(graph: ir.Graph, values: dict) -> SheetSpec:
+    texts = json.loads((TEMPLATES / "guide.json").read_text())
+    arch = graph.meta.get("architecture", "mlp")
+    lines = texts.get(arch, texts["mlp"]) + texts["common_tail"]
+    styles = json.loads((TEMPLATES / "styles.json").read_text())
+    spec = SheetSpec(GUIDE)
+    spec.put(0, 0, "sheetnet", "heading")
+    row = 2
+    for line in lines:
+        spec.put(row, 0, _fill(line, values), "text")
+        row += 1
+    row += 1
+    spec.put(row, 0, "Legend", "title")
+    for kind, text in styles["legend"]:
+        row += 1
+        spec.put(row, 0, "", kind)
+        spec.put(row, 1, text, "text")
+    spec.widths[0] = 12
+    return spec
+
+
+def _fill(line: str, values: dict) -> str:
+    for key, value in values.items():
+        line = line.replace("{" + key + "}", str(value))
+    return line
+
+
+def manifest(graph: ir.Graph, plan: Plan) -> dict:
+    """What verify/run/import need to find every tensor again, as plain JSON."""
+    nodes = {}
+    for node in graph.nodes.values():
+        r = plan.regions[node.name]
+        entry = {"sheet": r.sheet, "row": r.row, "col": r.col, "shape": [r.nrows, r.ncols],
+                 "kind": node_kind(node), "op": type(node.op).__name__}
+        if node.ref:
+            entry["ref"] = node.ref
+        if isinstance(node.op, ir.Param):
+            entry["source"] = node.op.source
+            entry["transposed"] = node.op.transposed
+        nodes[node.name] = entry
+    return {"version": MANIFEST_VERSION, "meta": _jsonable(graph.meta), "nodes": nodes,
+            "inputs": [n.name for n in graph.inputs], "outputs": [n.name for n in graph.outputs]}
+
+
+def _jsonable(value):
+    return json.loads(json.dumps(value, default=lambda v: v.tolist() if hasattr(v, "tolist")
+                                 else str(v)))

@@ -1,0 +1,83 @@
+"""The pipeline, end to end: load -> capture -> layout -> emit -> write."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from . import layout, loaders
+from .capture import Captured, capture
+from .emit.arrays import ARRAY_FORMULAS
+from .emit.book import build_book
+from .errors import SheetnetError
+from .ir import graph as ir
+from .options import ExportOptions
+from .writer import write_book
+
+
+@dataclass
+class ExportResult:
+    path: Path
+    sheets: int
+    formula_cells: int
+    weight_cells: int
+    seconds: float
+
+
+def lower(model_path, options: ExportOptions) -> Captured:
+    """Load a checkpoint and capture it as a graph, refusing non-finite weights."""
+    payload = loaders.load(model_path, options.fmt)
+    captured = capture(payload, options)
+    check_finite(captured.graph)
+    captured.graph.meta.setdefault("model_file", Path(model_path).name)
+    return captured
+
+
+def check_finite(graph: ir.Graph) -> None:
+    """Raise SheetnetError naming the first weight that holds NaN or infinity."""
+    for node in graph.of_type(ir.Param):
+        bad = ~np.isfinite(node.op.value)
+        if bad.any():
+            where = tuple(int(i) for i in np.argwhere(bad)[0])
+            raise SheetnetError(f"weight {node.op.source or node.name} holds "
+                                f"{node.op.value[where]} at {list(where)}: cannot export "
+                                "NaN or infinite weights")
+
+
+def export(model_path, out_path, options: ExportOptions | None = None) -> ExportResult:
+    """Compile the model at ``model_path`` into the workbook ``out_path``.
+
+    Args:
+        model_path: a checkpoint (see loaders).
+        out_path: the .xlsx to write; its folder must exist.
+        options: style, force, format and initial inputs.
+    Returns:
+        what was written, with counts and time.
+    Raises:
+        SheetnetError: any bad input; no file is left at ``out_path`` then.
+    """
+    options = options or ExportOptions()
+    start = time.perf_counter()
+    out_path = Path(out_path)
+    if not out_path.parent.is_dir():
+        raise SheetnetError(f"output folder {out_path.parent} does not exist")
+    if out_path.exists() and not options.force:
+        raise SheetnetError(f"{out_path} already exists (use --force to overwrite)")
+    if options.style not in ("cells", "arrays"):
+        raise SheetnetError(f"style {options.style!r} is not one of: cells, arrays")
+    captured = lower(model_path, options)
+    graph = captured.graph
+    plan = layout.plan(graph)
+    guide = {"summary": graph.meta.get("summary", ""), "book": out_path.name,
+             "model": Path(model_path).name, **graph.meta.get("guide", {})}
+    arrays = ARRAY_FORMULAS if options.style == "arrays" else None
+    book = build_book(graph, plan, guide=guide, array_ops=arrays)
+    write_book(book, out_path, force=options.force)
+    params = graph.of_type(ir.Param)
+    ops = [n for n in graph.nodes.values() if not isinstance(n.op, (*ir.LEAF_TYPES, ir.View))]
+    return ExportResult(out_path, len(book.sheets),
+                        sum(n.shape[0] * n.shape[1] for n in ops),
+                        sum(n.shape[0] * n.shape[1] for n in params),
+                        time.perf_counter() - start)

@@ -1,0 +1,188 @@
+"""The IR: a model as an ordered list of named 2-D tensors, each computed by one small op.
+
+Every tensor is 2-D, (rows, cols), because that is what a sheet holds: activations are
+(N, features) with one row per sample or position, weights keep PyTorch's (out, in) layout with
+one row per neuron, and biases are (out, 1) columns that sit beside their weight rows.
+
+A node is a tensor plus the op that computes it, where it lives (sheet) and how a reader should
+see it (title, row and column labels).  Ops are frozen dataclasses whose ``str`` fields name their
+input nodes; adding an op takes four things: the op here, its reference in ``reference.py``, its
+formula in ``emit/formulas.py`` and a test.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+import numpy as np
+
+Shape = tuple[int, int]
+
+
+# --- leaves: cells that hold plain values a user may edit -------------------------------------
+@dataclass(frozen=True)
+class Input:
+    """A value the user types: numbers (N, F) or, for text models, strings."""
+    default: Any  # np.ndarray of the initial cell values
+
+
+@dataclass(frozen=True)
+class Param:
+    """A weight tensor; ``source`` names the checkpoint entry it came from (for import/round trip)."""
+    value: Any  # np.ndarray float64, (out, in) for weights, (out, 1) for biases
+    source: str = ""
+    transposed: bool = False  # stored transposed relative to the checkpoint tensor (HF Conv1D)
+
+
+@dataclass(frozen=True)
+class Const:
+    """Fixed data written as plain cells, e.g. the Walk sheet's grid of x values."""
+    value: Any
+
+
+# --- ops ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Linear:
+    """(N, out) = x (N, in) @ w (out, in)^T + b (out, 1)."""
+    x: str
+    w: str
+    b: str | None = None
+
+
+@dataclass(frozen=True)
+class Relu:
+    x: str
+
+
+@dataclass(frozen=True)
+class LeakyRelu:
+    x: str
+    slope: float = 0.01
+
+
+@dataclass(frozen=True)
+class Tanh:
+    x: str
+
+
+@dataclass(frozen=True)
+class Sigmoid:
+    x: str
+
+
+@dataclass(frozen=True)
+class Gelu:
+    """GELU exactly as the model defines it: "erf" (exact) or "tanh" (GPT-2's gelu_new)."""
+    x: str
+    form: str = "erf"
+
+
+@dataclass(frozen=True)
+class Copy:
+    """The same values shown again, e.g. a layer's input repeated on its own sheet."""
+    x: str
+
+
+@dataclass(frozen=True)
+class Add:
+    a: str
+    b: str
+
+
+@dataclass(frozen=True)
+class Sqrt:
+    x: str
+
+
+@dataclass(frozen=True)
+class Sub:
+    a: str
+    b: str
+
+
+@dataclass(frozen=True)
+class Step:
+    """1 where x > 0 else 0: which ReLUs are on."""
+    x: str
+
+
+@dataclass(frozen=True)
+class View:
+    """A rectangle of another tensor; it owns no cells, formulas read the source's cells."""
+    x: str
+    rows: tuple[int, int]
+    cols: tuple[int, int]
+
+
+OP_TYPES = (Linear, Relu, LeakyRelu, Tanh, Sigmoid, Gelu, Copy, Add, Sqrt, Sub, Step, View)
+LEAF_TYPES = (Input, Param, Const)
+
+
+def op_inputs(op) -> list[str]:
+    """Names of the nodes an op reads (its ``str``-typed fields that are set)."""
+    if isinstance(op, LEAF_TYPES):
+        return []
+    return [getattr(op, f.name) for f in fields(op)
+            if f.type in ("str", "str | None") and getattr(op, f.name) is not None]
+
+
+@dataclass
+class Node:
+    """One tensor of the graph: its op, shape, sheet and labels."""
+    name: str
+    op: Any
+    shape: Shape
+    sheet: str
+    title: str = ""
+    row_labels: list[str] | None = None
+    col_labels: list[str] | None = None
+    ref: str | None = None      # key of the matching PyTorch intermediate (verify compares them)
+    beside: bool = False        # layout: place to the right of the previous node (bias beside W)
+    role: str = ""              # "output" marks the model's result; "" for everything else
+    fmt: str = ""               # number format override ("" = by kind)
+
+
+@dataclass
+class Graph:
+    """Nodes in evaluation order, plus the sheets they live on and what the model is."""
+    nodes: dict[str, Node] = field(default_factory=dict)
+    sheets: list[str] = field(default_factory=list)
+    sheet_flow: dict[str, str] = field(default_factory=dict)  # "down" (default) or "right"
+    meta: dict = field(default_factory=dict)
+
+    def add(self, name: str, op, shape: Shape, sheet: str, **kw) -> str:
+        """Append a node; its inputs must already exist.  Returns ``name`` for chaining."""
+        if name in self.nodes:
+            raise ValueError(f"node {name!r} defined twice")
+        for src in op_inputs(op):
+            if src not in self.nodes:
+                raise ValueError(f"node {name!r} reads unknown node {src!r}")
+        if sheet not in self.sheets:
+            self.sheets.append(sheet)
+        self.nodes[name] = Node(name, op, tuple(int(s) for s in shape), sheet, **kw)
+        return name
+
+    def shape(self, name: str) -> Shape:
+        return self.nodes[name].shape
+
+    def of_type(self, *types) -> list[Node]:
+        return [n for n in self.nodes.values() if isinstance(n.op, types)]
+
+    @property
+    def inputs(self) -> list[Node]:
+        return self.of_type(Input)
+
+    @property
+    def outputs(self) -> list[Node]:
+        return [n for n in self.nodes.values() if n.role == "output"]
+
+
+def as_matrix(value) -> np.ndarray:
+    """A float64 2-D copy of a tensor or array; vectors become one column (out, 1)."""
+    arr = np.asarray(value.detach().cpu().double().numpy() if hasattr(value, "detach") else value,
+                     dtype=np.float64)
+    if arr.ndim == 1:
+        arr = arr[:, None]
+    if arr.ndim != 2:
+        raise ValueError(f"expected a vector or matrix, got shape {arr.shape}")
+    return arr

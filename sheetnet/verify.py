@@ -1,0 +1,144 @@
+"""Recalculate a workbook in LibreOffice and compare every tensor with PyTorch in float64.
+
+Expected values come from the model itself: nodes with a ``ref`` are compared with the PyTorch
+intermediate of that name; the rest (the sheet's own helpers: sqrt(x), on/off patterns) with the
+NumPy reference of the IR.  Inputs are read back from the recalculated workbook, so a user who
+typed a new x verifies that x.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .capture import Captured
+from .engine import Block, Engine
+from .errors import SheetnetError
+from .export import lower
+from .ir import reference
+from .options import TOLERANCE, ExportOptions
+from .writer import read_manifest
+
+
+@dataclass
+class Row:
+    name: str
+    sheet: str
+    cells: int
+    max_abs_err: float
+    against: str  # "torch" or "reference"
+
+    def ok(self, tol: float) -> bool:
+        return bool(np.isfinite(self.max_abs_err) and self.max_abs_err <= tol)
+
+
+@dataclass
+class Report:
+    rows: list[Row] = field(default_factory=list)
+    tol: float = TOLERANCE
+
+    @property
+    def ok(self) -> bool:
+        return all(r.ok(self.tol) for r in self.rows)
+
+    @property
+    def max_abs_err(self) -> float:
+        return max((r.max_abs_err for r in self.rows), default=0.0)
+
+    def table(self) -> str:
+        """The per-layer table the CLI prints."""
+        width = max([len(r.name) for r in self.rows] + [5])
+        lines = [f"{'layer':<{width}}  {'sheet':<14} {'cells':>7}  {'max abs err':>11}  "
+                 f"{'against':<9} status"]
+        for r in self.rows:
+            lines.append(f"{r.name:<{width}}  {r.sheet[:14]:<14} {r.cells:>7}  "
+                         f"{r.max_abs_err:>11.3g}  {r.against:<9} "
+                         f"{'ok' if r.ok(self.tol) else 'MISMATCH'}")
+        verdict = "all match" if self.ok else "MISMATCH"
+        lines.append(f"{verdict}: {len(self.rows)} tensors, max abs error "
+                     f"{self.max_abs_err:.3g} (tolerance {self.tol:g})")
+        return "\n".join(lines)
+
+
+def numeric(values: np.ndarray) -> np.ndarray:
+    """Object array from the engine -> float64; text or empty cells become NaN (a mismatch)."""
+    out = np.full(values.shape, np.nan)
+    for idx, v in np.ndenumerate(values):
+        if isinstance(v, float) or isinstance(v, int):
+            out[idx] = v
+    return out
+
+
+def block(entry: dict) -> Block:
+    return Block(entry["sheet"], entry["row"], entry["col"], *entry["shape"])
+
+
+def read_nodes(engine: Engine, book, manifest: dict, names: list[str], edits=()) -> dict:
+    """Recalculate ``book`` (after ``edits``) and return the named nodes' cells (object arrays)."""
+    entries = [manifest["nodes"][n] for n in names]
+    values = engine.recalculate(book, [block(e) for e in entries], edits=edits)
+    return dict(zip(names, values))
+
+
+def check_matches(captured: Captured, manifest: dict, book) -> None:
+    """The workbook must have been exported from this model: same nodes, same shapes."""
+    nodes = manifest["nodes"]
+    for node in captured.graph.nodes.values():
+        entry = nodes.get(node.name)
+        if entry is None or tuple(entry["shape"]) != node.shape:
+            raise SheetnetError(f"{book} was not exported from this model "
+                                f"(tensor {node.name} {'missing' if entry is None else 'differs'})")
+
+
+def verify(book, model_path, tol: float = TOLERANCE, fmt: str | None = None,
+           engine: Engine | None = None) -> Report:
+    """Compare every computed tensor of ``book``, recalculated by LibreOffice, with the model.
+
+    Args:
+        book: an exported workbook.
+        model_path: the checkpoint it came from.
+        tol: max abs error allowed per cell.
+        fmt: checkpoint format (None: sheetnet's own).
+        engine: a running Engine to reuse (tests); default: a one-shot one.
+    Returns:
+        the Report; ``report.ok`` is False on any mismatch.
+    """
+    manifest = read_manifest(book)
+    captured = lower(model_path, ExportOptions(fmt=fmt))
+    check_matches(captured, manifest, book)
+    graph = captured.graph
+    names = [n for n, e in manifest["nodes"].items() if e["op"] != "View"]
+    if engine is None:
+        with Engine() as eng:
+            cells = read_nodes(eng, book, manifest, names)
+    else:
+        cells = read_nodes(engine, book, manifest, names)
+    leaves = {n.name: _leaf_values(cells[n.name]) for n in graph.nodes.values()
+              if manifest["nodes"][n.name]["kind"] in ("input", "const")}
+    torch_values = captured.trace(captured.model, graph, leaves)
+    ref_values = reference.evaluate(graph, inputs=leaves)
+    report = Report(tol=tol)
+    for node in graph.nodes.values():
+        entry = manifest["nodes"][node.name]
+        if entry["kind"] in ("input", "const") or entry["op"] == "View":
+            continue
+        against = "torch" if node.ref else "reference"
+        expected = torch_values[node.ref] if node.ref else ref_values[node.name]
+        got = numeric(cells[node.name])
+        err = _max_abs_err(got, np.asarray(expected, dtype=np.float64).reshape(got.shape))
+        report.rows.append(Row(node.name, node.sheet, got.size, err,
+                               "weights" if entry["kind"] == "weight" else against))
+    return report
+
+
+def _leaf_values(cells: np.ndarray) -> np.ndarray:
+    # numbers stay numbers; text inputs (words, prompts) stay text
+    if all(isinstance(v, (float, int)) for v in cells.flat):
+        return cells.astype(np.float64)
+    return cells
+
+
+def _max_abs_err(got: np.ndarray, expected: np.ndarray) -> float:
+    both_inf = np.isinf(got) & np.isinf(expected) & (np.sign(got) == np.sign(expected))
+    diff = np.where(both_inf, 0.0, np.abs(got - expected))
+    return float(np.nanmax(np.where(np.isnan(diff), np.inf, diff))) if diff.size else 0.0

@@ -9,13 +9,13 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from .errors import SheetnetError
+from .files import atomic_path
 
 FORMAT = "sheetnet"
 VERSION = 1
@@ -32,23 +32,14 @@ def save_checkpoint(path: str | os.PathLike, architecture: str, config: dict, st
         state_dict: the module's ``state_dict()``; tensors are detached and moved to the CPU.
         metadata: plain-typed extras (seed, final loss, vocabulary ...).
     """
-    path = Path(path)
-    if not path.parent.is_dir():
-        raise SheetnetError(f"output folder {path.parent} does not exist")
     payload = {
         "format": FORMAT, "version": VERSION, "architecture": architecture,
         "config": dict(config),
         "state_dict": {k: v.detach().cpu().clone() for k, v in state_dict.items()},
         "metadata": dict(metadata or {}),
     }
-    fd, tmp = tempfile.mkstemp(prefix=".sheetnet-", suffix=".pt", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         torch.save(payload, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
@@ -71,3 +62,4 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
         if key not in payload:
             raise SheetnetError(f"{path} is a damaged sheetnet checkpoint: '{key}' is missing")
     return payload
+

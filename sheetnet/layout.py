@@ -54,7 +54,7 @@ def plan(graph: ir.Graph) -> Plan:
         if graph.sheet_flow.get(node.sheet, "down") == "right":
             top, left = FIRST_ROW, cur["col"]
         elif node.beside and cur["prev"] is not None:
-            top, left = cur["prev"].row - 2, cur["prev"].col + cur["prev"].ncols + 1
+            top, left = cur["prev"].row - 2, cur["prev"].col + cur["prev"].ncols
         else:
             top, left = cur["row"], 0
         has_row_labels = node.row_labels is not None or not (node.beside or _flows_right(graph, node))
@@ -74,7 +74,8 @@ def _flows_right(graph: ir.Graph, node: ir.Node) -> bool:
 
 
 def _decorate(p: Plan, node: ir.Node, region: Region, top: int, left: int, row_labels: bool):
-    p.titles[(node.sheet, top, left)] = node.title or node.name
+    if node.title or not node.beside:
+        p.titles[(node.sheet, top, left)] = node.title or node.name
     for j, text in enumerate(node.col_labels or []):
         p.labels[(node.sheet, top + 1, region.col + j)] = text
     if row_labels:

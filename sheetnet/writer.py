@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
+import sys
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,8 +24,17 @@ from openpyxl.worksheet.datavalidation import DataValidation
 from openpyxl.worksheet.formula import ArrayFormula
 
 from .errors import SheetnetError
+from .files import atomic_path
 
-TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+
+def _templates_dir() -> Path:
+    # a source checkout or editable install has templates/ beside the package; a wheel install
+    # puts them under <prefix>/share/sheetnet/templates (pyproject's data-files)
+    beside = Path(__file__).resolve().parent.parent / "templates"
+    return beside if beside.is_dir() else Path(sys.prefix) / "share" / "sheetnet" / "templates"
+
+
+TEMPLATES = _templates_dir()
 MANIFEST_SHEET = "_sheetnet"
 _CHUNK = 30_000  # characters of manifest JSON per cell (a cell holds at most 32,767)
 
@@ -171,11 +180,6 @@ def write_book(book: BookSpec, path: str | os.PathLike, force: bool = False) -> 
     Raises:
         SheetnetError: the folder is missing, or the file exists and ``force`` is False.
     """
-    path = Path(path)
-    if not path.parent.is_dir():
-        raise SheetnetError(f"output folder {path.parent} does not exist")
-    if path.exists() and not force:
-        raise SheetnetError(f"{path} already exists (use --force to overwrite)")
     styles = load_styles()
     styler = _Styler(styles)
     wb = openpyxl.Workbook()
@@ -183,15 +187,8 @@ def write_book(book: BookSpec, path: str | os.PathLike, force: bool = False) -> 
     for spec in book.sheets:
         _write_sheet(wb.create_sheet(spec.name), spec, styler, styles)
     _write_manifest(wb, book.manifest)
-    fd, tmp = tempfile.mkstemp(prefix=".sheetnet-", suffix=".xlsx", dir=path.parent)
-    os.close(fd)
-    try:
-        with _exact_floats():
-            wb.save(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_path(path, force=force) as tmp, _exact_floats():
+        wb.save(tmp)
 
 
 def _write_manifest(wb, manifest: dict) -> None:
@@ -227,3 +224,4 @@ def read_manifest(path: str | os.PathLike) -> dict:
         return json.loads("".join(chunks))
     except ValueError:
         raise SheetnetError(f"{path}: the sheetnet manifest is damaged") from None
+

@@ -70,11 +70,11 @@ def lower_sequential(g: ir.Graph, seq: nn.Sequential, x: str, *, prefix: str = "
         w, b = f"{tag}.W", (f"{tag}.b" if lin.bias is not None else None)
         if with_params:
             g.add(w, ir.Param(ir.as_matrix(lin.weight), source=f"{path}.weight"), (lin.out_features, lin.in_features),
-                  here, title=f"{lname} weights W ({lin.out_features} x {lin.in_features}), "
+                  here, title=f"{lname}: weights W ({lin.out_features} x {lin.in_features}) and bias b, "
                   "one row per neuron", row_labels=outs, col_labels=labels)
             if b:
                 g.add(b, ir.Param(ir.as_matrix(lin.bias), source=f"{path}.bias"), (lin.out_features, 1), here,
-                      title="bias b", col_labels=["b"], beside=True)
+                      title="", col_labels=["b"], beside=True)
         if not sheet:  # the layer's input, repeated so the sheet reads on its own
             x = g.add(f"{prefix}{tag}.in", ir.Copy(x), (n, len(labels)), here,
                       title="input to this layer", col_labels=labels)
@@ -90,7 +90,7 @@ def lower_sequential(g: ir.Graph, seq: nn.Sequential, x: str, *, prefix: str = "
             if show_steps and isinstance(act, nn.ReLU):
                 g.add(f"{prefix}{tag}.on", ir.Step(z), (n, lin.out_features), here,
                       title="ReLU on? (1 = z > 0)" if not sheet else f"L{k} on",
-                      col_labels=outs, fmt="0")
+                      col_labels=outs, style="flag")
         labels = outs
     return x
 
@@ -104,6 +104,6 @@ def capture_mlp(model: nn.Sequential, meta: dict, batch: np.ndarray | None = Non
     x = g.add("x", ir.Input(x0), x0.shape, "Input", title="Input: type values here",
               col_labels=labels)
     y = lower_sequential(g, model, x, in_labels=labels)
-    g.add("y", ir.Copy(y), g.shape(y), "Input", title="Output y", role="output",
+    g.add("y", ir.Copy(y), g.shape(y), "Input", title="Output: the net's y", role="output",
           col_labels=g.nodes[y].col_labels)
     return g

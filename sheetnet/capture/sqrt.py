@@ -14,9 +14,9 @@ def capture_sqrt(model: nn.Sequential, meta: dict, x: float = 2.0) -> ir.Graph:
     """Input dashboard (x, y, sqrt(x), error), one sheet per layer, and the Walk sheet."""
     g = capture_mlp(model, meta, batch=np.array([[x]]))
     g.meta["architecture"] = "sqrt"
-    g.add("sqrt_x", ir.Sqrt("x"), (1, 1), "Input", title="sqrt(x), the target", col_labels=["√x"])
-    g.add("error", ir.Sub("y", "sqrt_x"), (1, 1), "Input", title="error = y - sqrt(x)",
-          col_labels=["y-√x"])
+    g.add("sqrt_x", ir.Sqrt("x"), (1, 1), "Input", title="", col_labels=["sqrt(x)"], beside=True)
+    g.add("error", ir.Sub("y", "sqrt_x"), (1, 1), "Input", title="", col_labels=["error"],
+          beside=True)
     _walk(g, model, meta.get("x_range", [0.0, 10.0]))
     return g
 

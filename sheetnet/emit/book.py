@@ -57,7 +57,7 @@ def build_book(graph: ir.Graph, plan: Plan, guide: dict | None = None,
 
 
 def _emit_node(sheet: SheetSpec, node: ir.Node, regions: dict[str, Region], array_ops) -> None:
-    region, kind = regions[node.name], node_kind(node)
+    region, kind = regions[node.name], node.style or node_kind(node)
     if type(node.op) in _LEAF_KIND:
         value = node.op.default if isinstance(node.op, ir.Input) else node.op.value
         arr = np.asarray(value)

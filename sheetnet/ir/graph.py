@@ -139,7 +139,7 @@ class Node:
     ref: str | None = None      # key of the matching PyTorch intermediate (verify compares them)
     beside: bool = False        # layout: place to the right of the previous node (bias beside W)
     role: str = ""              # "output" marks the model's result; "" for everything else
-    fmt: str = ""               # number format override ("" = by kind)
+    style: str = ""             # cell style override, e.g. "flag" for 1/0 cells ("" = by kind)
 
 
 @dataclass

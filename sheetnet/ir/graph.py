@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 Shape = tuple[int, int]
+Ref = str  # a field of this type names an input node; other str fields are attributes
 
 
 # --- leaves: cells that hold plain values a user may edit -------------------------------------
@@ -44,72 +45,72 @@ class Const:
 @dataclass(frozen=True)
 class Linear:
     """(N, out) = x (N, in) @ w (out, in)^T + b (out, 1)."""
-    x: str
-    w: str
-    b: str | None = None
+    x: Ref
+    w: Ref
+    b: Ref | None = None
 
 
 @dataclass(frozen=True)
 class Relu:
-    x: str
+    x: Ref
 
 
 @dataclass(frozen=True)
 class LeakyRelu:
-    x: str
+    x: Ref
     slope: float = 0.01
 
 
 @dataclass(frozen=True)
 class Tanh:
-    x: str
+    x: Ref
 
 
 @dataclass(frozen=True)
 class Sigmoid:
-    x: str
+    x: Ref
 
 
 @dataclass(frozen=True)
 class Gelu:
     """GELU exactly as the model defines it: "erf" (exact) or "tanh" (GPT-2's gelu_new)."""
-    x: str
+    x: Ref
     form: str = "erf"
 
 
 @dataclass(frozen=True)
 class Copy:
     """The same values shown again, e.g. a layer's input repeated on its own sheet."""
-    x: str
+    x: Ref
 
 
 @dataclass(frozen=True)
 class Add:
-    a: str
-    b: str
+    a: Ref
+    b: Ref
 
 
 @dataclass(frozen=True)
 class Sqrt:
-    x: str
+    x: Ref
 
 
 @dataclass(frozen=True)
 class Sub:
-    a: str
-    b: str
+    a: Ref
+    b: Ref
 
 
 @dataclass(frozen=True)
 class Step:
     """1 where x > 0 else 0: which ReLUs are on."""
-    x: str
+    x: Ref
 
 
 @dataclass(frozen=True)
 class View:
     """A rectangle of another tensor; it owns no cells, formulas read the source's cells."""
-    x: str
+    x: Ref
     rows: tuple[int, int]
     cols: tuple[int, int]
 
@@ -123,7 +124,7 @@ def op_inputs(op) -> list[str]:
     if isinstance(op, LEAF_TYPES):
         return []
     return [getattr(op, f.name) for f in fields(op)
-            if f.type in ("str", "str | None") and getattr(op, f.name) is not None]
+            if f.type in ("Ref", "Ref | None") and getattr(op, f.name) is not None]
 
 
 @dataclass

@@ -103,12 +103,16 @@ def verify(book, model, tol):
 @main.command()
 @click.argument("book", type=click.Path(dir_okay=False))
 @click.option("--input", "inputs", default=None, help="comma-separated input values")
+@click.option("--prompt", default=None, help="text models: the prompt (or word) to write")
+@click.option("--tokens", default=None, help="GPT: comma-separated token ids")
+@click.option("--temperature", type=float, default=None, help="softmax temperature cell")
 @click.option("--json", "as_json", is_flag=True, help="print JSON")
 @_one_line_errors
-def run(book, inputs, as_json):
+def run(book, inputs, prompt, tokens, temperature, as_json):
     """Set BOOK's inputs, recalculate in LibreOffice and print the outputs."""
     from .run import run as do_run
-    result = do_run(book, inputs=_floats(inputs) if inputs is not None else None)
+    result = do_run(book, inputs=_floats(inputs) if inputs is not None else None,
+                    prompt=prompt, tokens=_ints(tokens), temperature=temperature)
     if as_json:
         click.echo(json.dumps(result))
     else:

@@ -25,28 +25,45 @@ def input_edits(manifest: dict, name: str, values) -> list[tuple[str, int, int, 
 
 
 def run(book, inputs: list[float] | None = None, engine: Engine | None = None,
-        edits: list | None = None) -> dict:
+        edits: list | None = None, **named) -> dict:
     """Recalculate ``book`` with new input values and return its outputs.
 
     Args:
         book: an exported workbook.
         inputs: values for the (first) input node, row by row; None keeps the workbook's.
         engine: a running Engine to reuse; default a one-shot one.
-        edits: further (sheet, row, col, value) edits, e.g. a temperature cell.
+        edits: further (sheet, row, col, value) edits.
+        named: values for the model's named inputs, as its capture declared them in
+            ``meta["run"]["inputs"]`` (e.g. prompt="hello", temperature=0.7); None is skipped.
     Returns:
-        {"inputs": [...], "outputs": [[...], ...]} as plain lists.
+        {"inputs": [...], "outputs": [[...], ...]} plus the extra keys the capture declared in
+        ``meta["run"]["report"]`` (e.g. "probs", "next_token").
     """
     manifest = read_manifest(book)
-    first = manifest["inputs"][0]
+    spec = manifest["meta"].get("run", {})
+    first = spec.get("input", manifest["inputs"][0])
     all_edits = (input_edits(manifest, first, inputs) if inputs is not None else []) + list(edits or [])
-    names = [first] + manifest["outputs"]
+    declared = spec.get("inputs", {})
+    for key, value in named.items():
+        if value is None:
+            continue
+        if key not in declared:
+            raise SheetnetError(f"this workbook takes no {key} (it takes: "
+                                f"{', '.join(declared) or 'only --input'})")
+        all_edits += input_edits(manifest, declared[key], value if isinstance(value, list) else [value])
+    report = spec.get("report", {})
+    names = list(dict.fromkeys([first, *manifest["outputs"], *report.values()]))
     if engine is None:
         with Engine() as eng:
             cells = read_nodes(eng, book, manifest, names, edits=all_edits)
     else:
         cells = read_nodes(engine, book, manifest, names, edits=all_edits)
     outputs = np.concatenate([numeric(cells[n]) for n in manifest["outputs"]], axis=1)
-    return {"inputs": [_plain(v) for v in cells[first].flat], "outputs": outputs.tolist()}
+    result = {"inputs": [_plain(v) for v in cells[first].flat], "outputs": outputs.tolist()}
+    for key, name in report.items():
+        values = [_plain(v) for v in cells[name].flat]
+        result[key] = values[0] if len(values) == 1 else values
+    return result
 
 
 def _plain(value):

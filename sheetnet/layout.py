@@ -46,7 +46,7 @@ def plan(graph: ir.Graph) -> Plan:
     """
     p = Plan()
     cursors: dict[str, dict] = {}
-    for node in graph.nodes.values():
+    for node in sorted(graph.nodes.values(), key=lambda n: n.order):
         if isinstance(node.op, ir.View):
             p.regions[node.name] = p.regions[node.op.x].sub(node.op.rows, node.op.cols)
             continue

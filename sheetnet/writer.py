@@ -155,6 +155,10 @@ def _write_sheet(ws, spec: SheetSpec, styler: _Styler, styles: dict) -> None:
         ws.column_dimensions[get_column_letter(col)].width = spec.widths.get(col - 1, width)
     if spec.freeze:
         ws.freeze_panes = _a1(*spec.freeze)
+    # print (and render to PDF) each sheet one page wide, landscape
+    ws.page_setup.orientation = "landscape"
+    ws.sheet_properties.pageSetUpPr.fitToPage = True
+    ws.page_setup.fitToWidth, ws.page_setup.fitToHeight = 1, 0
 
 
 def _a1(row: int, col: int) -> str:

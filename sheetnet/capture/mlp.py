@@ -79,7 +79,7 @@ def lower_sequential(g: ir.Graph, seq: nn.Sequential, x: str, *, prefix: str = "
             x = g.add(f"{prefix}{tag}.in", ir.Copy(x), (n, len(labels)), here,
                       title="input to this layer", col_labels=labels)
         x = g.add(f"{prefix}{tag}.z", ir.Linear(x, w, b), (n, lin.out_features), here,
-                  title=f"{lname}: z = x · Wᵀ + b" if not sheet else f"L{k} z",
+                  title=f"{lname}: z = x · W^T + b" if not sheet else f"L{k} z",
                   col_labels=outs, ref=f"{prefix}{path}")
         for apath, act in acts:
             make, short = ACTIVATION_OPS[type(act)]

@@ -29,18 +29,23 @@ def _walk(g: ir.Graph, model: nn.Sequential, x_range) -> None:
     x = g.add("walk.x", ir.Const(grid), grid.shape, sheet, title="x", col_labels=["x"])
     y = lower_sequential(g, model, x, prefix="walk.", sheet=sheet, in_labels=["x"],
                          with_params=False)
-    g.add("walk.sqrt", ir.Sqrt(x), grid.shape, sheet, title="sqrt(x)", col_labels=["√x"])
+    for name in g.nodes:  # the hidden layers go right of x | y | sqrt(x) | error | breakpoints
+        if name.startswith("walk.") and name != x:
+            g.nodes[name].order = 10
+    g.nodes[y].order, g.nodes[y].title = 1, "net y"
+    g.add("walk.sqrt", ir.Sqrt(x), grid.shape, sheet, title="sqrt(x)", col_labels=["√x"], order=2)
     g.add("walk.error", ir.Sub(y, "walk.sqrt"), grid.shape, sheet, title="error",
-          col_labels=["y-√x"])
+          col_labels=["y-√x"], order=3)
     steps = [n.name for n in g.nodes.values() if n.sheet == sheet and isinstance(n.op, ir.Step)]
     bps = breakpoints(model, lo, hi)
     if bps:
         g.add("walk.breakpoints", ir.Const(np.array([[b] for b, _ in bps])), (len(bps), 1), sheet,
-              title="ReLU switches at x (exported weights)",
-              row_labels=[who for _, who in bps], col_labels=["x"])
+              title="ReLU switches",
+              row_labels=[who for _, who in bps], col_labels=["x"], order=4)
     g.meta["walk"] = {"x": "walk.x", "y": y, "sqrt": "walk.sqrt", "steps": steps}
     g.meta["charts"] = [{"sheet": sheet, "title": "The net's y against sqrt(x)", "x": "walk.x",
-                         "series": [y, "walk.sqrt"], "names": ["net y", "sqrt(x)"]}]
+                         "series": [y, "walk.sqrt"], "names": ["net y", "sqrt(x)"],
+                         "below": "walk.x"}]
 
 
 def breakpoints(model: nn.Sequential, lo: float, hi: float) -> list[tuple[float, str]]:

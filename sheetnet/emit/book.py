@@ -82,9 +82,13 @@ def _add_chart(sheet: SheetSpec, chart: dict, regions: dict[str, Region]) -> Non
     x = regions[chart["x"]]
     series = [(name, regions[s].col, regions[s].row, regions[s].row + regions[s].nrows - 1)
               for name, s in zip(chart["names"], chart["series"])]
-    right = max(r.col + r.ncols for r in regions.values() if r.sheet == sheet.name)
+    if "below" in chart:  # under the block it names, at the sheet's left edge
+        under = regions[chart["below"]]
+        anchor = (under.row + under.nrows + 1, 0)
+    else:  # right of everything on the sheet
+        anchor = (x.row, max(r.col + r.ncols for r in regions.values() if r.sheet == sheet.name) + 1)
     sheet.charts.append(ChartSpec(chart["title"], (x.col, x.row, x.row + x.nrows - 1), series,
-                                  anchor=(x.row, right + 1)))
+                                  anchor=anchor))
 
 
 def _guide_sheet(graph: ir.Graph, values: dict) -> SheetSpec:

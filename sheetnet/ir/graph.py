@@ -141,6 +141,7 @@ class Node:
     beside: bool = False        # layout: place to the right of the previous node (bias beside W)
     role: str = ""              # "output" marks the model's result; "" for everything else
     style: str = ""             # cell style override, e.g. "flag" for 1/0 cells ("" = by kind)
+    order: int = 0              # layout: lower comes first on its sheet (stable: ties keep graph order)
 
 
 @dataclass

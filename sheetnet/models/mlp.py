@@ -65,10 +65,26 @@ def train_sqrt(hidden: list[int], seed: int = 0, steps: int = 3000, lr: float = 
     return model, meta
 
 
+TARGET_MSE = 0.005  # a run above this got stuck (dead ReLUs): a tiny net then tries the next seed
+MAX_TRIES = 8
+
+
 def train_sqrt_checkpoint(out_path, hidden: list[int], seed: int = 0, steps: int = 3000) -> dict:
-    """Train the sqrt net and save it as a sheetnet checkpoint; returns its metadata."""
-    torch.set_num_threads(2)
-    model, meta = train_sqrt(hidden, seed=seed, steps=steps)
+    """Train the sqrt net and save it as a sheetnet checkpoint; returns its metadata.
+
+    A 2x2 ReLU net often ends with dead ReLUs (a straight line, no kinks to walk); seeds
+    seed, seed+1, ... are tried until one fits to TARGET_MSE, keeping the best (deterministic).
+    """
+    torch.set_num_threads(1)  # tiny matrices: threads cost more than they save
+    best = None
+    for k in range(MAX_TRIES):
+        model, meta = train_sqrt(hidden, seed=seed + k, steps=steps)
+        if best is None or meta["final_mse"] < best[1]["final_mse"]:
+            best = (model, meta)
+        if meta["final_mse"] <= TARGET_MSE:
+            break
+    model, meta = best
+    meta["seed_asked"], meta["tries"] = seed, k + 1
     config = {"sizes": [1, *hidden, 1], "activation": "relu"}
     save_checkpoint(out_path, "mlp", config, model.state_dict(), meta)
     return meta

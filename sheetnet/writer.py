@@ -1,30 +1,24 @@
-"""Write a BookSpec to .xlsx with openpyxl.  Knows cells, styles and charts; nothing about the IR.
+"""The workbook as data (BookSpec: sheets of cells, blocks, formulas, charts) and its writing.
 
-Numbers are written with the shortest exact text (``repr``), not openpyxl's "%.16g", so every
-weight reads back bit for bit.  Strings are always text cells, even "=1+1".  The file is written
-to a temporary name beside the target and renamed, so a failed export leaves nothing behind.
+Knows cells, styles and charts; nothing about the IR.  xlsx.py streams it to SpreadsheetML:
+numbers with the shortest exact text (every weight reads back bit for bit), strings always as
+text cells (even "=1+1").  The file is written to a temporary name beside the target and
+renamed, so a failed export leaves nothing behind.  Reading back uses openpyxl.
 """
 from __future__ import annotations
 
 import json
-import math
 import os
 import sys
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import openpyxl
-import openpyxl.cell._writer as _cell_writer
-from openpyxl.chart import Reference, ScatterChart, Series
-from openpyxl.styles import Border, Font, PatternFill, Side
-from openpyxl.utils import get_column_letter
-from openpyxl.worksheet.datavalidation import DataValidation
-from openpyxl.worksheet.formula import ArrayFormula
 
 from .errors import SheetnetError
 from .files import atomic_path
+from .xlsx import write_xlsx
 
 
 def _templates_dir() -> Path:
@@ -61,6 +55,8 @@ class ChartSpec:
     x: tuple[int, int, int]            # (col, first_row, last_row), 0-based, on the chart's sheet
     series: list[tuple[str, int, int, int]]  # (name, col, first_row, last_row)
     anchor: tuple[int, int]            # (row, col) of the chart's top-left corner
+    kind: str = "scatter"              # "scatter" (lines over numeric x) or "bar" (x = labels)
+    x_title: str = "x"
 
 
 @dataclass
@@ -73,6 +69,9 @@ class SheetSpec:
     lists: list[tuple[int, int, str]] = field(default_factory=list)  # (row, col, "=range") drop-downs
     freeze: tuple[int, int] | None = None
     widths: dict[int, float] = field(default_factory=dict)
+    default_width: float = 11
+    scales: list[tuple[str, str, str, str]] = field(default_factory=list)  # (A1 range, low, mid, high colours)
+    state: str = "visible"             # or "hidden", "veryHidden"
 
     def put(self, row: int, col: int, value, kind: str = "text") -> None:
         self.cells[(row, col)] = (value, kind)
@@ -82,127 +81,40 @@ class SheetSpec:
 class BookSpec:
     sheets: list[SheetSpec]
     manifest: dict
+    names: dict[str, str] = field(default_factory=dict)  # defined name -> "'Sheet'!$A$1:$B$2"
 
 
 def load_styles() -> dict:
     return json.loads((TEMPLATES / "styles.json").read_text())
 
 
-@contextmanager
-def _exact_floats():
-    # openpyxl formats floats with "%.16g", which loses the last bit of ~40% of float64 values
-    original = _cell_writer.safe_string
+def write_book(book: BookSpec, path: str | os.PathLike, force: bool = False,
+               precision: str = "float64", progress=None) -> None:
+    """Write ``book`` to ``path`` atomically, with the manifest in a very hidden sheet.
 
-    def exact(value):
-        if isinstance(value, float) and math.isfinite(value):
-            return repr(value)
-        return original(value)
-    _cell_writer.safe_string = exact
-    try:
-        yield
-    finally:
-        _cell_writer.safe_string = original
-
-
-class _Styler:
-    def __init__(self, styles: dict):
-        self.kinds = {}
-        for kind, s in styles["kinds"].items():
-            side = Side(style="thin", color=s["border"]) if "border" in s else None
-            self.kinds[kind] = dict(
-                font=Font(bold=s.get("bold", False), italic=s.get("italic", False),
-                          color=s.get("color"), size=s.get("size")),
-                fill=PatternFill("solid", fgColor=s["fill"]) if "fill" in s else None,
-                border=Border(left=side, right=side, top=side, bottom=side) if side else None,
-                number_format=s.get("number_format"))
-
-    def apply(self, cell, kind: str) -> None:
-        for attr, value in self.kinds.get(kind, {}).items():
-            if value is not None:
-                setattr(cell, attr, value)
-
-
-def _write_sheet(ws, spec: SheetSpec, styler: _Styler, styles: dict) -> None:
-    for r, c, arr, kind in spec.blocks:
-        for i, row in enumerate(np.asarray(arr, dtype=np.float64)):
-            for j, v in enumerate(row):
-                styler.apply(ws.cell(r + i + 1, c + j + 1, float(v)), kind)
-    for (r, c), (value, kind) in spec.cells.items():
-        cell = ws.cell(r + 1, c + 1)
-        if isinstance(value, Formula):
-            cell.value = "=" + value.text
-        elif isinstance(value, str):
-            cell.value = value
-            cell.data_type = "s"  # text, whatever it looks like: "=1+1" is a word, not a formula
-        elif value is not None:
-            cell.value = float(value)
-        styler.apply(cell, kind)
-    for a in spec.arrays:
-        ref = f"{_a1(a.row, a.col)}:{_a1(a.row + a.nrows - 1, a.col + a.ncols - 1)}"
-        ws.cell(a.row + 1, a.col + 1).value = ArrayFormula(ref, "=" + a.text)
-        for i in range(a.nrows):
-            for j in range(a.ncols):
-                styler.apply(ws.cell(a.row + i + 1, a.col + j + 1), a.kind)
-    for r, c, source in spec.lists:
-        dv = DataValidation(type="list", formula1=source, allow_blank=False)
-        dv.error, dv.errorTitle = "Pick a word from the vocabulary", "Not in the vocabulary"
-        ws.add_data_validation(dv)
-        dv.add(_a1(r, c))
-    for chart in spec.charts:
-        ws.add_chart(_scatter(ws, chart), _a1(*chart.anchor))
-    width = styles.get("column_width", 11)
-    for col in range(1, (ws.max_column or 1) + 1):
-        ws.column_dimensions[get_column_letter(col)].width = spec.widths.get(col - 1, width)
-    if spec.freeze:
-        ws.freeze_panes = _a1(*spec.freeze)
-    # print (and render to PDF) each sheet one page wide, landscape
-    ws.page_setup.orientation = "landscape"
-    ws.sheet_properties.pageSetUpPr.fitToPage = True
-    ws.page_setup.fitToWidth, ws.page_setup.fitToHeight = 1, 0
-
-
-def _a1(row: int, col: int) -> str:
-    return f"{get_column_letter(col + 1)}{row + 1}"
-
-
-def _scatter(ws, spec: ChartSpec) -> ScatterChart:
-    chart = ScatterChart()
-    chart.title, chart.style, chart.height, chart.width = spec.title, 13, 9, 16
-    chart.x_axis.title = "x"
-    xs = Reference(ws, min_col=spec.x[0] + 1, min_row=spec.x[1] + 1, max_row=spec.x[2] + 1)
-    for name, col, r0, r1 in spec.series:
-        ys = Reference(ws, min_col=col + 1, min_row=r0 + 1, max_row=r1 + 1)
-        s = Series(ys, xs, title=name)
-        s.marker.symbol = "none"
-        chart.series.append(s)
-    return chart
-
-
-def write_book(book: BookSpec, path: str | os.PathLike, force: bool = False) -> None:
-    """Write ``book`` to ``path`` atomically.
-
+    Args:
+        book: the sheets.
+        path: the .xlsx to write.
+        force: overwrite an existing file.
+        precision: "float64" writes every number's shortest exact text; "float32" writes 9
+            significant digits (enough for float32 weights to read back bit for bit).
+        progress: optional callable(sheet_spec) after each sheet is written.
     Raises:
         SheetnetError: the folder is missing, or the file exists and ``force`` is False.
     """
-    styles = load_styles()
-    styler = _Styler(styles)
-    wb = openpyxl.Workbook()
-    wb.remove(wb.active)
-    for spec in book.sheets:
-        _write_sheet(wb.create_sheet(spec.name), spec, styler, styles)
-    _write_manifest(wb, book.manifest)
-    with atomic_path(path, force=force) as tmp, _exact_floats():
-        wb.save(tmp)
+    with atomic_path(path, force=force) as tmp:
+        write_xlsx(BookSpec(book.sheets + [_manifest_sheet(book.manifest)], book.manifest,
+                            book.names), tmp, load_styles(), precision=precision,
+                   progress=progress)
 
 
-def _write_manifest(wb, manifest: dict) -> None:
+def _manifest_sheet(manifest: dict) -> SheetSpec:
     # what verify/run/import need to find every tensor again, kept in a sheet users don't see
-    ws = wb.create_sheet(MANIFEST_SHEET)
-    ws.sheet_state = "veryHidden"
+    spec = SheetSpec(MANIFEST_SHEET, state="veryHidden")
     text = json.dumps(manifest, separators=(",", ":"))
     for k in range(0, max(len(text), 1), _CHUNK):
-        cell = ws.cell(k // _CHUNK + 1, 1, text[k:k + _CHUNK])
-        cell.data_type = "s"
+        spec.put(k // _CHUNK, 0, text[k:k + _CHUNK])
+    return spec
 
 
 def read_manifest(path: str | os.PathLike) -> dict:

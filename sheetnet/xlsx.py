@@ -1,0 +1,331 @@
+"""A streaming .xlsx writer of our own: SpreadsheetML text straight into a zip, row by row.
+
+Why not openpyxl: it builds a Python object per cell and formats each one on its own (about
+100k cells/s here); weights are most of a model's cells and arrive as NumPy rows, so we format a
+whole row with one join (see benchmarks/bench_writers.py for the figures).  It writes only what
+sheetnet uses: numbers, inline strings, formulas, array formulas, cell styles from
+templates/styles.json, column widths, frozen panes, drop-down lists, colour scales, defined names,
+scatter and bar charts, hidden sheets and print settings.
+"""
+from __future__ import annotations
+
+import math
+import re
+import zipfile
+from collections import defaultdict
+from xml.sax.saxutils import escape
+
+import numpy as np
+
+from .emit.a1 import cell_name, col_letter
+
+NS = 'xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"'
+NS_R = 'xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships"'
+REL = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
+CT = "application/vnd.openxmlformats-officedocument"
+_ILLEGAL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]|_x[0-9A-Fa-f]{4}_")
+_COLS = [col_letter(c) for c in range(16_384)]
+
+
+def xml_text(text: str) -> str:
+    """Escape for XML; characters XML cannot hold become OOXML's _xHHHH_ escapes."""
+    def sub(m):
+        s = m.group(0)
+        return "_x005F" + s[1:] if s.startswith("_x") else f"_x{ord(s):04X}_"
+    return escape(_ILLEGAL.sub(sub, text))
+
+
+def number_text(precision: str):
+    """float -> shortest exact text ("float64"), or 9 significant digits, enough to round-trip
+    float32 weights ("float32": about half the bytes)."""
+    return repr if precision == "float64" else (lambda v: "%.9g" % v)
+
+
+class Styles:
+    """cellXfs built from templates/styles.json: one style index per cell kind."""
+
+    def __init__(self, styles: dict):
+        self.kinds = list(styles["kinds"])
+        self.index = {k: i + 1 for i, k in enumerate(self.kinds)}  # 0 is the default style
+        self.spec = styles["kinds"]
+
+    def xml(self) -> str:
+        fonts, fills, borders, xfs = [], [], [], []
+        fmt_ids: dict[str, int] = {}
+        for kind in self.kinds:
+            s = self.spec[kind]
+            color = f'<color rgb="FF{s["color"]}"/>' if "color" in s else ""
+            fonts.append(f'<font>{"<b/>" if s.get("bold") else ""}{"<i/>" if s.get("italic") else ""}'
+                         f'<sz val="{s.get("size", 11)}"/>{color}<name val="Calibri"/></font>')
+            fills.append(f'<fill><patternFill patternType="solid"><fgColor rgb="FF{s["fill"]}"/>'
+                         '</patternFill></fill>' if "fill" in s else '<fill><patternFill/></fill>')
+            side = (f'<{{0}} style="thin"><color rgb="FF{s["border"]}"/></{{0}}>'
+                    if "border" in s else "<{0}/>")
+            borders.append("<border>" + "".join(side.format(e) for e in
+                                                 ("left", "right", "top", "bottom")) + "</border>")
+            fmt = s.get("number_format")
+            fmt_id = 0
+            if fmt:
+                fmt_id = fmt_ids.setdefault(fmt, 164 + len(fmt_ids))
+            n = len(fonts)  # font/fill/border k+1 (index 0 and, for fills, 1 are the defaults)
+            xfs.append(f'<xf numFmtId="{fmt_id}" fontId="{n}" fillId="{n + 1}" borderId="{n}" '
+                       'applyNumberFormat="1" applyFont="1" applyFill="1" applyBorder="1"/>')
+        numfmts = "".join(f'<numFmt numFmtId="{i}" formatCode="{escape(f, {chr(34): "&quot;"})}"/>'
+                          for f, i in fmt_ids.items())
+        return (f'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<styleSheet {NS}>'
+                f'<numFmts count="{len(fmt_ids)}">{numfmts}</numFmts>'
+                f'<fonts count="{len(fonts) + 1}"><font><sz val="11"/><name val="Calibri"/></font>'
+                f'{"".join(fonts)}</fonts>'
+                f'<fills count="{len(fills) + 2}"><fill><patternFill/></fill>'
+                f'<fill><patternFill patternType="gray125"/></fill>{"".join(fills)}</fills>'
+                f'<borders count="{len(borders) + 1}"><border><left/><right/><top/><bottom/>'
+                f'</border>{"".join(borders)}</borders>'
+                '<cellStyleXfs count="1"><xf numFmtId="0" fontId="0" fillId="0" borderId="0"/>'
+                f'</cellStyleXfs><cellXfs count="{len(xfs) + 1}">'
+                f'<xf numFmtId="0" fontId="0" fillId="0" borderId="0"/>{"".join(xfs)}</cellXfs>'
+                '<cellStyles count="1"><cellStyle name="Normal" xfId="0" builtinId="0"/>'
+                '</cellStyles></styleSheet>')
+
+
+def _cell(row: int, col: int, value, style: int, fmt) -> str:
+    ref = f"{_COLS[col]}{row + 1}"
+    kind = type(value).__name__
+    if kind == "Formula":
+        return f'<c r="{ref}" s="{style}"><f>{xml_text(value.text)}</f></c>'
+    if isinstance(value, str):
+        return f'<c r="{ref}" s="{style}" t="inlineStr"><is><t xml:space="preserve">' \
+               f'{xml_text(value)}</t></is></c>'
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return f'<c r="{ref}" s="{style}"/>'
+    return f'<c r="{ref}" s="{style}"><v>{fmt(float(value))}</v></c>'
+
+
+def _rows(spec, styles: Styles, fmt):
+    """Yield each row's XML, in row order, merging scattered cells, number blocks and arrays."""
+    items: dict[int, list] = defaultdict(list)  # row -> [(col, xml)] for everything but blocks
+    for (r, c), (value, kind) in spec.cells.items():
+        items[r].append((c, _cell(r, c, value, styles.index.get(kind, 0), fmt)))
+    for a in spec.arrays:
+        s = styles.index.get(a.kind, 0)
+        ref = f"{cell_name(a.row, a.col)}:{cell_name(a.row + a.nrows - 1, a.col + a.ncols - 1)}"
+        for i in range(a.nrows):
+            for j in range(a.ncols):
+                r, c = a.row + i, a.col + j
+                body = f'<f t="array" ref="{ref}">{xml_text(a.text)}</f>' if i == j == 0 else ""
+                items[r].append((c, f'<c r="{_COLS[c]}{r + 1}" s="{s}">{body}</c>'))
+    blocks = sorted(spec.blocks, key=lambda b: b[0])
+    rows = set(items)
+    for r0, _, arr, _ in blocks:
+        rows.update(range(r0, r0 + arr.shape[0]))
+    for r in sorted(rows):
+        row_items = list(items.get(r, ()))
+        for r0, c0, arr, kind in blocks:
+            if r0 <= r < r0 + arr.shape[0]:
+                row_items.append((c0, _block_row(r, c0, arr[r - r0], styles.index.get(kind, 0),
+                                                 fmt)))
+        row_items.sort(key=lambda t: t[0])
+        yield f'<row r="{r + 1}">{"".join(x for _, x in row_items)}</row>'
+
+
+def _block_row(r: int, c0: int, values: np.ndarray, style: int, fmt) -> str:
+    # the hot loop: one f-string per cell, numbers formatted by repr (exact) or %.9g
+    row = r + 1
+    cols = _COLS[c0:c0 + len(values)]
+    return "".join([f'<c r="{c}{row}" s="{style}"><v>{fmt(v)}</v></c>'
+                    for c, v in zip(cols, values.tolist())])
+
+
+def _sheet_head(spec, tab_selected: bool) -> str:
+    view = ""
+    if spec.freeze and spec.freeze != (0, 0):
+        r, c = spec.freeze
+        split = (f'xSplit="{c}" ' if c else "") + (f'ySplit="{r}" ' if r else "")
+        pane = "bottomRight" if r and c else ("bottomLeft" if r else "topRight")
+        view = (f'<pane {split}topLeftCell="{cell_name(r, c)}" activePane="{pane}" '
+                f'state="frozen"/><selection pane="{pane}"/>')
+    widths = "".join(f'<col min="{c + 1}" max="{c + 1}" width="{w}" customWidth="1"/>'
+                     for c, w in sorted(spec.widths.items()))
+    return (f'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<worksheet {NS} {NS_R}>'
+            '<sheetPr><pageSetUpPr fitToPage="1"/></sheetPr>'
+            f'<sheetViews><sheetView workbookViewId="0"{" tabSelected=" + chr(34) + "1" + chr(34) if tab_selected else ""}>'
+            f'{view}</sheetView></sheetViews>'
+            f'<sheetFormatPr defaultRowHeight="15" defaultColWidth="{spec.default_width}"/>'
+            + (f"<cols>{widths}</cols>" if widths else "") + "<sheetData>")
+
+
+def _sheet_tail(spec, has_drawing: bool) -> str:
+    parts = ["</sheetData>"]
+    for k, (ref, low, mid, high) in enumerate(spec.scales):
+        parts.append(f'<conditionalFormatting sqref="{ref}"><cfRule type="colorScale" '
+                     f'priority="{k + 1}"><colorScale>'
+                     + "".join(f'<cfvo type="{t}"{v}/>' for t, v in
+                               (("min", ""), ("percentile", ' val="50"'), ("max", "")))
+                     + f'<color rgb="FF{low}"/><color rgb="FF{mid}"/><color rgb="FF{high}"/>'
+                     '</colorScale></cfRule></conditionalFormatting>')
+    if spec.lists:
+        parts.append(f'<dataValidations count="{len(spec.lists)}">')
+        for r, c, source in spec.lists:
+            parts.append('<dataValidation type="list" allowBlank="0" showErrorMessage="1" '
+                         'errorTitle="Not in the vocabulary" error="Pick a word from the list" '
+                         f'sqref="{cell_name(r, c)}"><formula1>{xml_text(source.lstrip("="))}'
+                         '</formula1></dataValidation>')
+        parts.append("</dataValidations>")
+    parts.append('<pageMargins left="0.5" right="0.5" top="0.5" bottom="0.5" header="0.3" '
+                 'footer="0.3"/><pageSetup orientation="landscape" fitToWidth="1" '
+                 'fitToHeight="0"/>')
+    if has_drawing:
+        parts.append('<drawing r:id="rId1"/>')
+    parts.append("</worksheet>")
+    return "".join(parts)
+
+
+def _chart_xml(chart, sheet: str) -> str:
+    """A scatter chart with straight lines (kind "scatter") or a column chart (kind "bar")."""
+    from .emit.a1 import quote_sheet
+
+    def ref(col, r0, r1):
+        return f"{quote_sheet(sheet)}!${_COLS[col]}${r0 + 1}:${_COLS[col]}${r1 + 1}"
+    xcol, xr0, xr1 = chart.x
+    series = []
+    for k, (name, col, r0, r1) in enumerate(chart.series):
+        cat, val = ("xVal", "yVal") if chart.kind == "scatter" else ("cat", "val")
+        xref = "strRef" if chart.kind == "bar" else "numRef"
+        series.append(
+            f'<c:ser><c:idx val="{k}"/><c:order val="{k}"/><c:tx><c:v>{xml_text(name)}</c:v></c:tx>'
+            + ('<c:marker><c:symbol val="none"/></c:marker>' if chart.kind == "scatter" else "")
+            + f'<c:{cat}><c:{xref}><c:f>{xml_text(ref(xcol, xr0, xr1))}</c:f></c:{xref}></c:{cat}>'
+            f'<c:{val}><c:numRef><c:f>{xml_text(ref(col, r0, r1))}</c:f></c:numRef></c:{val}>'
+            + ('<c:smooth val="0"/>' if chart.kind == "scatter" else "") + "</c:ser>")
+    if chart.kind == "scatter":
+        plot = ('<c:scatterChart><c:scatterStyle val="lineMarker"/><c:varyColors val="0"/>'
+                + "".join(series) + '<c:axId val="1"/><c:axId val="2"/></c:scatterChart>'
+                + _axis("valAx", 1, 2, "b", chart.x_title) + _axis("valAx", 2, 1, "l", ""))
+    else:
+        plot = ('<c:barChart><c:barDir val="col"/><c:grouping val="clustered"/>'
+                '<c:varyColors val="0"/>' + "".join(series)
+                + '<c:axId val="1"/><c:axId val="2"/></c:barChart>'
+                + _axis("catAx", 1, 2, "b", chart.x_title) + _axis("valAx", 2, 1, "l", ""))
+    return ('<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
+            '<c:chartSpace xmlns:c="http://schemas.openxmlformats.org/drawingml/2006/chart" '
+            'xmlns:a="http://schemas.openxmlformats.org/drawingml/2006/main" '
+            f'{NS_R}><c:chart><c:title><c:tx><c:rich><a:bodyPr/><a:p><a:r><a:t>'
+            f'{xml_text(chart.title)}</a:t></a:r></a:p></c:rich></c:tx><c:overlay val="0"/>'
+            f'</c:title><c:autoTitleDeleted val="0"/><c:plotArea><c:layout/>{plot}</c:plotArea>'
+            '<c:legend><c:legendPos val="r"/><c:overlay val="0"/></c:legend>'
+            '<c:plotVisOnly val="1"/></c:chart></c:chartSpace>')
+
+
+def _axis(tag: str, ax: int, cross: int, pos: str, title: str) -> str:
+    t = (f'<c:title><c:tx><c:rich><a:bodyPr/><a:p><a:r><a:t>{xml_text(title)}</a:t></a:r></a:p>'
+         '</c:rich></c:tx><c:overlay val="0"/></c:title>') if title else ""
+    return (f'<c:{tag}><c:axId val="{ax}"/><c:scaling><c:orientation val="minMax"/></c:scaling>'
+            f'<c:delete val="0"/><c:axPos val="{pos}"/>{t}<c:majorGridlines/>'
+            f'<c:crossAx val="{cross}"/></c:{tag}>')
+
+
+def _drawing_xml(charts) -> str:
+    anchors = []
+    for k, chart in enumerate(charts):
+        r, c = chart.anchor
+        anchors.append(
+            f'<xdr:twoCellAnchor><xdr:from><xdr:col>{c}</xdr:col><xdr:colOff>0</xdr:colOff>'
+            f'<xdr:row>{r}</xdr:row><xdr:rowOff>0</xdr:rowOff></xdr:from><xdr:to>'
+            f'<xdr:col>{c + 8}</xdr:col><xdr:colOff>0</xdr:colOff><xdr:row>{r + 18}</xdr:row>'
+            '<xdr:rowOff>0</xdr:rowOff></xdr:to><xdr:graphicFrame macro="">'
+            f'<xdr:nvGraphicFramePr><xdr:cNvPr id="{k + 2}" name="Chart {k + 1}"/>'
+            '<xdr:cNvGraphicFramePr/></xdr:nvGraphicFramePr><xdr:xfrm><a:off x="0" y="0"/>'
+            '<a:ext cx="0" cy="0"/></xdr:xfrm><a:graphic><a:graphicData '
+            'uri="http://schemas.openxmlformats.org/drawingml/2006/chart"><c:chart '
+            'xmlns:c="http://schemas.openxmlformats.org/drawingml/2006/chart" '
+            f'r:id="rId{k + 1}"/></a:graphicData></a:graphic></xdr:graphicFrame>'
+            '<xdr:clientData/></xdr:twoCellAnchor>')
+    return ('<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<xdr:wsDr '
+            'xmlns:xdr="http://schemas.openxmlformats.org/drawingml/2006/spreadsheetDrawing" '
+            f'xmlns:a="http://schemas.openxmlformats.org/drawingml/2006/main" {NS_R}>'
+            + "".join(anchors) + "</xdr:wsDr>")
+
+
+def _rels(targets: list[tuple[str, str]]) -> str:
+    body = "".join(f'<Relationship Id="rId{k + 1}" Type="{REL}/{t}" Target="{target}"/>'
+                   for k, (t, target) in enumerate(targets))
+    return ('<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<Relationships '
+            f'xmlns="http://schemas.openxmlformats.org/package/2006/relationships">{body}'
+            "</Relationships>")
+
+
+def write_xlsx(book, path, styles: dict, precision: str = "float64", compresslevel: int = 1,
+               progress=None) -> None:
+    """Write a BookSpec (see writer.py) as .xlsx at ``path``.
+
+    Args:
+        book: the sheets, plus hidden sheets and defined names.
+        path: destination (the caller makes it atomic).
+        styles: templates/styles.json as a dict.
+        precision: "float64" (shortest exact text) or "float32" (9 significant digits).
+        compresslevel: zlib level; 1 is several times faster than 6 for ~15% more bytes.
+        progress: optional callable(cells_done) called after each sheet.
+    """
+    st, fmt = Styles(styles), number_text(precision)
+    overrides, sheets_xml, wb_rels, names = [], [], [], []
+    n_charts = 0
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=compresslevel) as zf:
+        for k, spec in enumerate(book.sheets, start=1):
+            with zf.open(f"xl/worksheets/sheet{k}.xml", "w", force_zip64=True) as f:
+                f.write(_sheet_head(spec, k == 1).encode())
+                for chunk in _batched(_rows(spec, st, fmt), 512):
+                    f.write("".join(chunk).encode())
+                f.write(_sheet_tail(spec, bool(spec.charts)).encode())
+            if spec.charts:
+                targets = []
+                for chart in spec.charts:
+                    n_charts += 1
+                    zf.writestr(f"xl/charts/chart{n_charts}.xml", _chart_xml(chart, spec.name))
+                    overrides.append((f"/xl/charts/chart{n_charts}.xml",
+                                      f"{CT}.drawingml.chart+xml"))
+                    targets.append(("chart", f"../charts/chart{n_charts}.xml"))
+                zf.writestr(f"xl/drawings/drawing{k}.xml", _drawing_xml(spec.charts))
+                zf.writestr(f"xl/drawings/_rels/drawing{k}.xml.rels", _rels(targets))
+                zf.writestr(f"xl/worksheets/_rels/sheet{k}.xml.rels",
+                            _rels([("drawing", f"../drawings/drawing{k}.xml")]))
+                overrides.append((f"/xl/drawings/drawing{k}.xml", f"{CT}.drawing+xml"))
+            overrides.append((f"/xl/worksheets/sheet{k}.xml",
+                              f"{CT}.spreadsheetml.worksheet+xml"))
+            state = f' state="{spec.state}"' if spec.state != "visible" else ""
+            sheets_xml.append(f'<sheet name="{xml_text(spec.name)}" sheetId="{k}"{state} '
+                              f'r:id="rId{k}"/>')
+            wb_rels.append(("worksheet", f"worksheets/sheet{k}.xml"))
+            if progress:
+                progress(spec)
+        for name, ref in book.names.items():
+            names.append(f'<definedName name="{xml_text(name)}">{xml_text(ref)}</definedName>')
+        wb_rels.append(("styles", "styles.xml"))
+        zf.writestr("xl/styles.xml", st.xml())
+        zf.writestr("xl/_rels/workbook.xml.rels", _rels(wb_rels))
+        zf.writestr("xl/workbook.xml",
+                    f'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<workbook {NS} '
+                    f'{NS_R}><bookViews><workbookView activeTab="0"/></bookViews>'
+                    f'<sheets>{"".join(sheets_xml)}</sheets>'
+                    + (f"<definedNames>{''.join(names)}</definedNames>" if names else "")
+                    + '<calcPr calcId="191029" fullCalcOnLoad="1"/></workbook>')
+        zf.writestr("_rels/.rels", _rels([("officeDocument", "xl/workbook.xml")]))
+        overrides += [("/xl/workbook.xml", f"{CT}.spreadsheetml.sheet.main+xml"),
+                      ("/xl/styles.xml", f"{CT}.spreadsheetml.styles+xml")]
+        zf.writestr("[Content_Types].xml",
+                    '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<Types '
+                    'xmlns="http://schemas.openxmlformats.org/package/2006/content-types">'
+                    '<Default Extension="rels" ContentType="application/vnd.openxmlformats-'
+                    'package.relationships+xml"/><Default Extension="xml" '
+                    'ContentType="application/xml"/>'
+                    + "".join(f'<Override PartName="{p}" ContentType="{t}"/>'
+                              for p, t in overrides) + "</Types>")
+
+
+def _batched(iterable, n: int):
+    batch = []
+    for item in iterable:
+        batch.append(item)
+        if len(batch) == n:
+            yield batch
+            batch = []
+    if batch:
+        yield batch

@@ -31,7 +31,7 @@ def xml_text(text: str) -> str:
     """Escape for XML; characters XML cannot hold become OOXML's _xHHHH_ escapes."""
     def sub(m):
         s = m.group(0)
-        return "_x005F" + s[1:] if s.startswith("_x") else f"_x{ord(s):04X}_"
+        return "_x005F_" + s[1:] if s.startswith("_x") else f"_x{ord(s):04X}_"
     return escape(_ILLEGAL.sub(sub, text))
 
 

@@ -1,0 +1,46 @@
+"""Our .xlsx writer, read back by LibreOffice and openpyxl."""
+import numpy as np
+import openpyxl
+
+from sheetnet.engine import Block
+from sheetnet.writer import ArraySpec, BookSpec, Formula, SheetSpec, load_styles
+from sheetnet.xlsx import write_xlsx
+
+WORDS = ["=1+1", "@SUM(A1)", "+x", "-", "_x0041_", "a\x01b", "tab\there", "<&>", "  sp  ", "Ünï"]
+
+
+def test_text_stays_text_whatever_it_looks_like(engine, tmp_path):
+    sheet = SheetSpec("S")
+    for i, w in enumerate(WORDS):
+        sheet.put(i, 0, w)
+    path = tmp_path / "w.xlsx"
+    write_xlsx(BookSpec([sheet], {}), path, load_styles())
+    got = engine.recalculate(path, [Block("S", 0, 0, len(WORDS), 1)])[0][:, 0].tolist()
+    assert got == WORDS
+    cells = [c for (c,) in openpyxl.load_workbook(path)["S"].iter_rows()]
+    assert all(c.data_type == "s" for c in cells)
+
+
+def test_numbers_formulas_arrays_and_hidden_sheets(engine, tmp_path):
+    rng = np.random.default_rng(0)
+    w = rng.normal(size=(3, 4))
+    w[0, 0] = 5e-324  # subnormal, and
+    w[0, 1] = 0.1 + 0.2  # a value "%.16g" would round
+    sheet = SheetSpec("Layer 1")
+    sheet.blocks.append((1, 1, w, "weight"))
+    sheet.put(5, 1, Formula("SUM(B2:E4)"), "formula")
+    sheet.arrays.append(ArraySpec(7, 1, 3, 3, "MMULT(B2:E4,TRANSPOSE(B2:E4))"))
+    hidden = SheetSpec("secret", state="veryHidden")
+    hidden.put(0, 0, "x")
+    path = tmp_path / "n.xlsx"
+    write_xlsx(BookSpec([sheet, hidden], {}, names={"W1": "'Layer 1'!$B$2:$E$4"}), path,
+               load_styles())
+    back, total, mm = engine.recalculate(path, [Block("Layer 1", 1, 1, 3, 4),
+                                                Block("Layer 1", 5, 1, 1, 1),
+                                                Block("Layer 1", 7, 1, 3, 3)])
+    assert np.array_equal(back.astype(float), w)  # bit for bit through LibreOffice
+    assert abs(total[0, 0] - w.sum()) < 1e-12
+    np.testing.assert_allclose(mm.astype(float), w @ w.T, rtol=0, atol=1e-12)
+    wb = openpyxl.load_workbook(path)
+    assert wb["secret"].sheet_state == "veryHidden"
+    assert "W1" in wb.defined_names

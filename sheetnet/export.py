@@ -46,13 +46,15 @@ def check_finite(graph: ir.Graph) -> None:
                                 "NaN or infinite weights")
 
 
-def export(model_path, out_path, options: ExportOptions | None = None) -> ExportResult:
+def export(model_path, out_path, options: ExportOptions | None = None,
+           progress=None) -> ExportResult:
     """Compile the model at ``model_path`` into the workbook ``out_path``.
 
     Args:
         model_path: a checkpoint (see loaders).
         out_path: the .xlsx to write; its folder must exist.
         options: style, force, format and initial inputs.
+        progress: optional callable(done, total, sheet name) as each sheet is written.
     Returns:
         what was written, with counts and time.
     Raises:
@@ -74,7 +76,10 @@ def export(model_path, out_path, options: ExportOptions | None = None) -> Export
              "model": Path(model_path).name, **graph.meta.get("guide", {})}
     arrays = ARRAY_FORMULAS if options.style == "arrays" else None
     book = build_book(graph, plan, guide=guide, array_ops=arrays)
-    write_book(book, out_path, force=options.force)
+    counter = iter(range(1, len(book.sheets) + 2))  # + the manifest sheet
+    write_book(book, out_path, force=options.force,
+               progress=progress and (lambda spec: progress(next(counter), len(book.sheets) + 1,
+                                                            spec.name)))
     params = graph.of_type(ir.Param)
     ops = [n for n in graph.nodes.values() if not isinstance(n.op, (*ir.LEAF_TYPES, ir.View))]
     return ExportResult(out_path, len(book.sheets),

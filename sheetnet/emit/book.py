@@ -6,9 +6,10 @@ import json
 import numpy as np
 
 from ..ir import graph as ir
-from ..layout import Plan, Region
+from ..errors import SheetnetError
+from ..layout import MAX_FORMULA_CHARS, Plan, Region
 from ..writer import TEMPLATES, ArraySpec, BookSpec, ChartSpec, Formula, SheetSpec
-from .a1 import Refs
+from .a1 import Refs, col_letter, quote_sheet
 from .formulas import cell_formula
 
 MANIFEST_VERSION = 1
@@ -52,6 +53,8 @@ def build_book(graph: ir.Graph, plan: Plan, guide: dict | None = None,
         spec.freeze = (1, 1) if graph.sheet_flow.get(spec.name) != "right" else (4, 0)
     for chart in graph.meta.get("charts", []):
         _add_chart(sheets[chart["sheet"]], chart, plan.regions)
+    for choice in graph.meta.get("lists", []):  # {"cell": input node, "source": node of choices}
+        _add_list(sheets, choice, plan.regions)
     ordered = [_guide_sheet(graph, guide or {})] + [sheets[s] for s in graph.sheets]
     return BookSpec(ordered, manifest(graph, plan))
 
@@ -69,13 +72,21 @@ def _emit_node(sheet: SheetSpec, node: ir.Node, regions: dict[str, Region], arra
         return
     refs = Refs(regions, here=node.sheet)
     if type(node.op) in array_ops:
-        sheet.arrays.append(ArraySpec(region.row, region.col, region.nrows, region.ncols,
-                                      array_ops[type(node.op)](node.op, refs), kind))
+        text = _checked(node, array_ops[type(node.op)](node.op, refs))
+        sheet.arrays.append(ArraySpec(region.row, region.col, region.nrows, region.ncols, text,
+                                      kind))
         return
     for i in range(region.nrows):
         for j in range(region.ncols):
-            sheet.put(region.row + i, region.col + j, Formula(cell_formula(node.op, refs, i, j)),
-                      kind)
+            text = _checked(node, cell_formula(node.op, refs, i, j))
+            sheet.put(region.row + i, region.col + j, Formula(text), kind)
+
+
+def _checked(node: ir.Node, text: str) -> str:
+    if len(text) + 1 > MAX_FORMULA_CHARS:
+        raise SheetnetError(f"a formula of {node.name} on sheet {node.sheet!r} is {len(text) + 1:,} "
+                            f"characters; spreadsheets take at most {MAX_FORMULA_CHARS:,}")
+    return text
 
 
 def _add_chart(sheet: SheetSpec, chart: dict, regions: dict[str, Region]) -> None:
@@ -89,6 +100,17 @@ def _add_chart(sheet: SheetSpec, chart: dict, regions: dict[str, Region]) -> Non
         anchor = (x.row, max(r.col + r.ncols for r in regions.values() if r.sheet == sheet.name) + 1)
     sheet.charts.append(ChartSpec(chart["title"], (x.col, x.row, x.row + x.nrows - 1), series,
                                   anchor=anchor))
+
+
+def _add_list(sheets: dict[str, SheetSpec], choice: dict, regions: dict[str, Region]) -> None:
+    # a drop-down on every cell of choice["cell"] offering the cells of choice["source"]; absolute,
+    # since a list formula's relative references move with the cell they validate
+    cell, src = regions[choice["cell"]], regions[choice["source"]]
+    source = (f"{quote_sheet(src.sheet)}!${col_letter(src.col)}${src.row + 1}:"
+              f"${col_letter(src.col + src.ncols - 1)}${src.row + src.nrows}")
+    for i in range(cell.nrows):
+        for j in range(cell.ncols):
+            sheets[cell.sheet].lists.append((cell.row + i, cell.col + j, source))
 
 
 def _guide_sheet(graph: ir.Graph, values: dict) -> SheetSpec:

@@ -44,3 +44,16 @@ def test_numbers_formulas_arrays_and_hidden_sheets(engine, tmp_path):
     wb = openpyxl.load_workbook(path)
     assert wb["secret"].sheet_state == "veryHidden"
     assert "W1" in wb.defined_names
+
+
+def test_float32_precision_round_trips_float32_weights(engine, tmp_path):
+    rng = np.random.default_rng(1)
+    w32 = (rng.normal(size=(50, 40)) * 0.02).astype(np.float32)
+    w32[0, :4] = [np.float32(1e-38), np.float32(3.4e38), np.float32(0.1), np.float32(-0.0)]
+    sheet = SheetSpec("W")
+    sheet.blocks.append((0, 0, w32.astype(np.float64), "weight"))
+    path = tmp_path / "w32.xlsx"
+    write_xlsx(BookSpec([sheet], {}), path, load_styles(), precision="float32")
+    back = engine.recalculate(path, [Block("W", 0, 0, 50, 40)])[0].astype(float)
+    assert np.array_equal(back.astype(np.float32), w32)
+    assert np.max(np.abs(back - w32) / np.maximum(np.abs(w32), 1e-30)) < 6e-8

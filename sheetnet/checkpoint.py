@@ -56,6 +56,11 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     except Exception as exc:  # torch raises many types for corrupt / foreign / unsafe files
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise SheetnetError(f"{path} is not a loadable PyTorch checkpoint ({first[:200]})") from None
+    return check_payload(payload, path)
+
+
+def check_payload(payload: Any, path: str | os.PathLike) -> dict[str, Any]:
+    """``payload`` (read from ``path``) if it is a sheetnet checkpoint, else a SheetnetError."""
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise SheetnetError(f"{path} is not a sheetnet checkpoint (no 'format': 'sheetnet' entry)")
     for key in ("architecture", "config", "state_dict"):

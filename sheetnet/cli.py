@@ -42,6 +42,22 @@ def _floats(text: str) -> list[float]:
         raise SheetnetError(f"expected comma-separated numbers, got {text!r}") from None
 
 
+def _load_options(fn):
+    # how to read MODEL: the same three options on export and verify
+    for opt in reversed([
+        click.option("--format", "fmt", default="auto", show_default=True,
+                     help="checkpoint format: auto, sheetnet, nanogpt, hf-gpt2, mingpt, "
+                          "mlp-module, mlp-state-dict"),
+        click.option("--meta", type=click.Path(dir_okay=False), default=None,
+                     help="GPT: meta.pkl with the vocabulary (default: one beside MODEL)"),
+        click.option("--activations", default=None,
+                     help="bare Sequential state dict: activations between the Linear layers, "
+                          "e.g. relu,tanh (relu tanh sigmoid gelu gelu_tanh leaky_relu[:slope] identity)"),
+    ]):
+        fn = opt(fn)
+    return fn
+
+
 @click.group()
 @click.version_option(package_name="sheetnet")
 def main():
@@ -66,6 +82,49 @@ def train_sqrt(out, hidden, seed, steps):
     click.echo(f"wrote {out}: final MSE {meta['final_mse']:.3g} in {meta['seconds']} s")
 
 
+@train.command("textnet")
+@click.argument("out", type=click.Path(dir_okay=False))
+@click.option("--embed", default=2, show_default=True, help="embedding width")
+@click.option("--hidden", default="2,2", show_default=True, help="hidden widths, e.g. 8,8")
+@click.option("--pairs", "pairs_path", type=click.Path(dir_okay=False), default=None,
+              help="'word next' pairs, one a line (default: examples/textnet_pairs.txt)")
+@click.option("--seed", default=0, show_default=True, help="first seed tried")
+@_one_line_errors
+def train_textnet(out, embed, hidden, pairs_path, seed):
+    """Train the tiny text net until it predicts every pair's next word."""
+    from .models.textnet import read_pairs, train_textnet_checkpoint
+    default = Path(__file__).resolve().parent.parent / "examples" / "textnet_pairs.txt"
+    pairs = read_pairs(pairs_path or default)
+    meta = train_textnet_checkpoint(out, pairs, embed=embed, hidden=_ints(hidden), seed=seed)
+    click.echo(f"wrote {out}: {len(meta['vocab'])} words, {len(pairs)} pairs learned, final loss "
+               f"{meta['final_loss']:.3g} (seed {meta['seed_used']}) in {meta['train_seconds']} s")
+
+
+@train.command("gpt")
+@click.argument("out", type=click.Path(dir_okay=False))
+@click.option("--layers", default=2, show_default=True, help="transformer blocks")
+@click.option("--heads", default=2, show_default=True, help="attention heads per block")
+@click.option("--embd", default=32, show_default=True, help="embedding width (a multiple of --heads)")
+@click.option("--context", default=32, show_default=True, help="block size: positions it reads")
+@click.option("--steps", default=3000, show_default=True)
+@click.option("--text", "text_path", type=click.Path(dir_okay=False), default=None,
+              help="training text (default: examples/gpt_text.txt)")
+@click.option("--seed", default=0, show_default=True)
+@_one_line_errors
+def train_gpt(out, layers, heads, embd, context, steps, text_path, seed):
+    """Train a character-level GPT on a text file."""
+    from .models.train_gpt import train_gpt_checkpoint
+    default = Path(__file__).resolve().parent.parent / "examples" / "gpt_text.txt"
+    path = Path(text_path) if text_path else default
+    if not path.is_file():
+        raise SheetnetError(f"training text {path} does not exist")
+    res = train_gpt_checkpoint(out, path.read_text(encoding="utf-8"), n_layer=layers, n_head=heads,
+                               n_embd=embd, block_size=context, steps=steps, seed=seed)
+    md = res["metadata"]
+    click.echo(f"wrote {out}: loss {md['initial_loss']:.3f} -> {md['final_loss']:.3f} "
+               f"({len(md['vocab'])} characters) in {res['seconds']:.1f} s")
+
+
 @main.command()
 @click.argument("model", type=click.Path(dir_okay=True))
 @click.argument("out", type=click.Path(dir_okay=False))
@@ -75,26 +134,68 @@ def train_sqrt(out, hidden, seed, steps):
 @click.option("--input", "input_value", type=float, default=None, help="sqrt net: x to start with")
 @click.option("--prompt", default=None, help="text models: the prompt written into the sheet")
 @click.option("--tokens", default=None, help="GPT: comma-separated token ids instead of a prompt")
+@click.option("--context", type=int, default=None, help="GPT: positions to compute (default: block size)")
+@_load_options
 @_one_line_errors
-def export(model, out, style, force, input_value, prompt, tokens):
-    """Write MODEL as the workbook OUT."""
+def export(model, out, style, force, input_value, prompt, tokens, context, fmt, meta, activations):
+    """Write MODEL (a file, or a Hugging Face / minGPT folder) as the workbook OUT."""
     from .export import export as do_export
     opts = ExportOptions(style=style, force=force, input_value=input_value, prompt=prompt,
-                         tokens=_ints(tokens))
-    res = do_export(model, out, opts)
+                         tokens=_ints(tokens), context=context, fmt=fmt, meta=meta,
+                         activations=activations)
+    with _SheetProgress() as progress:
+        res = do_export(model, out, opts, progress=progress)
     click.echo(f"wrote {res.path}: {res.sheets} sheets, {res.weight_cells} weight cells, "
                f"{res.formula_cells} formula cells in {res.seconds:.2f} s")
+
+
+class _SheetProgress:
+    """A progress bar over the sheets being written, on a terminal only (logs stay clean)."""
+
+    def __init__(self):
+        self.bar = None
+
+    def __call__(self, done: int, total: int, name: str) -> None:
+        if self.bar is None and sys.stderr.isatty():
+            self.bar = click.progressbar(length=total, label="writing sheets", file=sys.stderr,
+                                         item_show_func=lambda n: n)
+            self.bar.__enter__()
+        if self.bar is not None:
+            self.bar.update(1, name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self.bar is not None:
+            self.bar.__exit__(*exc)
+
+
+@main.command("inspect")
+@click.argument("path", type=click.Path(dir_okay=True))
+@click.option("--style", type=click.Choice(["cells", "arrays"]), default="cells", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="print JSON")
+@_one_line_errors
+def inspect_cmd(path, style, as_json):
+    """Show the plan for a model (or what a workbook holds) without writing anything."""
+    from .inspect import describe, inspect
+    info = inspect(path, ExportOptions(style=style))
+    click.echo(json.dumps(info) if as_json else describe(info))
 
 
 @main.command()
 @click.argument("book", type=click.Path(dir_okay=False))
 @click.argument("model", type=click.Path(dir_okay=True))
 @click.option("--tol", default=TOLERANCE, show_default=True, help="max abs error per cell")
+@_load_options
 @_one_line_errors
-def verify(book, model, tol):
-    """Recalculate BOOK in LibreOffice and compare every layer with MODEL in PyTorch."""
+def verify(book, model, tol, fmt, meta, activations):
+    """Recalculate BOOK in LibreOffice and compare every layer with MODEL in PyTorch.
+
+    MODEL is read as the export read it unless --format, --meta or --activations say otherwise."""
     from .verify import verify as do_verify
-    report = do_verify(book, model, tol=tol)
+    report = do_verify(book, model, tol=tol, fmt=None if fmt == "auto" else fmt, meta=meta,
+                       activations=activations)
     click.echo(report.table())
     if not report.ok:
         sys.exit(1)

@@ -333,7 +333,9 @@ class Engine:
         for sheet_name, row, col, value in edits:
             cell = _sheet(doc, sheet_name, book).getCellByPosition(col, row)
             if isinstance(value, str):
-                cell.setString(value)
+                # the read-only document ignores setString("") and clearContents (the old text
+                # stays): the empty text is written as a formula that gives ""
+                cell.setString(value) if value else cell.setFormula('=""')
             elif isinstance(value, numbers.Real):
                 cell.setValue(float(value))
             else:

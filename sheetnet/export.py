@@ -27,11 +27,18 @@ class ExportResult:
 
 
 def lower(model_path, options: ExportOptions) -> Captured:
-    """Load a checkpoint and capture it as a graph, refusing non-finite weights."""
-    payload = loaders.load(model_path, options.fmt)
+    """Load a checkpoint and capture it as a graph, refusing non-finite weights.
+
+    The graph's meta["load"] records how it was loaded (format, --meta, --activations), so that
+    verify reads the same model without being told again.
+    """
+    payload = loaders.load(model_path, options.fmt, meta=options.meta, activations=options.activations)
     captured = capture(payload, options)
     check_finite(captured.graph)
     captured.graph.meta.setdefault("model_file", Path(model_path).name)
+    how = {"fmt": payload["metadata"]["source_format"], "activations": options.activations,
+           "meta": str(Path(options.meta).resolve()) if options.meta else None}
+    captured.graph.meta["load"] = {k: v for k, v in how.items() if v is not None}
     return captured
 
 

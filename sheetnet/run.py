@@ -44,6 +44,7 @@ def run(book, inputs: list[float] | None = None, engine: Engine | None = None,
     first = spec.get("input", manifest["inputs"][0])
     all_edits = (input_edits(manifest, first, inputs) if inputs is not None else []) + list(edits or [])
     declared = spec.get("inputs", {})
+    named = _tokens_as_prompt(spec, declared, named)
     for key, value in named.items():
         if value is None:
             continue
@@ -52,7 +53,8 @@ def run(book, inputs: list[float] | None = None, engine: Engine | None = None,
                                 f"{', '.join(declared) or 'only --input'})")
         all_edits += input_edits(manifest, declared[key], value if isinstance(value, list) else [value])
     report = spec.get("report", {})
-    names = list(dict.fromkeys([first, *manifest["outputs"], *report.values()]))
+    names = list(dict.fromkeys([first, *manifest["outputs"], *report.values(),
+                                *([spec["positions"]["count"]] if "positions" in spec else [])]))
     if engine is None:
         with Engine() as eng:
             cells = read_nodes(eng, book, manifest, names, edits=all_edits)
@@ -63,7 +65,33 @@ def run(book, inputs: list[float] | None = None, engine: Engine | None = None,
     for key, name in report.items():
         values = [_plain(v) for v in cells[name].flat]
         result[key] = values[0] if len(values) == 1 else values
+    if "positions" in spec:
+        _keep_positions(result, spec["positions"], cells, first)
     return result
+
+
+def _tokens_as_prompt(spec: dict, declared: dict, named: dict) -> dict:
+    # token ids for a workbook whose input is text: spell them with its vocabulary.  (A model
+    # with id input cells declares inputs["tokens"] and takes them as they are.)
+    if named.get("tokens") is None or "tokens" in declared or "vocab" not in spec:
+        return named
+    if named.get("prompt") is not None:
+        raise SheetnetError("give a prompt or token ids, not both")
+    from .capture.gpt import decode_tokens
+    named = dict(named)
+    named["prompt"] = decode_tokens(named.pop("tokens"), spec["vocab"])
+    return named
+
+
+def _keep_positions(result: dict, positions: dict, cells: dict, first: str) -> None:
+    # outputs and per-position reports keep the rows the input filled (the prompt's positions)
+    n = int(numeric(cells[positions["count"]]).flat[0])
+    if n < 1:
+        raise SheetnetError(f"the {first} is empty")
+    result["outputs"] = result["outputs"][:n]
+    for key in positions.get("keys", []):
+        values = result[key] if isinstance(result[key], list) else [result[key]]
+        result[key] = [int(v) if isinstance(v, float) and v.is_integer() else v for v in values[:n]]
 
 
 def _plain(value):

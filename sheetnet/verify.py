@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .capture import Captured
-from .engine import Block, Engine
+from .engine import Block, Engine, FormulaError
 from .errors import SheetnetError
 from .export import lower
 from .ir import reference
@@ -74,10 +74,32 @@ def block(entry: dict) -> Block:
 
 
 def read_nodes(engine: Engine, book, manifest: dict, names: list[str], edits=()) -> dict:
-    """Recalculate ``book`` (after ``edits``) and return the named nodes' cells (object arrays)."""
+    """Recalculate ``book`` (after ``edits``) and return the named nodes' cells (object arrays).
+
+    Raises:
+        SheetnetError: formula cells compute to errors; when the model declares message cells
+            (``meta["run"]["errors"]``, e.g. "not in vocab: 'Ω'"), their text is the message.
+    """
     entries = [manifest["nodes"][n] for n in names]
-    values = engine.recalculate(book, [block(e) for e in entries], edits=edits)
+    try:
+        values = engine.recalculate(book, [block(e) for e in entries], edits=edits)
+    except FormulaError as exc:
+        messages = _messages(engine, book, manifest, edits)
+        if messages:
+            raise SheetnetError("; ".join(messages)) from exc
+        raise
     return dict(zip(names, values))
+
+
+def _messages(engine: Engine, book, manifest: dict, edits) -> list[str]:
+    # the distinct texts in the cells the model declares as messages, in sheet order
+    names = manifest["meta"].get("run", {}).get("errors", [])
+    if not names:
+        return []
+    values = engine.recalculate(book, [block(manifest["nodes"][n]) for n in names], edits=edits,
+                                check_errors=False)
+    texts = [v for cells in values for v in cells.flat if isinstance(v, str)]
+    return list(dict.fromkeys(texts))
 
 
 def check_matches(captured: Captured, manifest: dict, book) -> None:
@@ -91,20 +113,26 @@ def check_matches(captured: Captured, manifest: dict, book) -> None:
 
 
 def verify(book, model_path, tol: float = TOLERANCE, fmt: str | None = None,
-           engine: Engine | None = None) -> Report:
+           engine: Engine | None = None, meta: str | None = None,
+           activations: str | None = None) -> Report:
     """Compare every computed tensor of ``book``, recalculated by LibreOffice, with the model.
 
     Args:
         book: an exported workbook.
         model_path: the checkpoint it came from.
         tol: max abs error allowed per cell.
-        fmt: checkpoint format (None: sheetnet's own).
+        fmt, meta, activations: how to load the checkpoint (loaders.load); each None takes what
+            the export recorded in the workbook.
         engine: a running Engine to reuse (tests); default: a one-shot one.
     Returns:
         the Report; ``report.ok`` is False on any mismatch.
     """
     manifest = read_manifest(book)
-    captured = lower(model_path, ExportOptions(fmt=fmt))
+    how = manifest["meta"].get("load", {})
+    captured = lower(model_path, ExportOptions(
+        fmt=fmt or how.get("fmt"), meta=meta or how.get("meta"),
+        activations=activations or how.get("activations"),
+        **manifest["meta"].get("capture_options", {})))
     check_matches(captured, manifest, book)
     graph = captured.graph
     names = [n for n, e in manifest["nodes"].items() if e["op"] != "View"]
@@ -124,9 +152,13 @@ def verify(book, model_path, tol: float = TOLERANCE, fmt: str | None = None,
             continue
         against = "torch" if node.ref else "reference"
         expected = torch_values[node.ref] if node.ref else ref_values[node.name]
-        got = numeric(cells[node.name])
-        err = _max_abs_err(got, np.asarray(expected, dtype=np.float64).reshape(got.shape))
-        report.rows.append(Row(node.name, node.sheet, got.size, err,
+        expected = np.asarray(expected)
+        if expected.dtype.kind in "fiub":
+            got = numeric(cells[node.name])
+            err = _max_abs_err(got, expected.astype(np.float64).reshape(got.shape))
+        else:  # text cells (characters, messages), perhaps mixed with numbers
+            err = _mixed_err(cells[node.name], expected.reshape(cells[node.name].shape))
+        report.rows.append(Row(node.name, node.sheet, expected.size, err,
                                "weights" if entry["kind"] == "weight" else against))
     return report
 
@@ -140,5 +172,19 @@ def _leaf_values(cells: np.ndarray) -> np.ndarray:
 
 def _max_abs_err(got: np.ndarray, expected: np.ndarray) -> float:
     both_inf = np.isinf(got) & np.isinf(expected) & (np.sign(got) == np.sign(expected))
-    diff = np.where(both_inf, 0.0, np.abs(got - expected))
+    # a masked attention score is -inf in PyTorch and a blank cell in the sheet: equal
+    masked = np.isneginf(expected) & np.isnan(got)
+    diff = np.where(both_inf | masked, 0.0, np.abs(got - expected))
     return float(np.nanmax(np.where(np.isnan(diff), np.inf, diff))) if diff.size else 0.0
+
+
+def _mixed_err(got: np.ndarray, expected: np.ndarray) -> float:
+    # numbers by their difference, text by equality (a blank cell reads back as None, i.e. "")
+    worst = 0.0
+    for g, e in zip(got.flat, expected.flat):
+        if isinstance(e, (float, int)) and not isinstance(e, bool):
+            err = abs(g - e) if isinstance(g, (float, int)) else np.inf
+        else:
+            err = 0.0 if ("" if g is None else str(g)) == ("" if e is None else str(e)) else np.inf
+        worst = max(worst, float(err))
+    return worst

@@ -82,7 +82,9 @@ def test_corrupt_model(tmp_path):
 def test_foreign_checkpoint(tmp_path):
     foreign = tmp_path / "foreign.pt"
     torch.save({"weights": torch.ones(3)}, foreign)
-    _bad(invoke("export", foreign, tmp_path / "o.xlsx"), "not a sheetnet checkpoint")
+    _bad(invoke("export", foreign, tmp_path / "o.xlsx"), "cannot tell the format", "weights")
+    _bad(invoke("export", foreign, tmp_path / "o.xlsx", "--format", "sheetnet"),
+         "not a sheetnet checkpoint")
 
 
 def test_pickle_that_runs_code_is_refused(tmp_path):

@@ -69,3 +69,109 @@ def test_cell_name_and_quoting():
 @pytest.mark.parametrize("value", [0.1, -1e-300, 1 / 3, 2.0, 123456789.123456789, 5e-324])
 def test_number_text_round_trips_exactly(value):
     assert float(number(value)) == value
+
+
+# --- the GPT's ops -------------------------------------------------------------------------------
+GPT_REGIONS = {
+    "p": Region("Prompt", 4, 1, 1, 1),     # B5: the prompt
+    "n": Region("Prompt", 8, 1, 1, 1),     # B9: characters read
+    "ch": Region("Prompt", 20, 1, 4, 1),   # B21:B24 characters
+    "cp": Region("Prompt", 20, 2, 4, 1),   # C21:C24 code points
+    "id": Region("Prompt", 20, 3, 4, 1),   # D21:D24 ids
+    "codes": Region("Vocab", 4, 2, 3, 1),  # Vocab!C5:C7
+    "wte": Region("Embedding", 4, 1, 3, 2),  # Embedding!B5:C7
+    "x": Region("S", 4, 1, 4, 2),          # B5:C8, 4 positions x 2 features
+    "m": Region("S", 4, 3, 4, 1),          # D5:D8 row means
+    "v": Region("S", 4, 4, 4, 1),          # E5:E8 row variances
+    "g": Region("S", 10, 1, 1, 2),         # B11:C11 gain row
+    "bb": Region("S", 12, 1, 1, 2),        # B13:C13 bias row
+    "q": Region("S", 20, 1, 4, 2),         # B21:C24
+    "k": Region("S", 20, 3, 4, 2),         # D21:E24
+    "s": Region("S", 30, 1, 4, 4),         # B31:E34 scores
+    "mx": Region("S", 30, 5, 4, 1),        # F31:F34
+    "z": Region("S", 30, 6, 4, 1),         # G31:G34
+    "row": Region("S", 40, 1, 1, 3),       # B41:D41
+    "t": Region("S", 42, 1, 1, 1),         # B43
+}
+G = Refs(GPT_REGIONS, here="S")
+P = Refs(GPT_REGIONS, here="Prompt")
+
+GPT_CELL_CASES = [
+    (P, ir.PromptLength("p", 32), (0, 0), "MIN(LEN(B5),32)"),
+    (P, ir.Chars("p", "n", 4), (2, 0), "MID(B5,LEN(B5)-B9+3,1)"),
+    (P, ir.CodePoint("ch"), (1, 0), 'IF(B22="","",_xlfn.UNICODE(B22))'),
+    (P, ir.TokenId("ch", "cp", "codes", 0), (0, 0),
+     "IF(B21=\"\",0,IFERROR(MATCH(C21,'Vocab'!C5:C7,0)-1,\"not in vocab: '\"&B21&\"'\"))"),
+    (P, ir.PromptNote("p", "id", 4), (0, 0),
+     'IF(SUMPRODUCT(ISTEXT(D21:D24)*1)>0,"not in vocab: see the id column",IF(LEN(B5)>4,'
+     '"the prompt has "&LEN(B5)&" characters; the context holds 4: the sheet reads the last 4",'
+     'IF(LEN(B5)=0,"type a prompt","ok")))'),
+    (G, ir.Lookup("wte", "id"), (1, 1), "INDEX('Embedding'!B5:C7,'Prompt'!D22+1,2)"),
+    (G, ir.RowMean("x"), (2, 0), "AVERAGE(B7:C7)"),
+    (G, ir.RowVar("x", "m"), (2, 0), "SUMPRODUCT((B7:C7-D7)^2)/2"),
+    (G, ir.Normalize("x", "m", "v", 1e-5), (1, 1), "(C6-D6)/SQRT(E6+1e-05)"),
+    (G, ir.ScaleShift("x", "g", "bb"), (3, 1), "C8*C11+C13"),
+    (G, ir.ScaleShift("x", "g", None), (3, 0), "B8*B11"),
+    (G, ir.CausalScores("q", "k"), (2, 1), "SUMPRODUCT(B23:C23,D22:E22)/SQRT(2)"),
+    (G, ir.CausalScores("q", "k"), (1, 2), '""'),
+    (G, ir.RowMax("s", causal=True), (1, 0), "MAX(B32:C32)"),
+    (G, ir.RowMax("row"), (0, 0), "MAX(B41:D41)"),
+    (G, ir.RowSumExp("s", "mx", causal=True), (2, 0), "SUMPRODUCT(EXP(B33:D33-F33))"),
+    (G, ir.Softmax("s", "mx", "z", causal=True), (2, 1), "EXP(C33-F33)/G33"),
+    (G, ir.Softmax("s", "mx", "z", causal=True), (1, 3), "0"),
+    (G, ir.MatMul("s", "q"), (3, 1), "MMULT(B34:E34,C21:C24)"),
+    (G, ir.Concat(("q", "k")), (1, 3), "E22"),
+    (G, ir.PickRow("s", "t"), (0, 2), "INDEX(B31:E34,MAX(B43,1),3)"),
+    (G, ir.Divide("row", "t"), (0, 1), "C41/B43"),
+    (G, ir.Largest("row", 2), (1, 0), "LARGE(B41:D41,2)"),
+    (G, ir.LargestIds("row", 2), (0, 0), "MATCH(LARGE(B41:D41,1),B41:D41,0)-1"),
+]
+
+
+@pytest.mark.parametrize("refs, op, cell, expected", GPT_CELL_CASES,
+                         ids=[f"{type(c[1]).__name__}-{c[2]}" for c in GPT_CELL_CASES])
+def test_gpt_cell_formula(refs, op, cell, expected):
+    assert cell_formula(op, refs, *cell) == expected
+
+
+GPT_ARRAY_CASES = [
+    (ir.CausalScores("q", "k"), 'IF(TRANSPOSE(ROW(D21:D24))-ROW(D21)<=ROW(B21:B24)-ROW(B21),'
+     'MMULT(B21:C24,TRANSPOSE(D21:E24))/SQRT(2),"")'),
+    (ir.Softmax("s", "mx", "z", causal=True), "IF(ISNUMBER(B31:E34),EXP(B31:E34-F31:F34)/G31:G34,0)"),
+    (ir.Softmax("row", "t", "t"), "EXP(B41:D41-B43)/B43"),
+    (ir.MatMul("s", "q"), "MMULT(B31:E34,B21:C24)"),
+    (ir.Normalize("x", "m", "v", 1e-5), "(B5:C8-D5:D8)/SQRT(E5:E8+1e-05)"),
+    (ir.ScaleShift("x", "g", "bb"), "B5:C8*B11:C11+B13:C13"),
+    (ir.Divide("row", "t"), "B41:D41/B43"),
+]
+
+
+@pytest.mark.parametrize("op, expected", GPT_ARRAY_CASES, ids=lambda v: str(v)[:40])
+def test_gpt_array_formula(op, expected):
+    assert ARRAY_FORMULAS[type(op)](op, G) == expected
+
+
+# --- the tiny text net's ops ---------------------------------------------------------------------
+TEXTNET_REGIONS = {
+    "word": Region("Input", 4, 1, 1, 1),    # B5: the picked word
+    "ids": Region("Vocab", 4, 1, 3, 1),     # Vocab!B5:B7
+    "words": Region("Vocab", 4, 2, 3, 1),   # Vocab!C5:C7
+    "logits": Region("S", 4, 1, 2, 3),      # B5:D6, 2 words x 3 logits
+}
+TXT = Refs(TEXTNET_REGIONS, here="Input")
+
+TEXTNET_CELL_CASES = [
+    # EXACT, never MATCH: case-sensitive, and * ? ~ are plain characters
+    (TXT, ir.WordId("word", "words", "ids"), (0, 0),
+     "IF(SUMPRODUCT(EXACT('Vocab'!C5:C7,B5)*1)=1,SUMPRODUCT(EXACT('Vocab'!C5:C7,B5)*'Vocab'!B5:B7),"
+     "IF(SUMPRODUCT(EXACT('Vocab'!C5:C7,B5)*1)>1,\"in the vocabulary more than once: '\"&B5&\"'\","
+     "IF(B5=\"\",\"pick a word from the list\",\"not in the vocabulary: '\"&B5&\"'\")))"),
+    (Refs(TEXTNET_REGIONS, here="S"), ir.RowArgmax("logits"), (1, 0),
+     "MATCH(MAX(B6:D6),B6:D6,0)-1"),
+]
+
+
+@pytest.mark.parametrize("refs, op, cell, expected", TEXTNET_CELL_CASES,
+                         ids=[type(c[1]).__name__ for c in TEXTNET_CELL_CASES])
+def test_textnet_cell_formula(refs, op, cell, expected):
+    assert cell_formula(op, refs, *cell) == expected

@@ -5,8 +5,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..errors import SheetnetError
 from ..models.mlp import mlp_from_checkpoint
 from . import Captured, register
+from .gpt import DEFAULT_PROMPT, capture_gpt, decode_tokens, trace_gpt
 from .mlp import capture_mlp
 from .sqrt import capture_sqrt
 
@@ -36,6 +38,12 @@ def trace_mlp(model: nn.Module, graph, leaves: dict[str, np.ndarray]) -> dict[st
     return out
 
 
+@register("textnet")
+def _textnet(payload: dict, options=None) -> Captured:
+    from .textnet import lower_textnet  # imported here: it reads hooked_run from this module
+    return lower_textnet(payload, options)
+
+
 @register("mlp")
 def _mlp(payload: dict, options=None) -> Captured:
     model = mlp_from_checkpoint(payload).double()
@@ -46,3 +54,18 @@ def _mlp(payload: dict, options=None) -> Captured:
     else:
         graph = capture_mlp(model, meta)
     return Captured(model, graph, trace_mlp)
+
+
+@register("gpt")
+def _gpt(payload: dict, options=None) -> Captured:
+    from ..models.gpt import GPT
+    model = GPT.from_checkpoint(payload)
+    vocab = list(payload.get("metadata", {}).get("vocab", []))
+    prompt, tokens = getattr(options, "prompt", None), getattr(options, "tokens", None)
+    if prompt is not None and tokens is not None:
+        raise SheetnetError("give a prompt or token ids, not both")
+    if tokens is not None:
+        prompt = decode_tokens(tokens, vocab)
+    graph = capture_gpt(model, vocab, DEFAULT_PROMPT if prompt is None else prompt,
+                        context=getattr(options, "context", None))
+    return Captured(model, graph, trace_gpt)

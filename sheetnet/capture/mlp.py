@@ -44,7 +44,8 @@ def neuron_labels(prefix: str, n: int) -> list[str]:
 
 def lower_sequential(g: ir.Graph, seq: nn.Sequential, x: str, *, prefix: str = "",
                      sheet: str | None = None, in_labels: list[str] | None = None,
-                     with_params: bool = True, show_steps: bool = True) -> str:
+                     with_params: bool = True, show_steps: bool = True,
+                     param_names: dict[str, str] | None = None) -> str:
     """Append the MLP's ops reading node ``x`` (N, in); returns the output node's name.
 
     Args:
@@ -56,6 +57,8 @@ def lower_sequential(g: ir.Graph, seq: nn.Sequential, x: str, *, prefix: str = "
         in_labels: feature names of x, used as weight column labels.
         with_params: add the weight nodes (False: reuse those of an earlier pass).
         show_steps: add a 1/0 "ReLU on" row after each ReLU.
+        param_names: checkpoint name of each Linear's parameters by its path in ``seq``, for a
+            Sequential assembled from another model's modules (default: the path itself).
     """
     groups = _layers(seq)
     labels = in_labels or [f"x{i + 1}" for i in range(g.shape(x)[1])]
@@ -68,12 +71,13 @@ def lower_sequential(g: ir.Graph, seq: nn.Sequential, x: str, *, prefix: str = "
             lin.out_features > 1 else ["y"]
         tag = "out" if last else f"L{k}"
         w, b = f"{tag}.W", (f"{tag}.b" if lin.bias is not None else None)
+        src = (param_names or {}).get(path, path)
         if with_params:
-            g.add(w, ir.Param(ir.as_matrix(lin.weight), source=f"{path}.weight"), (lin.out_features, lin.in_features),
+            g.add(w, ir.Param(ir.as_matrix(lin.weight), source=f"{src}.weight"), (lin.out_features, lin.in_features),
                   here, title=f"{lname}: weights W ({lin.out_features} x {lin.in_features}) and bias b, "
                   "one row per neuron", row_labels=outs, col_labels=labels)
             if b:
-                g.add(b, ir.Param(ir.as_matrix(lin.bias), source=f"{path}.bias"), (lin.out_features, 1), here,
+                g.add(b, ir.Param(ir.as_matrix(lin.bias), source=f"{src}.bias"), (lin.out_features, 1), here,
                       title="", col_labels=["b"], beside=True)
         if not sheet:  # the layer's input, repeated so the sheet reads on its own
             x = g.add(f"{prefix}{tag}.in", ir.Copy(x), (n, len(labels)), here,
@@ -81,14 +85,14 @@ def lower_sequential(g: ir.Graph, seq: nn.Sequential, x: str, *, prefix: str = "
         x = g.add(f"{prefix}{tag}.z", ir.Linear(x, w, b), (n, lin.out_features), here,
                   title=f"{lname}: z = x · W^T + b" if not sheet else f"L{k} z",
                   col_labels=outs, ref=f"{prefix}{path}")
-        for apath, act in acts:
+        for j, (apath, act) in enumerate(acts):
             make, short = ACTIVATION_OPS[type(act)]
-            z = x
-            x = g.add(f"{prefix}{tag}.a", make(x, act), (n, lin.out_features), here,
+            z, nth = x, "" if j == 0 else str(j + 1)   # a second activation in a row: a2, on2
+            x = g.add(f"{prefix}{tag}.a{nth}", make(x, act), (n, lin.out_features), here,
                       title=f"a = {short}(z)" if not sheet else f"L{k} a", col_labels=outs,
                       ref=f"{prefix}{apath}")
             if show_steps and isinstance(act, nn.ReLU):
-                g.add(f"{prefix}{tag}.on", ir.Step(z), (n, lin.out_features), here,
+                g.add(f"{prefix}{tag}.on{nth}", ir.Step(z), (n, lin.out_features), here,
                       title="ReLU on? (1 = z > 0)" if not sheet else f"L{k} on",
                       col_labels=outs, style="flag")
         labels = outs

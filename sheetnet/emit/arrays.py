@@ -34,3 +34,29 @@ ARRAY_FORMULAS.update({
     ir.Linear: linear,
     ir.Relu: lambda op, r: "IF({x}>0,{x},0)".format(x=r.all(op.x)),
 })
+
+
+# --- text and transformer ops (the GPT) --------------------------------------------------------
+def causal_scores(op: ir.CausalScores, r: Refs) -> str:
+    # q kᵀ / sqrt(hs) in one MMULT; a cell is masked (blank) when its key's position (column)
+    # is after its query's (row): positions come from the rows of q's and k's first columns
+    q, k = r.col(op.q, 0), r.col(op.k, 0)
+    first_q, first_k = r.cell(op.q, 0, 0), r.cell(op.k, 0, 0)
+    scores = f"MMULT({r.all(op.q)},TRANSPOSE({r.all(op.k)}))/SQRT({r.regions[op.q].ncols})"
+    return (f"IF(TRANSPOSE(ROW({k}))-ROW({first_k})<=ROW({q})-ROW({first_q}),"
+            f"{scores},\"\")")
+
+
+def softmax(op: ir.Softmax, r: Refs) -> str:
+    # max and sum are (N, 1) columns broadcast along the rows; masked (blank) cells give 0
+    x, m, s = r.all(op.x), r.all(op.max), r.all(op.sum)
+    probs = f"EXP({x}-{m})/{s}"
+    return f"IF(ISNUMBER({x}),{probs},0)" if op.causal else probs
+
+
+ARRAY_FORMULAS.update({op: _elementwise for op in (ir.Normalize, ir.ScaleShift, ir.Divide)})
+ARRAY_FORMULAS.update({
+    ir.CausalScores: causal_scores,
+    ir.Softmax: softmax,
+    ir.MatMul: lambda op, r: f"MMULT({r.all(op.a)},{r.all(op.b)})",
+})

@@ -50,6 +50,109 @@ CELL_FORMULAS = {
 }
 
 
+# --- text and transformer ops (the GPT) --------------------------------------------------------
+UNKNOWN_CHAR = "not in vocab: '{}'"  # what a token id cell says for a character outside the vocabulary
+
+
+def chars(op: ir.Chars, r: Refs, i: int, j: int) -> str:
+    # the last n characters: start n-1 characters before the end; MID past the end gives ""
+    t = r.cell(op.text, 0, 0)
+    return f"MID({t},LEN({t})-{r.cell(op.n, 0, 0)}+{i + 1},1)"
+
+
+def token_id(op: ir.TokenId, r: Refs, i: int, j: int) -> str:
+    # UNICODE needs its _xlfn. prefix in the file (Excel 2013+; LibreOffice reads it as UNICODE)
+    c, code = r.cell(op.char, i, 0), r.cell(op.code, i, 0)
+    unknown = '"' + UNKNOWN_CHAR.format('"&' + c + '&"') + '"'
+    return f'IF({c}="",{op.pad},IFERROR(MATCH({code},{r.all(op.codes)},0)-1,{unknown}))'
+
+
+def prompt_note(op: ir.PromptNote, r: Refs, i: int, j: int) -> str:
+    t, cap = r.cell(op.text, 0, 0), op.cap
+    too_long = (f'"the prompt has "&LEN({t})&" characters; the context holds {cap}: '
+                f'the sheet reads the last {cap}"')
+    return (f'IF(SUMPRODUCT(ISTEXT({r.all(op.ids)})*1)>0,"not in vocab: see the id column",'
+            f'IF(LEN({t})>{cap},{too_long},IF(LEN({t})=0,"type a prompt","ok")))')
+
+
+def _upto_diagonal(r: Refs, name: str, i: int, causal: bool) -> str:
+    # row i of a (T, T) score block; causal: only its first i+1 cells (the rest are masked)
+    cols = (0, i + 1) if causal else (0, r.regions[name].ncols)
+    return r.span(name, (i, i + 1), cols)
+
+
+def causal_scores(op: ir.CausalScores, r: Refs, i: int, j: int) -> str:
+    if j > i:
+        return '""'  # the future: masked (PyTorch's -inf), shown blank
+    return f"SUMPRODUCT({r.row(op.q, i)},{r.row(op.k, j)})/SQRT({r.regions[op.q].ncols})"
+
+
+def softmax(op: ir.Softmax, r: Refs, i: int, j: int) -> str:
+    if op.causal and j > i:
+        return "0"
+    return f"EXP({r.cell(op.x, i, j)}-{r.cell(op.max, i, 0)})/{r.cell(op.sum, i, 0)}"
+
+
+def concat(op: ir.Concat, r: Refs, i: int, j: int) -> str:
+    for part in op.parts:
+        width = r.regions[part].ncols
+        if j < width:
+            return r.cell(part, i, j)
+        j -= width
+    raise IndexError("column beyond the concatenated parts")
+
+
+CELL_FORMULAS.update({
+    ir.PromptLength: lambda op, r, i, j: f"MIN(LEN({r.cell(op.text, 0, 0)}),{op.cap})",
+    ir.Chars: chars,
+    ir.CodePoint: _unary('IF({x}="","",_xlfn.UNICODE({x}))'),
+    ir.TokenId: token_id,
+    ir.PromptNote: prompt_note,
+    ir.Lookup: lambda op, r, i, j: f"INDEX({r.all(op.table)},{r.cell(op.ids, i, 0)}+1,{j + 1})",
+    ir.RowMean: lambda op, r, i, j: f"AVERAGE({r.row(op.x, i)})",
+    ir.RowVar: lambda op, r, i, j: "SUMPRODUCT(({x}-{m})^2)/{n}".format(
+        x=r.row(op.x, i), m=r.cell(op.mean, i, 0), n=r.regions[op.x].ncols),
+    ir.Normalize: lambda op, r, i, j: "({x}-{m})/SQRT({v}+{eps})".format(
+        x=r.cell(op.x, i, j), m=r.cell(op.mean, i, 0), v=r.cell(op.var, i, 0), eps=number(op.eps)),
+    ir.ScaleShift: lambda op, r, i, j: f"{r.cell(op.x, i, j)}*{r.cell(op.gain, 0, j)}" + (
+        f"+{r.cell(op.bias, 0, j)}" if op.bias else ""),
+    ir.CausalScores: causal_scores,
+    ir.RowMax: lambda op, r, i, j: f"MAX({_upto_diagonal(r, op.x, i, op.causal)})",
+    ir.RowSumExp: lambda op, r, i, j: "SUMPRODUCT(EXP({x}-{m}))".format(
+        x=_upto_diagonal(r, op.x, i, op.causal), m=r.cell(op.max, i, 0)),
+    ir.Softmax: softmax,
+    # a row times a column: MMULT gives the one number (SUMPRODUCT needs equal shapes)
+    ir.MatMul: lambda op, r, i, j: f"MMULT({r.row(op.a, i)},{r.col(op.b, j)})",
+    ir.Concat: concat,
+    ir.PickRow: lambda op, r, i, j: f"INDEX({r.all(op.x)},MAX({r.cell(op.n, 0, 0)},1),{j + 1})",
+    ir.Divide: lambda op, r, i, j: f"{r.cell(op.x, i, j)}/{r.cell(op.by, 0, 0)}",
+    ir.Largest: lambda op, r, i, j: f"LARGE({r.all(op.x)},{i + 1})",
+    ir.LargestIds: lambda op, r, i, j: "MATCH(LARGE({x},{k}),{x},0)-1".format(x=r.all(op.x), k=i + 1),
+})
+
+
+# --- the tiny text net: whole words ------------------------------------------------------------
+def _message(template: str, cell: str) -> str:
+    # a formula string that shows ``template`` with the cell's text in place of {}
+    return '"' + template.replace('"', '""').format('"&' + cell + '&"') + '"'
+
+
+def word_id(op: ir.WordId, r: Refs, i: int, j: int) -> str:
+    # EXACT, not MATCH: MATCH ignores case ("Hello" = "hello") and reads * ? ~ as wildcards
+    w, words, ids = r.cell(op.word, i, 0), r.all(op.words), r.all(op.ids)
+    hits = f"SUMPRODUCT(EXACT({words},{w})*1)"
+    return (f"IF({hits}=1,SUMPRODUCT(EXACT({words},{w})*{ids}),"
+            f"IF({hits}>1,{_message(op.TWICE, w)},"
+            f"IF({w}=\"\",{_message(op.BLANK, w)},{_message(op.MISSING, w)})))")
+
+
+CELL_FORMULAS.update({
+    ir.WordId: word_id,
+    # MAX is one of the row's values exactly, so MATCH(..., 0) finds its first column
+    ir.RowArgmax: lambda op, r, i, j: "MATCH(MAX({x}),{x},0)-1".format(x=r.row(op.x, i)),
+})
+
+
 def cell_formula(op, refs: Refs, i: int, j: int) -> str:
     """The formula text (no leading "=") that computes output cell (i, j) of ``op``."""
     try:

@@ -119,12 +119,203 @@ OP_TYPES = (Linear, Relu, LeakyRelu, Tanh, Sigmoid, Gelu, Copy, Add, Sqrt, Sub, 
 LEAF_TYPES = (Input, Param, Const)
 
 
+# --- text and transformer ops (the GPT) --------------------------------------------------------
+# A prompt becomes token ids in the sheet itself: text -> characters -> code points -> ids.
+@dataclass(frozen=True)
+class PromptLength:
+    """(1, 1): how many characters of ``text`` the sheet reads, min(len(text), cap)."""
+    text: Ref
+    cap: int
+
+
+@dataclass(frozen=True)
+class Chars:
+    """(count, 1): the last ``n`` characters of ``text``, one per row; "" past its end."""
+    text: Ref
+    n: Ref
+    count: int
+
+
+@dataclass(frozen=True)
+class CodePoint:
+    """The Unicode code point of each one-character cell; "" stays ""."""
+    x: Ref
+
+
+@dataclass(frozen=True)
+class TokenId:
+    """Token ids: the position of ``code`` in the vocabulary's ``codes`` column, 0-based.
+
+    Matching numbers keeps case exact (matching text would not: MATCH ignores case).  An empty
+    ``char`` (past the prompt) gets ``pad``; an unknown one the text "not in vocab: 'Ω'".
+    """
+    char: Ref
+    code: Ref
+    codes: Ref
+    pad: int = 0
+
+
+@dataclass(frozen=True)
+class PromptNote:
+    """(1, 1) text: "ok", or why the sheet reads something other than the whole prompt."""
+    text: Ref
+    ids: Ref
+    cap: int
+
+
+@dataclass(frozen=True)
+class Lookup:
+    """out[i, :] = table[ids[i], :]: an embedding lookup by 0-based id (also of text tables)."""
+    table: Ref
+    ids: Ref
+
+
+@dataclass(frozen=True)
+class RowMean:
+    """(N, 1): the mean of each row."""
+    x: Ref
+
+
+@dataclass(frozen=True)
+class RowVar:
+    """(N, 1): the biased variance of each row about ``mean`` (divide by F, as LayerNorm does)."""
+    x: Ref
+    mean: Ref
+
+
+@dataclass(frozen=True)
+class Normalize:
+    """(x - mean) / sqrt(var + eps), mean and var (N, 1) broadcast along each row."""
+    x: Ref
+    mean: Ref
+    var: Ref
+    eps: float = 1e-5
+
+
+@dataclass(frozen=True)
+class ScaleShift:
+    """x * gain + bias with gain and bias (1, F) rows broadcast down the N rows (LayerNorm)."""
+    x: Ref
+    gain: Ref
+    bias: Ref | None = None
+
+
+@dataclass(frozen=True)
+class CausalScores:
+    """(T, T) = q kᵀ / sqrt(head size); future cells (column > row) are masked: -inf in PyTorch
+    and the reference, blank cells in the sheet (verify counts a blank against -inf as equal)."""
+    q: Ref
+    k: Ref
+
+
+@dataclass(frozen=True)
+class RowMax:
+    """(N, 1): the max of each row; ``causal``: of row i's first i+1 cells only."""
+    x: Ref
+    causal: bool = False
+
+
+@dataclass(frozen=True)
+class RowSumExp:
+    """(N, 1): sum of exp(x - max) along each row (``causal``: the first i+1 cells)."""
+    x: Ref
+    max: Ref
+    causal: bool = False
+
+
+@dataclass(frozen=True)
+class Softmax:
+    """exp(x - max) / sum per row, the row max subtracted so exp never overflows; ``causal``:
+    0 for the masked cells above the diagonal."""
+    x: Ref
+    max: Ref
+    sum: Ref
+    causal: bool = False
+
+
+@dataclass(frozen=True)
+class MatMul:
+    """(N, M) = a (N, K) @ b (K, M), e.g. attention probabilities @ values."""
+    a: Ref
+    b: Ref
+
+
+@dataclass(frozen=True)
+class Concat:
+    """Tensors with the same rows side by side (attention heads -> one (T, n_embd) block)."""
+    parts: tuple[Ref, ...]
+
+
+@dataclass(frozen=True)
+class PickRow:
+    """(1, F): row n - 1 of x, n counting from 1 (the prompt's last position); n < 1 reads row 0."""
+    x: Ref
+    n: Ref
+
+
+@dataclass(frozen=True)
+class Divide:
+    """x / by, ``by`` one cell (the softmax temperature)."""
+    x: Ref
+    by: Ref
+
+
+@dataclass(frozen=True)
+class Largest:
+    """(k, 1): the k largest values of a (1, F) row, largest first."""
+    x: Ref
+    k: int
+
+
+@dataclass(frozen=True)
+class LargestIds:
+    """(k, 1): the 0-based column of each of the k largest values (the first one on ties)."""
+    x: Ref
+    k: int
+
+
+OP_TYPES += (PromptLength, Chars, CodePoint, TokenId, PromptNote, Lookup, RowMean, RowVar,
+             Normalize, ScaleShift, CausalScores, RowMax, RowSumExp, Softmax, MatMul, Concat,
+             PickRow, Divide, Largest, LargestIds)
+
+
+# --- the tiny text net: whole words ------------------------------------------------------------
+@dataclass(frozen=True)
+class WordId:
+    """(N, 1): the id beside each word's exact (case-sensitive, no wildcards) match in ``words``.
+
+    MATCH and VLOOKUP ignore case and read * ? ~ as wildcards, so the sheet compares with EXACT.
+    A word not in the vocabulary (or blank) gets a message text instead of an id.
+    """
+    MISSING = "not in the vocabulary: '{}'"   # messages shown in the id cell (not fields)
+    TWICE = "in the vocabulary more than once: '{}'"
+    BLANK = "pick a word from the list"
+    word: Ref
+    words: Ref
+    ids: Ref
+
+
+@dataclass(frozen=True)
+class RowArgmax:
+    """(N, 1): the 0-based column of each row's largest value (the first one on ties, as torch)."""
+    x: Ref
+
+
+OP_TYPES += (WordId, RowArgmax)
+
+
 def op_inputs(op) -> list[str]:
-    """Names of the nodes an op reads (its ``str``-typed fields that are set)."""
+    """Names of the nodes an op reads (its ``Ref``-typed fields that are set, and tuples of them)."""
     if isinstance(op, LEAF_TYPES):
         return []
-    return [getattr(op, f.name) for f in fields(op)
-            if f.type in ("Ref", "Ref | None") and getattr(op, f.name) is not None]
+    names: list[str] = []
+    for f in fields(op):
+        value = getattr(op, f.name)
+        if f.type in ("Ref", "Ref | None") and value is not None:
+            names.append(value)
+        elif f.type == "tuple[Ref, ...]":
+            names.extend(value)
+    return names
 
 
 @dataclass

@@ -50,6 +50,130 @@ REFERENCE = {
 }
 
 
+# --- text and transformer ops (the GPT) --------------------------------------------------------
+def _text(cells) -> str:
+    # a prompt cell read back from the workbook: an empty cell comes back as None
+    value = np.asarray(cells, dtype=object).flat[0]
+    return "" if value is None else str(value)
+
+
+def _prompt_length(op, v):
+    return np.array([[min(len(_text(v[op.text])), op.cap)]], dtype=np.float64)
+
+
+def _chars(op, v):
+    text, n = _text(v[op.text]), int(v[op.n][0, 0])
+    window = text[len(text) - n:] if n else ""
+    return np.array([[window[i] if i < n else ""] for i in range(op.count)], dtype=object)
+
+
+def _code_point(op, v):
+    return np.vectorize(lambda c: "" if c in ("", None) else float(ord(c)), otypes=[object])(v[op.x])
+
+
+def _token_id(op, v):
+    first = {}
+    for i, code in enumerate(np.asarray(v[op.codes], dtype=np.float64)[:, 0]):
+        first.setdefault(code, i)  # MATCH(..., 0) finds the first equal entry
+    out = [[float(op.pad) if c in ("", None) else
+            float(first[code]) if code in first else f"not in vocab: '{c}'"]
+           for c, code in zip(v[op.char][:, 0], v[op.code][:, 0])]
+    numbers = all(isinstance(row[0], float) for row in out)
+    return np.array(out, dtype=np.float64 if numbers else object)
+
+
+def _prompt_note(op, v):
+    length, ids = len(_text(v[op.text])), v[op.ids]
+    if any(isinstance(i, str) for i in ids.flat):
+        note = "not in vocab: see the id column"
+    elif length > op.cap:
+        note = (f"the prompt has {length} characters; the context holds {op.cap}: "
+                f"the sheet reads the last {op.cap}")
+    else:
+        note = "type a prompt" if length == 0 else "ok"
+    return np.array([[note]], dtype=object)
+
+
+def _lookup(op, v):
+    return np.asarray(v[op.table])[np.asarray(v[op.ids], dtype=np.float64)[:, 0].astype(int)]
+
+
+def _causal_scores(op, v):
+    q, k = v[op.q], v[op.k]  # (T, hs) each
+    scores = q @ k.T / math.sqrt(q.shape[1])
+    scores[np.triu(np.ones(scores.shape, dtype=bool), k=1)] = -np.inf
+    return scores
+
+
+def _largest(op, v):
+    return np.sort(v[op.x][0])[::-1][:op.k, None].copy()
+
+
+def _largest_ids(op, v):
+    row = v[op.x][0]
+    return np.array([[float(np.flatnonzero(row == value)[0])] for value in _largest(op, v)[:, 0]])
+
+
+def _pick_row(op, v):
+    n = max(int(v[op.n][0, 0]), 1)
+    return v[op.x][n - 1:n].copy()
+
+
+REFERENCE.update({
+    ir.PromptLength: _prompt_length,
+    ir.Chars: _chars,
+    ir.CodePoint: _code_point,
+    ir.TokenId: _token_id,
+    ir.PromptNote: _prompt_note,
+    ir.Lookup: _lookup,
+    ir.RowMean: lambda op, v: v[op.x].mean(axis=1, keepdims=True),
+    ir.RowVar: lambda op, v: ((v[op.x] - v[op.mean]) ** 2).mean(axis=1, keepdims=True),
+    ir.Normalize: lambda op, v: (v[op.x] - v[op.mean]) / np.sqrt(v[op.var] + op.eps),
+    ir.ScaleShift: lambda op, v: v[op.x] * v[op.gain] + (v[op.bias] if op.bias else 0.0),
+    ir.CausalScores: _causal_scores,
+    # exp(-inf - max) = 0: the masked cells drop out of the max and the sum by themselves
+    ir.RowMax: lambda op, v: v[op.x].max(axis=1, keepdims=True),
+    ir.RowSumExp: lambda op, v: np.exp(v[op.x] - v[op.max]).sum(axis=1, keepdims=True),
+    ir.Softmax: lambda op, v: np.exp(v[op.x] - v[op.max]) / v[op.sum],
+    ir.MatMul: lambda op, v: v[op.a] @ v[op.b],
+    ir.Concat: lambda op, v: np.hstack([v[p] for p in op.parts]),
+    ir.PickRow: _pick_row,
+    ir.Divide: lambda op, v: v[op.x] / v[op.by][0, 0],
+    ir.Largest: _largest,
+    ir.LargestIds: _largest_ids,
+})
+
+
+# --- the tiny text net: whole words ------------------------------------------------------------
+def cell_text(value) -> str:
+    """A cell as EXACT reads it: blank -> "", a whole number without ".0", text as it is."""
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _word_id(op, v):
+    words = [cell_text(w) for w in np.asarray(v[op.words], dtype=object)[:, 0]]
+    ids = np.asarray(v[op.ids], dtype=np.float64)[:, 0]
+    out = []
+    for value in np.asarray(v[op.word], dtype=object)[:, 0]:
+        word = cell_text(value)
+        hits = [i for i, w in enumerate(words) if w == word]
+        out.append(float(ids[hits[0]]) if len(hits) == 1 else
+                   op.TWICE.format(word) if hits else
+                   op.BLANK if word == "" else op.MISSING.format(word))
+    numbers = all(isinstance(i, float) for i in out)
+    return np.array(out, dtype=np.float64 if numbers else object)[:, None]
+
+
+REFERENCE.update({
+    ir.WordId: _word_id,
+    ir.RowArgmax: lambda op, v: np.argmax(v[op.x], axis=1).astype(np.float64)[:, None],
+})
+
+
 def evaluate(graph: ir.Graph, inputs: dict | None = None) -> dict[str, np.ndarray]:
     """Run the graph.
 

@@ -1,4 +1,15 @@
-"""Plain ReLU MLPs, and the sqrt net: the seed's "2x2 ReLU net" trained on y = sqrt(x)."""
+"""Plain MLPs (nn.Sequential of Linear and activations), and the sqrt net: the seed's "2x2 ReLU
+net" trained on y = sqrt(x).
+
+An "mlp" checkpoint's config is either {"sizes": [...], "activation": "relu"} (one activation
+between every two Linear layers) or {"layers": [...]}: one plain dict per child of the Sequential,
+in order, so any Sequential of supported layers (mixed activations, LeakyReLU slopes, GELU forms,
+Linear without bias, an activation after the last Linear) rebuilds with its own state-dict keys:
+
+    {"type": "linear", "in": 3, "out": 4, "bias": true}   {"type": "relu"}   {"type": "tanh"}
+    {"type": "sigmoid"}   {"type": "gelu", "approximate": "none" | "tanh"}
+    {"type": "leaky_relu", "slope": 0.01}   {"type": "identity"}
+"""
 from __future__ import annotations
 
 import time
@@ -29,10 +40,90 @@ def build_mlp(sizes: list[int], activation: str = "relu") -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
+# layer spec "type" -> how to build it from the spec
+_BUILD = {
+    "linear": lambda d: nn.Linear(int(d["in"]), int(d["out"]), bias=bool(d.get("bias", True))),
+    "relu": lambda d: nn.ReLU(), "tanh": lambda d: nn.Tanh(), "sigmoid": lambda d: nn.Sigmoid(),
+    "gelu": lambda d: nn.GELU(approximate=d.get("approximate", "none")),
+    "leaky_relu": lambda d: nn.LeakyReLU(float(d.get("slope", 0.01))),
+    "identity": lambda d: nn.Identity(),
+}
+# module class -> its spec (the inverse of _BUILD)
+_SPEC = {
+    nn.Linear: lambda m: {"type": "linear", "in": m.in_features, "out": m.out_features,
+                          "bias": m.bias is not None},
+    nn.ReLU: lambda m: {"type": "relu"}, nn.Tanh: lambda m: {"type": "tanh"},
+    nn.Sigmoid: lambda m: {"type": "sigmoid"},
+    nn.GELU: lambda m: {"type": "gelu", "approximate": m.approximate},
+    nn.LeakyReLU: lambda m: {"type": "leaky_relu", "slope": float(m.negative_slope)},
+    nn.Identity: lambda m: {"type": "identity"},
+}
+LAYER_TYPES = tuple(_SPEC)   # the torch.nn classes a plain MLP may hold
+SUPPORTED_LAYERS = ", ".join(t.__name__ for t in LAYER_TYPES)
+
+
+def build_sequential(layers: list[dict]) -> nn.Sequential:
+    """The Sequential a list of layer specs (see the module docstring) describes, freshly initialised."""
+    if not isinstance(layers, list) or not layers:
+        raise SheetnetError("mlp config 'layers' must be a non-empty list of layer specs")
+    mods = []
+    for i, spec in enumerate(layers):
+        kind = spec.get("type") if isinstance(spec, dict) else None
+        if kind not in _BUILD:
+            raise SheetnetError(f"mlp layer {i}: type {kind!r} is not supported; supported: "
+                                + ", ".join(_BUILD))
+        if kind == "gelu" and spec.get("approximate", "none") not in ("none", "tanh"):
+            raise SheetnetError(f"mlp layer {i}: GELU approximate must be 'none' or 'tanh'")
+        try:
+            mods.append(_BUILD[kind](spec))
+        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+            raise SheetnetError(f"mlp layer {i} ({kind}): bad spec {spec!r} ({exc})") from None
+    return nn.Sequential(*mods)
+
+
+def layer_specs(seq: nn.Module) -> list[dict]:
+    """The layer specs of a Sequential (the inverse of :func:`build_sequential`).
+
+    Raises:
+        SheetnetError: a child that is not a supported layer, named with its path.
+    """
+    if type(seq) is not nn.Sequential:
+        raise SheetnetError(f"model {type(seq).__name__} is not supported; supported: an "
+                            f"nn.Sequential of {SUPPORTED_LAYERS}")
+    specs = []
+    for path, mod in seq.named_children():
+        if type(mod) not in _SPEC:
+            raise SheetnetError(f"layer {type(mod).__name__} at {path} is not supported; "
+                                f"supported: {SUPPORTED_LAYERS}")
+        specs.append(_SPEC[type(mod)](mod))
+    return specs
+
+
+def activation_spec(name: str) -> dict:
+    """A layer spec from a short name: relu, tanh, sigmoid, gelu, gelu_tanh, leaky_relu[:slope], identity."""
+    base, _, arg = name.strip().lower().partition(":")
+    if base == "gelu_tanh" and not arg:
+        return {"type": "gelu", "approximate": "tanh"}
+    if base == "gelu" and not arg:
+        return {"type": "gelu", "approximate": "none"}
+    if base == "leaky_relu":
+        try:
+            return {"type": "leaky_relu", "slope": float(arg) if arg else 0.01}
+        except ValueError:
+            raise SheetnetError(f"leaky_relu slope must be a number, got {arg!r}") from None
+    if base in ("relu", "tanh", "sigmoid", "identity") and not arg:
+        return {"type": base}
+    raise SheetnetError(f"activation {name!r} is not supported; supported: relu, tanh, sigmoid, "
+                        "gelu, gelu_tanh, leaky_relu[:slope], identity")
+
+
 def mlp_from_checkpoint(payload: dict) -> nn.Sequential:
     """Rebuild the Sequential a sheetnet "mlp" checkpoint describes and load its weights."""
     cfg = payload["config"]
-    model = build_mlp(list(cfg["sizes"]), cfg.get("activation", "relu"))
+    if "layers" in cfg:
+        model = build_sequential(list(cfg["layers"]))
+    else:
+        model = build_mlp(list(cfg["sizes"]), cfg.get("activation", "relu"))
     try:
         model.load_state_dict(payload["state_dict"])
     except RuntimeError as exc:

@@ -1,0 +1,140 @@
+"""The example GPT end to end: export -> LibreOffice recalculation -> every intermediate against
+PyTorch float64, for both styles; prompts typed into the sheet; a weight edited in the sheet."""
+import numpy as np
+import openpyxl
+import pytest
+import torch
+
+from sheetnet.checkpoint import load_checkpoint
+from sheetnet.emit.a1 import cell_name
+from sheetnet.engine import Block
+from sheetnet.errors import SheetnetError
+from sheetnet.export import export
+from sheetnet.models.gpt import GPT
+from sheetnet.options import ExportOptions
+from sheetnet.run import run
+from sheetnet.verify import verify
+from sheetnet.writer import read_manifest
+
+STYLES = ["cells", "arrays"]
+FULL = "In the small town of Millbrook t"  # exactly the context: 32 characters
+LONG = "Nobody remembered who had made it. It had"
+
+
+@pytest.fixture(scope="module")
+def example(examples):
+    payload = load_checkpoint(examples / "gpt.pt")
+    return examples / "gpt.pt", payload, payload["metadata"]["vocab"]
+
+
+@pytest.fixture(scope="module")
+def books(example, tmp_path_factory):
+    """The example exported once per style, prompt "The cell"."""
+    out = {}
+    for style in STYLES:
+        out[style] = tmp_path_factory.mktemp(style) / "gpt.xlsx"
+        export(example[0], out[style], ExportOptions(style=style, prompt="The cell"))
+    return out
+
+
+def torch_logits(payload: dict, ids: list[int]) -> np.ndarray:
+    model = GPT.from_checkpoint(payload).double()
+    with torch.no_grad():
+        return model(torch.tensor([ids]))[0].numpy()
+
+
+@pytest.mark.parametrize("style", STYLES)
+def test_every_intermediate_matches_torch(engine, example, books, style):
+    report = verify(books[style], example[0], engine=engine)
+    assert report.ok, report.table()
+    names = {r.name for r in report.rows}
+    assert {"tokens.id", "tok_emb", "x0", "h0.ln_1.mean", "h0.ln_1.var", "h0.ln_1", "h0.attn.q0",
+            "h0.attn.k1", "h0.attn.v0", "h0.attn.scores0", "h0.attn.probs1", "h0.attn.y",
+            "h0.attn.out", "h0.res1", "h0.mlp.fc", "h0.mlp.gelu", "h1.res2", "ln_f", "logits",
+            "next.probs", "next.char", "wte"} <= names
+    assert sum(r.against == "torch" for r in report.rows) >= 2 * 27 + 12
+    assert report.max_abs_err <= 1e-9
+
+
+@pytest.mark.parametrize("style", STYLES)
+def test_typed_prompts_give_torchs_logits_for_the_prompt_alone(engine, example, books, style):
+    _, payload, vocab = example
+    stoi = {c: i for i, c in enumerate(vocab)}
+    seen = {}
+    for prompt in ["T", FULL, "The Cell", "the cell"]:
+        out = run(books[style], engine=engine, prompt=prompt)
+        ids = [stoi[c] for c in prompt]
+        assert out["tokens"] == ids
+        expected = torch_logits(payload, ids)  # the prompt alone: no pads
+        got = np.array(out["outputs"])
+        assert got.shape == expected.shape
+        assert np.abs(got - expected).max() <= 1e-9
+        assert out["next_token"] == vocab[int(expected[-1].argmax())]
+        seen[prompt] = ids
+    assert seen["The Cell"] != seen["the cell"]  # case is exact: 'T' and 't' are different ids
+
+
+def test_a_longer_prompt_is_read_from_its_last_characters(engine, example, books):
+    _, payload, vocab = example
+    out = run(books["cells"], engine=engine, prompt=LONG)
+    ids = [vocab.index(c) for c in LONG[-32:]]
+    assert out["tokens"] == ids
+    assert out["note"] == (f"the prompt has {len(LONG)} characters; the context holds 32: "
+                           "the sheet reads the last 32")
+    assert np.abs(np.array(out["outputs"]) - torch_logits(payload, ids)).max() <= 1e-9
+
+
+def test_an_unknown_character_is_named_in_the_sheet_and_by_run_and_verify(engine, example, books,
+                                                                          tmp_path):
+    with pytest.raises(SheetnetError, match=r"^not in vocab: 'Ω'$"):
+        run(books["cells"], engine=engine, prompt="HeΩlo")
+    entry = read_manifest(books["cells"])["nodes"]["tokens.id"]
+    ids, = engine.recalculate(books["cells"], [Block(entry["sheet"], entry["row"], entry["col"], 5, 1)],
+                              edits=[(entry["sheet"], 4, 1, "HeΩlo")], check_errors=False)
+    assert ids[2, 0] == "not in vocab: 'Ω'" and ids[1, 0] == 43.0
+    book = tmp_path / "omega.xlsx"
+    export(example[0], book, ExportOptions(prompt="HeΩlo", context=8))
+    with pytest.raises(SheetnetError, match="not in vocab: 'Ω'"):
+        verify(book, example[0], engine=engine)
+
+
+@pytest.mark.parametrize("style", STYLES)
+def test_editing_a_weight_on_a_block_sheet_moves_the_logits_like_torch(engine, example, books,
+                                                                       style, tmp_path):
+    path, payload, vocab = example
+    entry = read_manifest(books[style])["nodes"]["h0.mlp.c_fc.W"]
+    i, j, new = 5, 3, 0.75  # hidden neuron 5 of block 1, its weight from feature 3
+    wb = openpyxl.load_workbook(books[style])
+    wb[entry["sheet"]][cell_name(entry["row"] + i, entry["col"] + j)] = new
+    edited = tmp_path / "edited.xlsx"
+    wb.save(edited)
+    ids = [vocab.index(c) for c in "The cell"]
+    before = torch_logits(payload, ids)
+    payload = {**payload, "state_dict": dict(payload["state_dict"])}
+    weight = payload["state_dict"]["transformer.h.0.mlp.c_fc.weight"].clone()
+    weight[i, j] = new
+    payload["state_dict"]["transformer.h.0.mlp.c_fc.weight"] = weight
+    expected = torch_logits(payload, ids)
+    got = np.array(run(edited, engine=engine)["outputs"])
+    assert np.abs(got - expected).max() <= 1e-9
+    assert np.abs(got - before).max() > 1e-6  # the edit really moved the logits
+
+
+def test_temperature_and_top_five(engine, example, books):
+    _, payload, vocab = example
+    ids = [vocab.index(c) for c in "The cell"]
+    last = torch.tensor(torch_logits(payload, ids)[-1])
+    out = run(books["arrays"], engine=engine, temperature=0.5)
+    top = torch.topk(torch.softmax(last / 0.5, dim=-1), 5)
+    assert np.abs(np.array(out["top_probs"]) - top.values.numpy()).max() <= 1e-9
+    assert out["top_ids"] == [float(i) for i in top.indices]
+    assert out["next_token"] == vocab[int(top.indices[0])]
+
+
+def test_sheets_and_guide(books):
+    wb = openpyxl.load_workbook(books["cells"], read_only=True)
+    assert wb.sheetnames[:-1] == ["Guide", "Prompt", "Vocab", "Embedding", "B1 Attention", "B1 MLP",
+                                  "B2 Attention", "B2 MLP", "Output"]
+    guide = " ".join(str(r[0]) for r in wb["Guide"].iter_rows(values_only=True) if r and r[0])
+    assert "small GPT" in guide and "context 32" in guide
+    wb.close()

@@ -128,8 +128,9 @@ def train_gpt(out, layers, heads, embd, context, steps, text_path, seed):
 @main.command()
 @click.argument("model", type=click.Path(dir_okay=True))
 @click.argument("out", type=click.Path(dir_okay=False))
-@click.option("--style", type=click.Choice(["cells", "arrays"]), default="cells", show_default=True,
-              help="cells: one readable formula per cell; arrays: one MMULT array per product")
+@click.option("--style", type=click.Choice(["cells", "arrays", "auto"]), default="auto",
+              show_default=True, help="cells: one readable formula per cell; arrays: one MMULT "
+              "array per product; auto: arrays above 200,000 formula cells, else cells")
 @click.option("--force", is_flag=True, help="overwrite OUT if it exists")
 @click.option("--input", "input_value", type=float, default=None, help="sqrt net: x to start with")
 @click.option("--prompt", default=None, help="text models: the prompt written into the sheet")
@@ -146,7 +147,7 @@ def export(model, out, style, force, input_value, prompt, tokens, context, fmt, 
     with _SheetProgress() as progress:
         res = do_export(model, out, opts, progress=progress)
     click.echo(f"wrote {res.path}: {res.sheets} sheets, {res.weight_cells} weight cells, "
-               f"{res.formula_cells} formula cells in {res.seconds:.2f} s")
+               f"{res.formula_cells} formula cells (style {res.style}) in {res.seconds:.2f} s")
 
 
 class _SheetProgress:
@@ -173,7 +174,8 @@ class _SheetProgress:
 
 @main.command("inspect")
 @click.argument("path", type=click.Path(dir_okay=True))
-@click.option("--style", type=click.Choice(["cells", "arrays"]), default="cells", show_default=True)
+@click.option("--style", type=click.Choice(["cells", "arrays", "auto"]), default="auto",
+              show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="print JSON")
 @_one_line_errors
 def inspect_cmd(path, style, as_json):
@@ -218,6 +220,23 @@ def run(book, inputs, prompt, tokens, temperature, as_json):
         click.echo(json.dumps(result))
     else:
         click.echo(f"inputs {result['inputs']} -> outputs {result['outputs']}")
+
+
+@main.command("import")
+@click.argument("book", type=click.Path(dir_okay=False))
+@click.argument("out", type=click.Path())
+@click.option("--force", is_flag=True, help="overwrite OUT if it exists")
+@_one_line_errors
+def import_cmd(book, out, force):
+    """Write the weights of BOOK (as edited and saved in Excel or LibreOffice) as a checkpoint OUT
+    in the format BOOK was exported from (a Hugging Face model or minGPT work folder: OUT is a
+    folder)."""
+    from .importer import import_book
+    notes = []
+    path = import_book(book, out, force=force, notes=notes.append)
+    click.echo(f"wrote {path}: {notes.pop()}")
+    for note in notes:
+        click.echo(f"  {note}")
 
 
 if __name__ == "__main__":  # pragma: no cover

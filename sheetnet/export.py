@@ -12,8 +12,9 @@ from .capture import Captured, capture
 from .emit.arrays import ARRAY_FORMULAS
 from .emit.book import build_book
 from .errors import SheetnetError
+from .importer import checkpoint_record
 from .ir import graph as ir
-from .options import ExportOptions
+from .options import AUTO_ARRAYS_ABOVE, STYLES, ExportOptions
 from .writer import write_book
 
 
@@ -24,13 +25,15 @@ class ExportResult:
     formula_cells: int
     weight_cells: int
     seconds: float
+    style: str = "cells"    # the style written ("auto" resolved)
 
 
 def lower(model_path, options: ExportOptions) -> Captured:
     """Load a checkpoint and capture it as a graph, refusing non-finite weights.
 
     The graph's meta["load"] records how it was loaded (format, --meta, --activations), so that
-    verify reads the same model without being told again.
+    verify reads the same model without being told again; meta["checkpoint"] what import needs to
+    write the checkpoint back from the weight cells (format, config, metadata, every entry).
     """
     payload = loaders.load(model_path, options.fmt, meta=options.meta, activations=options.activations)
     captured = capture(payload, options)
@@ -39,6 +42,7 @@ def lower(model_path, options: ExportOptions) -> Captured:
     how = {"fmt": payload["metadata"]["source_format"], "activations": options.activations,
            "meta": str(Path(options.meta).resolve()) if options.meta else None}
     captured.graph.meta["load"] = {k: v for k, v in how.items() if v is not None}
+    captured.graph.meta["checkpoint"] = checkpoint_record(payload, captured.graph, model_path)
     return captured
 
 
@@ -74,22 +78,35 @@ def export(model_path, out_path, options: ExportOptions | None = None,
         raise SheetnetError(f"output folder {out_path.parent} does not exist")
     if out_path.exists() and not options.force:
         raise SheetnetError(f"{out_path} already exists (use --force to overwrite)")
-    if options.style not in ("cells", "arrays"):
-        raise SheetnetError(f"style {options.style!r} is not one of: cells, arrays")
+    if options.style not in STYLES:
+        raise SheetnetError(f"style {options.style!r} is not one of: {', '.join(STYLES)}")
     captured = lower(model_path, options)
     graph = captured.graph
     plan = layout.plan(graph)
     guide = {"summary": graph.meta.get("summary", ""), "book": out_path.name,
              "model": Path(model_path).name, **graph.meta.get("guide", {})}
-    arrays = ARRAY_FORMULAS if options.style == "arrays" else None
+    style = choose_style(graph, options.style)
+    arrays = ARRAY_FORMULAS if style == "arrays" else None
     book = build_book(graph, plan, guide=guide, array_ops=arrays)
     counter = iter(range(1, len(book.sheets) + 2))  # + the manifest sheet
     write_book(book, out_path, force=options.force,
                progress=progress and (lambda spec: progress(next(counter), len(book.sheets) + 1,
                                                             spec.name)))
     params = graph.of_type(ir.Param)
-    ops = [n for n in graph.nodes.values() if not isinstance(n.op, (*ir.LEAF_TYPES, ir.View))]
-    return ExportResult(out_path, len(book.sheets),
-                        sum(n.shape[0] * n.shape[1] for n in ops),
+    return ExportResult(out_path, len(book.sheets), formula_cells(graph),
                         sum(n.shape[0] * n.shape[1] for n in params),
-                        time.perf_counter() - start)
+                        time.perf_counter() - start, style)
+
+
+def formula_cells(graph: ir.Graph) -> int:
+    """How many cells of the graph's nodes hold formulas (every op but leaves and views)."""
+    ops = [n for n in graph.nodes.values() if not isinstance(n.op, (*ir.LEAF_TYPES, ir.View))]
+    return sum(n.shape[0] * n.shape[1] for n in ops)
+
+
+def choose_style(graph: ir.Graph, style: str) -> str:
+    """``style``, with "auto" resolved: "arrays" above AUTO_ARRAYS_ABOVE formula cells (see
+    options.py for the measurements), else "cells"."""
+    if style != "auto":
+        return style
+    return "arrays" if formula_cells(graph) > AUTO_ARRAYS_ABOVE else "cells"

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -30,6 +31,40 @@ def atomic_path(path: str | os.PathLike, force: bool = True):
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+@contextmanager
+def atomic_dir(path: str | os.PathLike, force: bool = False):
+    """Yield a temporary folder beside ``path``; on success it takes the place of ``path``
+    (a file or folder already there, with ``force``, is removed only then).
+
+    Raises:
+        SheetnetError: the folder is missing, or ``path`` exists and ``force`` is False.
+    """
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise SheetnetError(f"output folder {path.parent} does not exist")
+    if path.exists() and not force:
+        raise SheetnetError(f"{path} already exists (use --force to overwrite)")
+    tmp = Path(tempfile.mkdtemp(prefix=".sheetnet-", dir=path.parent))
+    old = path.parent / f"{tmp.name}.old"
+    try:
+        yield tmp
+        os.chmod(tmp, 0o777 & ~_umask())
+        if path.exists():
+            os.replace(path, old)
+        try:
+            os.replace(tmp, path)
+        except OSError:
+            if old.exists():   # put back what was there
+                os.replace(old, path)
+            raise
+    finally:
+        for leftover in (tmp, old):
+            if leftover.is_dir():
+                shutil.rmtree(leftover)
+            elif leftover.exists():
+                leftover.unlink()
 
 
 def _umask() -> int:

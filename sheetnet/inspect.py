@@ -19,9 +19,10 @@ RECALC_S_PER_CELL = {"cells": 128 / 1e6, "arrays": 19.4 / 1e6}  # LibreOffice, 1
 
 def inspect_model(model_path, options: ExportOptions) -> dict:
     """What ``export`` would write for this model, per sheet, plus estimates and limits."""
-    from .export import lower
+    from .export import choose_style, lower
     graph = lower(model_path, options).graph
     plan = layout.plan(graph)
+    style = choose_style(graph, options.style)
     per_sheet: dict[str, Counter] = {s: Counter() for s in graph.sheets}
     for node in graph.nodes.values():
         if isinstance(node.op, ir.View):
@@ -35,12 +36,12 @@ def inspect_model(model_path, options: ExportOptions) -> dict:
     totals = sum(per_sheet.values(), Counter())
     return {
         "model": str(model_path), "architecture": graph.meta.get("architecture"),
-        "style": options.style,
+        "style": style,
         "sheets": {s: dict(c) for s, c in per_sheet.items()},
         "weights": totals["weights"], "formulas": totals["formulas"], "data": totals["data"],
         "estimated_mb": round((totals["weights"] * BYTES_PER_NUMBER
                                + totals["formulas"] * BYTES_PER_FORMULA) / 2**20, 2),
-        "estimated_recalc_s": round(totals["formulas"] * RECALC_S_PER_CELL[options.style], 1),
+        "estimated_recalc_s": round(totals["formulas"] * RECALC_S_PER_CELL[style], 1),
         "limits": {"rows": MAX_ROWS, "cols": MAX_COLS, "formula_chars": MAX_FORMULA_CHARS},
     }
 

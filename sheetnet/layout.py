@@ -4,6 +4,11 @@ A block is a title line, a line of column labels, then the tensor's rows, each l
 label in the column left of the data.  Sheets flow "down" (blocks stacked, one blank line apart;
 a ``beside`` block sits to the right of the one before, e.g. a bias beside its weights) or
 "right" (blocks side by side, sharing rows: the Walk sheet's x | z | a | ... | y columns).
+
+A tensor wider than a sheet (a GPT-2 logits row has 50,257 columns; a sheet 16,384) is laid out
+transposed: its columns run down the sheet.  That is the only place this is decided: a Region
+knows which way its tensor lies and maps the tensor's (i, j) to a cell (``Region.at``), so the
+formula emitters, which refer to cells through ``emit.a1.Refs``, need no special case.
 """
 from __future__ import annotations
 
@@ -19,16 +24,33 @@ FIRST_ROW = 2  # row 0 holds the sheet's heading, row 1 stays blank
 
 @dataclass(frozen=True)
 class Region:
-    """A tensor's cells: 0-based top-left (row, col) and its (rows, cols) shape on ``sheet``."""
+    """A tensor's cells: 0-based top-left (row, col) and the (nrows, ncols) it covers on ``sheet``.
+
+    ``transposed``: the tensor's element (i, j) sits at sheet row j, column i (so ``shape``, the
+    tensor's, is (ncols, nrows)).
+    """
     sheet: str
     row: int
     col: int
     nrows: int
     ncols: int
+    transposed: bool = False
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """The tensor's (rows, cols), whichever way it lies on the sheet."""
+        return (self.ncols, self.nrows) if self.transposed else (self.nrows, self.ncols)
+
+    def at(self, i: int, j: int) -> tuple[int, int]:
+        """The sheet (row, col) of the tensor's element (i, j)."""
+        return (self.row + j, self.col + i) if self.transposed else (self.row + i, self.col + j)
 
     def sub(self, rows: tuple[int, int], cols: tuple[int, int]) -> "Region":
+        """Tensor rows [r0, r1) x cols [c0, c1), lying as this region does."""
+        if self.transposed:
+            rows, cols = cols, rows
         return Region(self.sheet, self.row + rows[0], self.col + cols[0],
-                      rows[1] - rows[0], cols[1] - cols[0])
+                      rows[1] - rows[0], cols[1] - cols[0], self.transposed)
 
 
 @dataclass
@@ -58,12 +80,18 @@ def plan(graph: ir.Graph) -> Plan:
             top, left = cur["prev"].row - 2, cur["prev"].col + cur["prev"].ncols
         else:
             top, left = cur["row"], 0
-        has_row_labels = node.row_labels is not None or not (node.beside or _flows_right(graph, node))
+        rows, cols = node.shape
+        # wider than the sheet and taller than wide: lay it down the rows instead
+        transposed = left + 1 + cols > MAX_COLS and cols > rows
+        row_texts, col_texts = ((node.col_labels, node.row_labels) if transposed else
+                                (node.row_labels, node.col_labels))
+        has_row_labels = row_texts is not None or not (node.beside or _flows_right(graph, node))
         data_col = left + 1 if has_row_labels else left
-        region = Region(node.sheet, top + 2, data_col, *node.shape)
+        region = Region(node.sheet, top + 2, data_col, *((cols, rows) if transposed else node.shape),
+                        transposed)
         _check_limits(node, region)
         p.regions[node.name] = region
-        _decorate(p, node, region, top, left, has_row_labels)
+        _decorate(p, node, region, top, left, has_row_labels, row_texts, col_texts)
         cur["prev"] = region
         cur["row"] = max(cur["row"], region.row + region.nrows + 1)
         cur["col"] = region.col + region.ncols + 1
@@ -74,14 +102,20 @@ def _flows_right(graph: ir.Graph, node: ir.Node) -> bool:
     return graph.sheet_flow.get(node.sheet, "down") == "right"
 
 
-def _decorate(p: Plan, node: ir.Node, region: Region, top: int, left: int, row_labels: bool):
+def _decorate(p: Plan, node: ir.Node, region: Region, top: int, left: int, row_labels: bool,
+              row_texts, col_texts):
+    # row_texts / col_texts: the labels of the sheet's rows and columns (swapped when transposed)
     if node.title or not node.beside:
-        p.titles[(node.sheet, top, left)] = node.title or node.name
-    for j, text in enumerate(node.col_labels or []):
+        title = node.title or node.name
+        if region.transposed:
+            title += (f" [laid out transposed: its {region.nrows:,} columns run down the rows, "
+                      f"more than a sheet's {MAX_COLS:,} columns]")
+        p.titles[(node.sheet, top, left)] = title
+    for j, text in enumerate(col_texts or []):
         p.labels[(node.sheet, top + 1, region.col + j)] = text
     if row_labels:
-        texts = node.row_labels or ([""] if region.nrows == 1 else
-                                    [str(i) for i in range(region.nrows)])
+        texts = row_texts or ([""] if region.nrows == 1 else
+                              [str(i) for i in range(region.nrows)])
         for i, text in enumerate(texts):
             if text:
                 p.labels[(node.sheet, region.row + i, left)] = text
@@ -89,6 +123,9 @@ def _decorate(p: Plan, node: ir.Node, region: Region, top: int, left: int, row_l
 
 def _check_limits(node: ir.Node, region: Region) -> None:
     if region.row + region.nrows > MAX_ROWS or region.col + region.ncols > MAX_COLS:
+        rows, cols = node.shape
         raise SheetnetError(
-            f"tensor {node.name} {node.shape} does not fit on sheet {node.sheet!r} "
-            f"(sheets hold {MAX_ROWS:,} rows x {MAX_COLS:,} columns)")
+            f"tensor {node.name} ({rows:,} x {cols:,}) does not fit on sheet {node.sheet!r}: it "
+            f"would need {region.row + region.nrows:,} rows and {region.col + region.ncols:,} "
+            f"columns{' (laid out transposed)' if region.transposed else ''}; a sheet holds "
+            f"{MAX_ROWS:,} rows x {MAX_COLS:,} columns")

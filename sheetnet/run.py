@@ -20,8 +20,9 @@ def input_edits(manifest: dict, name: str, values) -> list[tuple[str, int, int, 
     flat = list(values)
     if len(flat) != rows * cols:
         raise SheetnetError(f"input {name} takes {rows * cols} value(s), got {len(flat)}")
-    return [(entry["sheet"], entry["row"] + k // cols, entry["col"] + k % cols, v)
-            for k, v in enumerate(flat)]
+    down = entry.get("layout") == "transposed"  # element (i, j) at sheet row j, column i
+    return [(entry["sheet"], entry["row"] + (k % cols if down else k // cols),
+             entry["col"] + (k // cols if down else k % cols), v) for k, v in enumerate(flat)]
 
 
 def run(book, inputs: list[float] | None = None, engine: Engine | None = None,
@@ -51,7 +52,10 @@ def run(book, inputs: list[float] | None = None, engine: Engine | None = None,
         if key not in declared:
             raise SheetnetError(f"this workbook takes no {key} (it takes: "
                                 f"{', '.join(declared) or 'only --input'})")
-        all_edits += input_edits(manifest, declared[key], value if isinstance(value, list) else [value])
+        values = value if isinstance(value, list) else [value]
+        if key in spec.get("blank_fill", []):  # e.g. token ids: the positions after them stay blank
+            values = _blank_filled(manifest, declared[key], key, values)
+        all_edits += input_edits(manifest, declared[key], values)
     report = spec.get("report", {})
     names = list(dict.fromkeys([first, *manifest["outputs"], *report.values(),
                                 *([spec["positions"]["count"]] if "positions" in spec else [])]))
@@ -67,6 +71,8 @@ def run(book, inputs: list[float] | None = None, engine: Engine | None = None,
         result[key] = values[0] if len(values) == 1 else values
     if "positions" in spec:
         _keep_positions(result, spec["positions"], cells, first)
+    for key in spec.get("integers", []):  # ids read back as whole floats
+        result[key] = _whole(result[key])
     return result
 
 
@@ -92,6 +98,21 @@ def _keep_positions(result: dict, positions: dict, cells: dict, first: str) -> N
     for key in positions.get("keys", []):
         values = result[key] if isinstance(result[key], list) else [result[key]]
         result[key] = [int(v) if isinstance(v, float) and v.is_integer() else v for v in values[:n]]
+
+
+def _blank_filled(manifest: dict, name: str, key: str, values: list) -> list:
+    # values for the first cells of input ``name``, "" (blank) for the rest
+    rows, cols = manifest["nodes"][name]["shape"]
+    if len(values) > rows * cols:
+        raise SheetnetError(f"{len(values)} {key} given; the workbook holds {rows * cols} "
+                            "(its context)")
+    return list(values) + [""] * (rows * cols - len(values))
+
+
+def _whole(value):
+    if isinstance(value, list):
+        return [_whole(v) for v in value]
+    return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
 def _plain(value):

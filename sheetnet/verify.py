@@ -70,7 +70,11 @@ def numeric(values: np.ndarray) -> np.ndarray:
 
 
 def block(entry: dict) -> Block:
-    return Block(entry["sheet"], entry["row"], entry["col"], *entry["shape"])
+    """The cells of a manifest entry; a node laid out transposed covers its shape swapped."""
+    rows, cols = entry["shape"]
+    if entry.get("layout") == "transposed":
+        rows, cols = cols, rows
+    return Block(entry["sheet"], entry["row"], entry["col"], rows, cols)
 
 
 def read_nodes(engine: Engine, book, manifest: dict, names: list[str], edits=()) -> dict:
@@ -88,7 +92,8 @@ def read_nodes(engine: Engine, book, manifest: dict, names: list[str], edits=())
         if messages:
             raise SheetnetError("; ".join(messages)) from exc
         raise
-    return dict(zip(names, values))
+    return {n: v.T if e.get("layout") == "transposed" else v
+            for n, e, v in zip(names, entries, values)}
 
 
 def _messages(engine: Engine, book, manifest: dict, edits) -> list[str]:

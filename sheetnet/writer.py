@@ -52,8 +52,8 @@ class ArraySpec:
 @dataclass(frozen=True)
 class ChartSpec:
     title: str
-    x: tuple[int, int, int]            # (col, first_row, last_row), 0-based, on the chart's sheet
-    series: list[tuple[str, int, int, int]]  # (name, col, first_row, last_row)
+    x: str                             # x values (scatter) or labels (bar): 'Sheet'!$A$1:$A$9
+    series: list[tuple[str, str]]      # (name, range) of each series, ranges as for x
     anchor: tuple[int, int]            # (row, col) of the chart's top-left corner
     kind: str = "scatter"              # "scatter" (lines over numeric x) or "bar" (x = labels)
     x_title: str = "x"

@@ -24,7 +24,7 @@ NS_R = 'xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relations
 REL = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
 CT = "application/vnd.openxmlformats-officedocument"
 _ILLEGAL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]|_x[0-9A-Fa-f]{4}_")
-_COLS = [col_letter(c) for c in range(16_384)]
+_COLS = [col_letter(c) for c in range(16_384)]  # every column's letters, for the hot loops
 
 
 def xml_text(text: str) -> str:
@@ -195,23 +195,19 @@ def _sheet_tail(spec, has_drawing: bool) -> str:
     return "".join(parts)
 
 
-def _chart_xml(chart, sheet: str) -> str:
+def _chart_xml(chart) -> str:
     """A scatter chart with straight lines (kind "scatter") or a column chart (kind "bar")."""
-    from .emit.a1 import quote_sheet
-
-    def ref(col, r0, r1):
-        return f"{quote_sheet(sheet)}!${_COLS[col]}${r0 + 1}:${_COLS[col]}${r1 + 1}"
-    xcol, xr0, xr1 = chart.x
     series = []
-    for k, (name, col, r0, r1) in enumerate(chart.series):
-        cat, val = ("xVal", "yVal") if chart.kind == "scatter" else ("cat", "val")
-        xref = "strRef" if chart.kind == "bar" else "numRef"
-        series.append(
-            f'<c:ser><c:idx val="{k}"/><c:order val="{k}"/><c:tx><c:v>{xml_text(name)}</c:v></c:tx>'
-            + ('<c:marker><c:symbol val="none"/></c:marker>' if chart.kind == "scatter" else "")
-            + f'<c:{cat}><c:{xref}><c:f>{xml_text(ref(xcol, xr0, xr1))}</c:f></c:{xref}></c:{cat}>'
-            f'<c:{val}><c:numRef><c:f>{xml_text(ref(col, r0, r1))}</c:f></c:numRef></c:{val}>'
-            + ('<c:smooth val="0"/>' if chart.kind == "scatter" else "") + "</c:ser>")
+    for k, (name, ref) in enumerate(chart.series):
+        if chart.kind == "scatter":
+            data = (f'<c:marker><c:symbol val="none"/></c:marker><c:xVal><c:numRef><c:f>'
+                    f'{xml_text(chart.x)}</c:f></c:numRef></c:xVal><c:yVal><c:numRef><c:f>'
+                    f'{xml_text(ref)}</c:f></c:numRef></c:yVal><c:smooth val="0"/>')
+        else:
+            data = (f'<c:cat><c:strRef><c:f>{xml_text(chart.x)}</c:f></c:strRef></c:cat>'
+                    f'<c:val><c:numRef><c:f>{xml_text(ref)}</c:f></c:numRef></c:val>')
+        series.append(f'<c:ser><c:idx val="{k}"/><c:order val="{k}"/><c:tx><c:v>'
+                      f'{xml_text(name)}</c:v></c:tx>{data}</c:ser>')
     if chart.kind == "scatter":
         plot = ('<c:scatterChart><c:scatterStyle val="lineMarker"/><c:varyColors val="0"/>'
                 + "".join(series) + '<c:axId val="1"/><c:axId val="2"/></c:scatterChart>'
@@ -295,7 +291,7 @@ def write_xlsx(book, path, styles: dict, precision: str = "float64", compresslev
                 targets = []
                 for chart in spec.charts:
                     n_charts += 1
-                    zf.writestr(f"xl/charts/chart{n_charts}.xml", _chart_xml(chart, spec.name))
+                    zf.writestr(f"xl/charts/chart{n_charts}.xml", _chart_xml(chart))
                     overrides.append((f"/xl/charts/chart{n_charts}.xml",
                                       f"{CT}.drawingml.chart+xml"))
                     targets.append(("chart", f"../charts/chart{n_charts}.xml"))

@@ -33,6 +33,7 @@ def test_formula_length_limit_is_enforced():
 def test_tensor_beyond_the_sheet_is_refused():
     from sheetnet import layout
     g = ir.Graph()
-    g.add("x", ir.Input(None), (1, layout.MAX_COLS + 1), "S")
+    # too wide, and too tall to lie transposed
+    g.add("x", ir.Input(None), (layout.MAX_ROWS, layout.MAX_COLS + 1), "S")
     with pytest.raises(SheetnetError, match="does not fit on sheet 'S'"):
         layout.plan(g)

@@ -5,10 +5,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..errors import SheetnetError
 from ..models.mlp import mlp_from_checkpoint
 from . import Captured, register
-from .gpt import DEFAULT_PROMPT, capture_gpt, decode_tokens, trace_gpt
+from .gpt import lower_gpt
 from .mlp import capture_mlp
 from .sqrt import capture_sqrt
 
@@ -58,14 +57,5 @@ def _mlp(payload: dict, options=None) -> Captured:
 
 @register("gpt")
 def _gpt(payload: dict, options=None) -> Captured:
-    from ..models.gpt import GPT
-    model = GPT.from_checkpoint(payload)
-    vocab = list(payload.get("metadata", {}).get("vocab", []))
-    prompt, tokens = getattr(options, "prompt", None), getattr(options, "tokens", None)
-    if prompt is not None and tokens is not None:
-        raise SheetnetError("give a prompt or token ids, not both")
-    if tokens is not None:
-        prompt = decode_tokens(tokens, vocab)
-    graph = capture_gpt(model, vocab, DEFAULT_PROMPT if prompt is None else prompt,
-                        context=getattr(options, "context", None))
-    return Captured(model, graph, trace_gpt)
+    # a prompt cell for a character vocabulary, token-id cells otherwise (see gpt.lower_gpt)
+    return lower_gpt(payload, options)

@@ -1,10 +1,16 @@
 """Lowering of the reference GPT (models/gpt.py) into the IR.
 
+Two front ends feed one body.  A model whose vocabulary is exactly its vocab_size single
+characters gets a prompt cell that the sheet splits into characters and ids (this module).  Any
+other (no vocabulary, GPT-2's BPE strings, words) gets one token-id input cell per position
+(gpt_tokens.py).  A front end hands the body a ``Front``: the ids node and how to label tokens.
+
 Sheets, in reading order: Prompt (the prompt cell, its characters, code points and token ids),
 Vocab (id, character, code point), Embedding (wte, wpe, x0), per block "B<i> Attention" and
 "B<i> MLP", and Output (final layer norm, logits, temperature softmax, next character, top 5).
 Node names are the trace names of ``GPT.forward`` (``h0.attn.q1``, ``ln_f.var`` ...), so each
-node's ``ref`` is its own name.
+node's ``ref`` is its own name.  A vocabulary wider than a sheet (GPT-2's 50,257) puts the
+logits and the next-token rows on the Output sheet transposed (layout.py decides; nothing here).
 
 The workbook computes T positions (the model's block_size, or a smaller ``context``).  A shorter
 prompt fills positions 0..n-1; the positions after it hold the pad id and compute on it like any
@@ -20,10 +26,13 @@ verify and run with its "not in vocab" message.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from ..errors import SheetnetError
 from ..ir import graph as ir
+from . import Captured
 
 PAD = 0         # token id of the positions after the prompt (never seen by the prompt's positions)
 TOP_K = 5       # candidates listed on the Output sheet
@@ -60,6 +69,60 @@ def tokenize(text: str, vocab: list[str], context: int, pad: int = PAD) -> list:
     return [stoi.get(ch, UNKNOWN_CHAR.format(ch)) for ch in window] + [pad] * (context - len(window))
 
 
+def is_char_vocab(vocab, size: int) -> bool:
+    """Whether ``vocab`` lists ``size`` single characters (what the prompt cell needs)."""
+    return len(vocab) == size and all(isinstance(s, str) and len(s) == 1 for s in vocab)
+
+
+@dataclass(frozen=True)
+class Front:
+    """What a front end (the Prompt and Vocab sheets) hands the body of the workbook."""
+    ids: str                 # (T, 1) node: the token id of each position
+    shown: str               # (T, 1) node repeated beside each sheet's first block
+    shown_as: str            # its column label: "character", "token" or "id"
+    labels: list[str]        # one per vocabulary id: wte's rows, the logits' columns
+    exact: str | None        # (V, 1) text node: each id's string (the next token); None: ids only
+    label_table: str | None  # (V, 1) text node: each id's label (the top candidates)
+    key: str                 # the next token's string is node "next.<key>"
+    unit: str                # "character" or "token", for titles
+
+
+def lower_gpt(payload: dict, options=None) -> Captured:
+    """A "gpt" payload -> the Captured workbook graph, with the front end its vocabulary allows.
+
+    Raises:
+        SheetnetError: a prompt and token ids both given, or a prompt for a model without a
+            character vocabulary.
+    """
+    from ..models.gpt import GPT
+    model = GPT.from_checkpoint(payload)
+    vocab, size = list(payload.get("metadata", {}).get("vocab", [])), model.config.vocab_size
+    prompt, tokens, context = (getattr(options, k, None) for k in ("prompt", "tokens", "context"))
+    if prompt is not None and tokens is not None:
+        raise SheetnetError("give a prompt or token ids, not both")
+    if is_char_vocab(vocab, size):
+        prompt = decode_tokens(tokens, vocab) if tokens is not None else prompt
+        graph = capture_gpt(model, vocab, DEFAULT_PROMPT if prompt is None else prompt, context)
+        return Captured(model, graph, trace_gpt)
+    if prompt is not None:
+        has = (f"{len(vocab)} tokens such as {max(vocab, key=len)[:20]!r}" if vocab else "none")
+        raise SheetnetError(f"a prompt needs a vocabulary of {size} single characters and this "
+                            f"model has {has}: give token ids (--tokens) instead")
+    from .gpt_tokens import DEFAULT_TOKENS, capture_gpt_tokens, trace_gpt_tokens
+    graph = capture_gpt_tokens(model, DEFAULT_TOKENS if tokens is None else tokens,
+                               vocab if len(vocab) == size else None, context)
+    return Captured(model, graph, trace_gpt_tokens)
+
+
+def check_context(model, context: int | None) -> int:
+    """The positions T the sheets compute: ``context``, default and at most block_size."""
+    t = context or model.config.block_size
+    if not 1 <= t <= model.config.block_size:
+        raise SheetnetError(f"context {t} must be between 1 and the model's block_size "
+                            f"{model.config.block_size}")
+    return t
+
+
 def capture_gpt(model, vocab: list[str], prompt: str = DEFAULT_PROMPT,
                 context: int | None = None) -> ir.Graph:
     """Build the whole workbook's graph for ``model`` (a models.gpt.GPT).
@@ -73,10 +136,8 @@ def capture_gpt(model, vocab: list[str], prompt: str = DEFAULT_PROMPT,
         the graph, with ``meta["run"]`` declaring the prompt/temperature inputs and the report.
     """
     cfg = model.config
-    t = context or cfg.block_size
-    if not 1 <= t <= cfg.block_size:
-        raise SheetnetError(f"context {t} must be between 1 and the model's block_size {cfg.block_size}")
-    if len(vocab) != cfg.vocab_size or any(len(ch) != 1 for ch in vocab):
+    t = check_context(model, context)
+    if not is_char_vocab(vocab, cfg.vocab_size):
         raise SheetnetError(f"the gpt vocabulary must list {cfg.vocab_size} single characters "
                             "(checkpoint metadata 'vocab')")
     g = ir.Graph(meta={
@@ -85,12 +146,10 @@ def capture_gpt(model, vocab: list[str], prompt: str = DEFAULT_PROMPT,
                     f"{cfg.n_embd}-wide, {len(vocab)} characters, context {t}"),
         "guide": {"context": t, "layers": cfg.n_layer, "last_sheet": f"B{cfg.n_layer} MLP"}})
     pos = [f"t{i}" for i in range(t)]
-    ids = _prompt(g, vocab, prompt, t, pos)
-    x = _embedding(g, model, vocab, ids, t, pos)
-    for i, block in enumerate(model.transformer.h):
-        x = _attention(g, block, f"h{i}", f"B{i + 1} Attention", x, cfg, pos)
-        x = _mlp(g, block, f"h{i}", f"B{i + 1} MLP", x, cfg, pos)
-    _output(g, model, vocab, x, t, pos)
+    _prompt(g, vocab, prompt, t, pos)
+    build_body(g, model, Front("tokens.id", "tokens.char", "character",
+                               [char_label(ch) for ch in vocab], "vocab.char", "vocab.label",
+                               "char", "character"), pos)
     g.meta["run"] = {
         "input": "prompt", "inputs": {"prompt": "prompt", "temperature": "temperature"},
         "report": {"tokens": "tokens.id", "next_token": "next.char", "top_ids": "top.id",
@@ -99,6 +158,15 @@ def capture_gpt(model, vocab: list[str], prompt: str = DEFAULT_PROMPT,
         "positions": {"count": "prompt.n", "keys": ["tokens"]},
         "errors": ["tokens.id"], "vocab": list(vocab)}
     return g
+
+
+def build_body(g: ir.Graph, model, front: Front, pos) -> None:
+    """Embedding, the blocks and the Output sheet, after a front end's sheets."""
+    x = _embedding(g, model, front, pos)
+    for i, block in enumerate(model.transformer.h):
+        x = _attention(g, block, f"h{i}", f"B{i + 1} Attention", x, model.config, front, pos)
+        x = _mlp(g, block, f"h{i}", f"B{i + 1} MLP", x, model.config, front, pos)
+    _output(g, model, front, x, pos)
 
 
 def _prompt(g: ir.Graph, vocab, prompt: str, t: int, pos) -> str:
@@ -134,25 +202,29 @@ def _param(g: ir.Graph, name: str, tensor, sheet: str, *, row: bool = False, **k
     return g.add(name, ir.Param(value, source=kw.pop("source")), value.shape, sheet, **kw)
 
 
-def _characters(g: ir.Graph, name: str, sheet: str, pos) -> None:
-    # the characters of the positions, beside each sheet's first block (rows are t0, t1, ...)
-    g.add(f"{name}.char", ir.Copy("tokens.char"), (len(pos), 1), sheet, title="",
-          col_labels=["character"], beside=True)
+def _characters(g: ir.Graph, name: str, sheet: str, front: Front, pos) -> None:
+    # the characters (tokens, ids) of the positions, beside each sheet's first block
+    g.add(f"{name}.char", ir.Copy(front.shown), (len(pos), 1), sheet, title="",
+          col_labels=[front.shown_as], beside=True)
 
 
-def _embedding(g: ir.Graph, model, vocab, ids: str, t: int, pos) -> str:
-    sheet, tr = "Embedding", model.transformer
+def _embedding(g: ir.Graph, model, front: Front, pos) -> str:
+    sheet, tr, t, ids = "Embedding", model.transformer, len(pos), front.ids
     n_embd = model.config.n_embd
     feats = [f"e{j}" for j in range(n_embd)]
+    head = " (the LM head reads it too)" if model.config.tied else ""
     _param(g, "wte", tr.wte.weight, sheet, source="transformer.wte.weight",
-           title="wte: token embedding table, one row per vocabulary id (the LM head reads it too)",
-           row_labels=[f"{i} {char_label(ch)}" for i, ch in enumerate(vocab)], col_labels=feats)
+           title=f"wte: token embedding table, one row per vocabulary id{head}",
+           row_labels=[f"{i} {s}" if front.exact else s for i, s in enumerate(front.labels)],
+           col_labels=feats)
+    # all block_size rows, though the sheets read the first T: every weight stays in the book
     _param(g, "wpe", tr.wpe.weight, sheet, source="transformer.wpe.weight",
            title="wpe: position embedding table, one row per position",
            row_labels=[f"t{i}" for i in range(model.config.block_size)], col_labels=feats)
     g.add("tok_emb", ir.Lookup("wte", ids), (t, n_embd), sheet, ref="tok_emb",
           title="tok_emb = row id of wte", row_labels=pos, col_labels=feats)
-    _characters(g, "tok_emb", sheet, pos)
+    if front.shown != ids:
+        _characters(g, "tok_emb", sheet, front, pos)
     g.add("tok_emb.id", ir.Copy(ids), (t, 1), sheet, title="", col_labels=["id"], beside=True,
           style="integer")
     g.add("pos_emb", ir.View("wpe", (0, t), (0, n_embd)), (t, n_embd), sheet)
@@ -193,19 +265,20 @@ def _linear_params(g: ir.Graph, lin, name: str, source: str, sheet: str, title: 
     return w, b
 
 
-def _block_input(g: ir.Graph, name: str, sheet: str, x: str, pos, feats, what: str) -> str:
+def _block_input(g: ir.Graph, name: str, sheet: str, x: str, front: Front, pos, feats,
+                 what: str) -> str:
     g.add(f"{name}.x", ir.Copy(x), g.shape(x), sheet, row_labels=pos, col_labels=feats,
           title=f"x: {what}")
-    _characters(g, name, sheet, pos)
+    _characters(g, name, sheet, front, pos)
     return f"{name}.x"
 
 
-def _attention(g: ir.Graph, block, h: str, sheet: str, x: str, cfg, pos) -> str:
+def _attention(g: ir.Graph, block, h: str, sheet: str, x: str, cfg, front: Front, pos) -> str:
     t, c, nh = len(pos), cfg.n_embd, cfg.n_head
     hs = c // nh
     feats = [f"e{j}" for j in range(c)]
     src = f"transformer.{h.replace('h', 'h.', 1)}"
-    x_in = _block_input(g, f"{h}.attn", sheet, x, pos, feats,
+    x_in = _block_input(g, f"{h}.attn", sheet, x, front, pos, feats,
                         "the residual stream entering this block")
     ln = _layer_norm(g, block.ln_1, f"{h}.ln_1", sheet, x_in, pos, feats)
     qkv_rows = [f"{p}{k}.{d}" for p in "qkv" for k in range(nh) for d in range(hs)]
@@ -255,11 +328,12 @@ def _head(g: ir.Graph, h: str, k: int, sheet: str, ln: str, w: str, b: str | Non
                  col_labels=[f"y{k}.{d}" for d in range(hs)])
 
 
-def _mlp(g: ir.Graph, block, h: str, sheet: str, x: str, cfg, pos) -> str:
+def _mlp(g: ir.Graph, block, h: str, sheet: str, x: str, cfg, front: Front, pos) -> str:
     t, c = len(pos), cfg.n_embd
     feats, hidden = [f"e{j}" for j in range(c)], [f"n{j}" for j in range(4 * c)]
     src = f"transformer.{h.replace('h', 'h.', 1)}"
-    x_in = _block_input(g, f"{h}.mlp", sheet, x, pos, feats, "res1, from the attention sheet")
+    x_in = _block_input(g, f"{h}.mlp", sheet, x, front, pos, feats,
+                        "res1, from the attention sheet")
     ln = _layer_norm(g, block.ln_2, f"{h}.ln_2", sheet, x_in, pos, feats)
     w, b = _linear_params(g, block.mlp.c_fc, f"{h}.mlp.c_fc", f"{src}.mlp.c_fc", sheet,
                           "MLP weights c_fc: one row per hidden neuron", hidden, feats)
@@ -278,13 +352,14 @@ def _mlp(g: ir.Graph, block, h: str, sheet: str, x: str, cfg, pos) -> str:
                  col_labels=feats)
 
 
-def _output(g: ir.Graph, model, vocab, x: str, t: int, pos) -> None:
-    sheet, c, v = "Output", model.config.n_embd, len(vocab)
-    feats, labels = [f"e{j}" for j in range(c)], [char_label(ch) for ch in vocab]
-    # the answer first (order=-1): temperature, next character and the top candidates
+def _output(g: ir.Graph, model, front: Front, x: str, pos) -> None:
+    sheet, c, v, t = "Output", model.config.n_embd, len(front.labels), len(pos)
+    feats, labels, unit = [f"e{j}" for j in range(c)], front.labels, front.unit
+    # the answer first (order=-1): temperature, next token and the top candidates
     g.add("temperature", ir.Input(np.array([[1.0]])), (1, 1), sheet, order=-1,
           title="Temperature (> 0; lower = sharper)", row_labels=["temperature"])
-    x_in = _block_input(g, "ln_f", sheet, x, pos, feats, "the residual stream after the last block")
+    x_in = _block_input(g, "ln_f", sheet, x, front, pos, feats,
+                        "the residual stream after the last block")
     ln = _layer_norm(g, model.transformer.ln_f, "ln_f", sheet, x_in, pos, feats)
     if model.config.tied:
         head = "wte"  # tied: the LM head is the token embedding table, read from its sheet
@@ -294,8 +369,8 @@ def _output(g: ir.Graph, model, vocab, x: str, t: int, pos) -> None:
                       col_labels=feats)
     logits = g.add("logits", ir.Linear(ln, head), (t, v), sheet, ref="logits", role="output",
                    style="formula",
-                   title="logits = ln_f · wte^T, one column per character", row_labels=pos,
-                   col_labels=labels)
+                   title=f"logits = ln_f · {'wte' if head == 'wte' else 'lm_head'}^T, one column "
+                         f"per {unit}", row_labels=pos, col_labels=labels)
     last = g.add("next.logits", ir.PickRow(logits, "prompt.n"), (1, v), sheet, ref="next.logits",
                  title="logits at the prompt's last position", row_labels=["logits"],
                  col_labels=labels)
@@ -309,30 +384,31 @@ def _output(g: ir.Graph, model, vocab, x: str, t: int, pos) -> None:
           title="probabilities = softmax(logits / temperature)", row_labels=["p"],
           col_labels=labels)
     g.add("next.id", ir.LargestIds(last, 1), (1, 1), sheet, ref="next.id", order=-1,
-          title="next character: the most likely one (argmax of the logits)", row_labels=["id"],
+          title=f"next {unit}: the most likely one (argmax of the logits)", row_labels=["id"],
           style="integer")
-    g.add("next.char", ir.Lookup("vocab.char", "next.id"), (1, 1), sheet, order=-1,
-          title="", col_labels=["character"], beside=True, style="output")
+    answer = "next.id"
+    if front.exact:
+        answer = g.add(f"next.{front.key}", ir.Lookup(front.exact, "next.id"), (1, 1), sheet,
+                       order=-1, title="", col_labels=[unit], beside=True, style="output")
     ranks = [f"#{r + 1}" for r in range(min(TOP_K, v))]
     k = len(ranks)
     g.add("top.id", ir.LargestIds("next.probs", k), (k, 1), sheet, order=-1,
           title=f"top {k} candidates", row_labels=ranks, col_labels=["id"], style="integer")
-    g.add("top.char", ir.Lookup("vocab.label", "top.id"), (k, 1), sheet, order=-1, title="",
-          col_labels=["character"], beside=True)
+    if front.label_table:
+        g.add(f"top.{front.key}", ir.Lookup(front.label_table, "top.id"), (k, 1), sheet,
+              order=-1, title="", col_labels=[unit], beside=True)
     g.add("top.prob", ir.Largest("next.probs", k), (k, 1), sheet, order=-1, title="",
           col_labels=["probability"], beside=True, ref="top.prob")
-    g.add("prompt.next", ir.Copy("next.char"), (1, 1), "Prompt", style="output",
-          title="the model's next character (see Output)", row_labels=["next"])
+    g.add("prompt.next", ir.Copy(answer), (1, 1), "Prompt", style="output",
+          title=f"the model's next {unit} (see Output)", row_labels=["next"])
 
 
 def trace_gpt(model, graph: ir.Graph, leaves: dict) -> dict[str, np.ndarray]:
     """PyTorch float64 intermediates for the prompt in the workbook (``leaves["prompt"]``).
 
-    The prompt is tokenized in Python exactly as the sheet does (last T characters, then pads),
-    and ``GPT.forward`` records every intermediate; added here: the ids, and at the prompt's last
-    position the logits, the temperature softmax, the argmax and the top probabilities.
+    The prompt is tokenized in Python exactly as the sheet does (last T characters, then pads);
+    see ``trace_ids`` for what is recorded.
     """
-    import torch
     from ..ir.reference import _text
     t, vocab = graph.meta["context"], graph.meta["vocab"]
     text = _text(leaves["prompt"])
@@ -340,11 +416,22 @@ def trace_gpt(model, graph: ir.Graph, leaves: dict) -> dict[str, np.ndarray]:
     unknown = [i for i in ids if isinstance(i, str)]
     if unknown:
         raise SheetnetError(f"the prompt cannot be traced: {unknown[0]}")
+    return trace_ids(model, graph, leaves, ids, min(len(text), t))
+
+
+def trace_ids(model, graph: ir.Graph, leaves: dict, ids: list[int], n: int) -> dict:
+    """PyTorch float64 intermediates for the T ``ids`` the sheet shows, the prompt being the first n.
+
+    ``GPT.forward`` records every intermediate; added here: the ids, and at the prompt's last
+    position (the first when n is 0, as the sheet reads it) the logits, the temperature softmax,
+    the argmax and the top probabilities.
+    """
+    import torch
     model = model.double()
     trace: dict[str, np.ndarray] = {}
     with torch.no_grad():
         logits = model(torch.tensor([ids]), trace=trace)[0]  # (T, V)
-        last = logits[max(min(len(text), t), 1) - 1]
+        last = logits[max(n, 1) - 1]
         temperature = float(np.asarray(leaves["temperature"], dtype=np.float64)[0, 0])
         probs = torch.softmax(last / temperature, dim=-1)
     k = graph.shape("top.prob")[0]

@@ -173,6 +173,9 @@ def _main(g: ir.Graph, seq, names, vocab: list[str], feats: list[str]) -> None:
           style="output",          title="the next word (the largest logit, from the Output sheet)")
     g.add("input.probs", ir.Copy("probs"), (1, len(vocab)), "Input", row_labels=["p"],
           title="probabilities of each next word at temperature T", col_labels=list(vocab))
+    g.meta.setdefault("charts", []).append(
+        {"sheet": "Input", "title": "Next-word probabilities", "kind": "bar", "x": "vocab.word",
+         "series": ["input.probs"], "names": ["p"], "x_title": "next word", "below": "input.probs"})
 
 
 def _all_words(g: ir.Graph, seq, vocab: list[str], feats: list[str]) -> None:

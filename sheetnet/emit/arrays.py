@@ -11,7 +11,17 @@ from .a1 import Refs
 from .formulas import CELL_FORMULAS
 
 
-class WholeRefs(Refs):
+class ArrayRefs(Refs):
+    """Refs for array formulas: a node's whole range reads as its tensor, so a node laid out
+    transposed (layout.py) is read through TRANSPOSE; book.py writes a transposed result through
+    TRANSPOSE as well, and the formulas below need no case of their own."""
+
+    def all(self, name: str) -> str:
+        text = super().all(name)
+        return f"TRANSPOSE({text})" if self.regions[name].transposed else text
+
+
+class WholeRefs(ArrayRefs):
     """Refs where "cell (i, j) of a node" means the node's whole range."""
 
     def cell(self, name: str, i: int, j: int) -> str:
@@ -19,7 +29,7 @@ class WholeRefs(Refs):
 
 
 def _elementwise(op, refs: Refs) -> str:
-    return CELL_FORMULAS[type(op)](op, WholeRefs(refs.regions, refs.here), 0, 0)
+    return CELL_FORMULAS[type(op)](op, WholeRefs(refs.regions, refs.here, refs.names), 0, 0)
 
 
 def linear(op: ir.Linear, r: Refs) -> str:
@@ -60,3 +70,11 @@ ARRAY_FORMULAS.update({
     ir.Softmax: softmax,
     ir.MatMul: lambda op, r: f"MMULT({r.all(op.a)},{r.all(op.b)})",
 })
+
+
+def _reading_tensors(fn):
+    return lambda op, r: fn(op, ArrayRefs(r.regions, r.here, r.names))
+
+
+# every entry reads its inputs through ArrayRefs (the book hands plain Refs)
+ARRAY_FORMULAS = {op: _reading_tensors(fn) for op, fn in ARRAY_FORMULAS.items()}

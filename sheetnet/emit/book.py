@@ -9,7 +9,7 @@ from ..ir import graph as ir
 from ..errors import SheetnetError
 from ..layout import MAX_FORMULA_CHARS, Plan, Region
 from ..writer import TEMPLATES, ArraySpec, BookSpec, ChartSpec, Formula, SheetSpec
-from .a1 import Refs, col_letter, quote_sheet
+from .a1 import Refs, absolute, col_letter, defined_name, quote_sheet
 from .formulas import cell_formula
 
 MANIFEST_VERSION = 1
@@ -41,9 +41,13 @@ def build_book(graph: ir.Graph, plan: Plan, guide: dict | None = None,
     sheets = {name: SheetSpec(name) for name in graph.sheets}
     for sheet in sheets.values():
         sheet.put(0, 0, sheet.name, "heading")
+    names = {n: defined_name(n) for n, node in graph.nodes.items()
+             if not isinstance(node.op, ir.View)}
+    heat = json.loads((TEMPLATES / "styles.json").read_text()).get("heatmaps", {})
     for node in graph.nodes.values():
         if not isinstance(node.op, ir.View):
-            _emit_node(sheets[node.sheet], node, plan.regions, array_ops or {})
+            _emit_node(sheets[node.sheet], node, plan.regions, array_ops or {}, names)
+            _add_heatmap(sheets[node.sheet], node, plan.regions[node.name], heat)
     for (sheet, r, c), text in plan.titles.items():
         sheets[sheet].put(r, c, text, "title")
     for (sheet, r, c), text in plan.labels.items():
@@ -56,30 +60,53 @@ def build_book(graph: ir.Graph, plan: Plan, guide: dict | None = None,
     for choice in graph.meta.get("lists", []):  # {"cell": input node, "source": node of choices}
         _add_list(sheets, choice, plan.regions)
     ordered = [_guide_sheet(graph, guide or {})] + [sheets[s] for s in graph.sheets]
-    return BookSpec(ordered, manifest(graph, plan))
+    return BookSpec(ordered, manifest(graph, plan),
+                    names={names[n]: absolute(plan.regions[n]) for n in names})
 
 
-def _emit_node(sheet: SheetSpec, node: ir.Node, regions: dict[str, Region], array_ops) -> None:
+HEATMAP_MAX_CELLS = 250_000  # a colour scale over more cells slows every repaint in LibreOffice
+
+
+def _add_heatmap(sheet: SheetSpec, node: ir.Node, region: Region, colours: dict) -> None:
+    # weight matrices and attention probabilities get a colour scale: patterns show at a glance
+    if region.nrows * region.ncols > HEATMAP_MAX_CELLS:
+        return
+    if isinstance(node.op, ir.Param) and min(region.nrows, region.ncols) > 1:
+        scale = colours.get("weights")
+    elif isinstance(node.op, ir.Softmax) and getattr(node.op, "causal", False):
+        scale = colours.get("attention")
+    else:
+        return
+    if scale:
+        first = f"{col_letter(region.col)}{region.row + 1}"
+        last = f"{col_letter(region.col + region.ncols - 1)}{region.row + region.nrows}"
+        sheet.scales.append((f"{first}:{last}", *scale))
+
+
+def _emit_node(sheet: SheetSpec, node: ir.Node, regions: dict[str, Region], array_ops,
+               names: dict | None = None) -> None:
     region, kind = regions[node.name], node.style or node_kind(node)
     if type(node.op) in _LEAF_KIND:
         value = node.op.default if isinstance(node.op, ir.Input) else node.op.value
         arr = np.asarray(value)
         if arr.dtype.kind in "fiu":
-            sheet.blocks.append((region.row, region.col, arr.astype(np.float64), kind))
-        else:  # text leaves (words, prompts) are cells of text
+            arr = arr.astype(np.float64)
+            sheet.blocks.append((region.row, region.col, arr.T if region.transposed else arr, kind))
+        else:  # text leaves (words, prompts) are cells of text; a float or None (blank) stays so
             for (i, j), v in np.ndenumerate(arr):
-                sheet.put(region.row + i, region.col + j, str(v), kind)
+                sheet.put(*region.at(i, j), v if v is None or isinstance(v, float) else str(v), kind)
         return
-    refs = Refs(regions, here=node.sheet)
+    refs = Refs(regions, here=node.sheet, names=names)
     if type(node.op) in array_ops:
         text = _checked(node, array_ops[type(node.op)](node.op, refs))
+        text = f"TRANSPOSE({text})" if region.transposed else text  # computed as the tensor lies
         sheet.arrays.append(ArraySpec(region.row, region.col, region.nrows, region.ncols, text,
                                       kind))
         return
-    for i in range(region.nrows):
-        for j in range(region.ncols):
+    for i in range(region.shape[0]):
+        for j in range(region.shape[1]):
             text = _checked(node, cell_formula(node.op, refs, i, j))
-            sheet.put(region.row + i, region.col + j, Formula(text), kind)
+            sheet.put(*region.at(i, j), Formula(text), kind)
 
 
 def _checked(node: ir.Node, text: str) -> str:
@@ -90,16 +117,21 @@ def _checked(node: ir.Node, text: str) -> str:
 
 
 def _add_chart(sheet: SheetSpec, chart: dict, regions: dict[str, Region]) -> None:
+    """chart: {"title", "x": node of x values or labels, "series": [nodes], "names": [...],
+    "kind": "scatter" | "bar", "below": node (anchor under it) | "beside": node (right of it)}."""
     x = regions[chart["x"]]
-    series = [(name, regions[s].col, regions[s].row, regions[s].row + regions[s].nrows - 1)
-              for name, s in zip(chart["names"], chart["series"])]
+    series = [(name, absolute(regions[s])) for name, s in zip(chart["names"], chart["series"])]
     if "below" in chart:  # under the block it names, at the sheet's left edge
         under = regions[chart["below"]]
         anchor = (under.row + under.nrows + 1, 0)
+    elif "beside" in chart:
+        by = regions[chart["beside"]]
+        anchor = (by.row, by.col + by.ncols + 1)
     else:  # right of everything on the sheet
         anchor = (x.row, max(r.col + r.ncols for r in regions.values() if r.sheet == sheet.name) + 1)
-    sheet.charts.append(ChartSpec(chart["title"], (x.col, x.row, x.row + x.nrows - 1), series,
-                                  anchor=anchor))
+    sheet.charts.append(ChartSpec(chart["title"], absolute(x), series, anchor=anchor,
+                                  kind=chart.get("kind", "scatter"),
+                                  x_title=chart.get("x_title", "x")))
 
 
 def _add_list(sheets: dict[str, SheetSpec], choice: dict, regions: dict[str, Region]) -> None:
@@ -115,7 +147,7 @@ def _add_list(sheets: dict[str, SheetSpec], choice: dict, regions: dict[str, Reg
 
 def _guide_sheet(graph: ir.Graph, values: dict) -> SheetSpec:
     texts = json.loads((TEMPLATES / "guide.json").read_text())
-    arch = graph.meta.get("architecture", "mlp")
+    arch = graph.meta.get("guide_text", graph.meta.get("architecture", "mlp"))
     lines = texts.get(arch, texts["mlp"]) + texts["common_tail"]
     styles = json.loads((TEMPLATES / "styles.json").read_text())
     spec = SheetSpec(GUIDE)
@@ -145,8 +177,10 @@ def manifest(graph: ir.Graph, plan: Plan) -> dict:
     nodes = {}
     for node in graph.nodes.values():
         r = plan.regions[node.name]
-        entry = {"sheet": r.sheet, "row": r.row, "col": r.col, "shape": [r.nrows, r.ncols],
+        entry = {"sheet": r.sheet, "row": r.row, "col": r.col, "shape": list(r.shape),
                  "kind": node_kind(node), "op": type(node.op).__name__}
+        if r.transposed:  # the tensor's rows are the sheet's columns (see layout.py)
+            entry["layout"] = "transposed"
         if node.ref:
             entry["ref"] = node.ref
         if isinstance(node.op, ir.Param):

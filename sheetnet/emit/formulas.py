@@ -12,7 +12,7 @@ from .a1 import Refs, number
 
 def linear(op: ir.Linear, r: Refs, i: int, j: int) -> str:
     # z[i, j] = x[i, :] . W[j, :] + b[j]: a row of activations against a row (neuron) of weights
-    if r.regions[op.x].ncols == 1:
+    if r.shape(op.x)[1] == 1:
         dot = f"{r.cell(op.x, i, 0)}*{r.cell(op.w, j, 0)}"
     else:
         dot = f"SUMPRODUCT({r.row(op.x, i)},{r.row(op.w, j)})"
@@ -77,14 +77,14 @@ def prompt_note(op: ir.PromptNote, r: Refs, i: int, j: int) -> str:
 
 def _upto_diagonal(r: Refs, name: str, i: int, causal: bool) -> str:
     # row i of a (T, T) score block; causal: only its first i+1 cells (the rest are masked)
-    cols = (0, i + 1) if causal else (0, r.regions[name].ncols)
+    cols = (0, i + 1) if causal else (0, r.shape(name)[1])
     return r.span(name, (i, i + 1), cols)
 
 
 def causal_scores(op: ir.CausalScores, r: Refs, i: int, j: int) -> str:
     if j > i:
         return '""'  # the future: masked (PyTorch's -inf), shown blank
-    return f"SUMPRODUCT({r.row(op.q, i)},{r.row(op.k, j)})/SQRT({r.regions[op.q].ncols})"
+    return f"SUMPRODUCT({r.row(op.q, i)},{r.row(op.k, j)})/SQRT({r.shape(op.q)[1]})"
 
 
 def softmax(op: ir.Softmax, r: Refs, i: int, j: int) -> str:
@@ -95,7 +95,7 @@ def softmax(op: ir.Softmax, r: Refs, i: int, j: int) -> str:
 
 def concat(op: ir.Concat, r: Refs, i: int, j: int) -> str:
     for part in op.parts:
-        width = r.regions[part].ncols
+        width = r.shape(part)[1]
         if j < width:
             return r.cell(part, i, j)
         j -= width
@@ -108,10 +108,10 @@ CELL_FORMULAS.update({
     ir.CodePoint: _unary('IF({x}="","",_xlfn.UNICODE({x}))'),
     ir.TokenId: token_id,
     ir.PromptNote: prompt_note,
-    ir.Lookup: lambda op, r, i, j: f"INDEX({r.all(op.table)},{r.cell(op.ids, i, 0)}+1,{j + 1})",
+    ir.Lookup: lambda op, r, i, j: r.index(op.table, f"{r.cell(op.ids, i, 0)}+1", j + 1),
     ir.RowMean: lambda op, r, i, j: f"AVERAGE({r.row(op.x, i)})",
     ir.RowVar: lambda op, r, i, j: "SUMPRODUCT(({x}-{m})^2)/{n}".format(
-        x=r.row(op.x, i), m=r.cell(op.mean, i, 0), n=r.regions[op.x].ncols),
+        x=r.row(op.x, i), m=r.cell(op.mean, i, 0), n=r.shape(op.x)[1]),
     ir.Normalize: lambda op, r, i, j: "({x}-{m})/SQRT({v}+{eps})".format(
         x=r.cell(op.x, i, j), m=r.cell(op.mean, i, 0), v=r.cell(op.var, i, 0), eps=number(op.eps)),
     ir.ScaleShift: lambda op, r, i, j: f"{r.cell(op.x, i, j)}*{r.cell(op.gain, 0, j)}" + (
@@ -124,7 +124,7 @@ CELL_FORMULAS.update({
     # a row times a column: MMULT gives the one number (SUMPRODUCT needs equal shapes)
     ir.MatMul: lambda op, r, i, j: f"MMULT({r.row(op.a, i)},{r.col(op.b, j)})",
     ir.Concat: concat,
-    ir.PickRow: lambda op, r, i, j: f"INDEX({r.all(op.x)},MAX({r.cell(op.n, 0, 0)},1),{j + 1})",
+    ir.PickRow: lambda op, r, i, j: r.index(op.x, f"MAX({r.cell(op.n, 0, 0)},1)", j + 1),
     ir.Divide: lambda op, r, i, j: f"{r.cell(op.x, i, j)}/{r.cell(op.by, 0, 0)}",
     ir.Largest: lambda op, r, i, j: f"LARGE({r.all(op.x)},{i + 1})",
     ir.LargestIds: lambda op, r, i, j: "MATCH(LARGE({x},{k}),{x},0)-1".format(x=r.all(op.x), k=i + 1),
@@ -150,6 +150,26 @@ CELL_FORMULAS.update({
     ir.WordId: word_id,
     # MAX is one of the row's values exactly, so MATCH(..., 0) finds its first column
     ir.RowArgmax: lambda op, r, i, j: "MATCH(MAX({x}),{x},0)-1".format(x=r.row(op.x, i)),
+})
+
+
+# --- token ids typed into cells ----------------------------------------------------------------
+def checked_ids(op: ir.CheckedIds, r: Refs, i: int, j: int) -> str:
+    # ISNUMBER before the range test: a text cell would make INT() an error, not a message
+    x, n = r.cell(op.x, i, 0), r.cell(op.n, 0, 0)
+    gap, out = f'"{op.GAP.format(i)}"', _message(op.OUTSIDE.format("{}", op.size - 1), x)
+    return (f'IF({x}="",IF({n}>{i},{gap},{op.pad}),IF(ISNUMBER({x}),'
+            f"IF(AND({x}>=0,{x}<{op.size},{x}=INT({x})),{x},{out}),{out}))")
+
+
+CELL_FORMULAS.update({
+    # a blank cell, or one that computes to "", is not filled
+    ir.FilledCount: lambda op, r, i, j: f'SUMPRODUCT(({r.all(op.x)}<>"")*1)',
+    ir.CheckedIds: checked_ids,
+    ir.TokenText: lambda op, r, i, j: 'IF({n}>{i},{text},"")'.format(
+        n=r.cell(op.n, 0, 0), i=i, text=r.index(op.table, f"{r.cell(op.ids, i, 0)}+1", 1)),
+    ir.IdsNote: lambda op, r, i, j: 'IF(SUMPRODUCT(ISTEXT({ids})*1)>0,"{bad}",IF({n}=0,"{empty}","ok"))'
+    .format(ids=r.all(op.ids), n=r.cell(op.n, 0, 0), bad=op.BAD, empty=op.EMPTY),
 })
 
 

@@ -304,6 +304,48 @@ class RowArgmax:
 OP_TYPES += (WordId, RowArgmax)
 
 
+# --- token ids typed into cells (a GPT without a character vocabulary) ------------------------
+@dataclass(frozen=True)
+class FilledCount:
+    """(1, 1): how many cells of x are not blank (the prompt's length in typed token ids)."""
+    x: Ref
+
+
+@dataclass(frozen=True)
+class CheckedIds:
+    """(T, 1): the ids typed in x (T, 1), each a whole number in 0..size-1 or a message.
+
+    A blank cell at position i is a pad (``pad``) when i >= n, the count of filled cells: the
+    prompt is positions 0..n-1.  A blank before that is a gap in the prompt: a message.
+    """
+    OUTSIDE = "token id {} is outside the vocabulary (ids 0..{})"   # messages (not fields)
+    GAP = "t{} is blank: type the ids from t0 on, without gaps"
+    x: Ref
+    n: Ref
+    size: int
+    pad: int = 0
+
+
+@dataclass(frozen=True)
+class TokenText:
+    """(T, 1): the (V, 1) text ``table``'s row ``ids[i]`` at the prompt's n positions, "" after."""
+    table: Ref
+    ids: Ref
+    n: Ref
+
+
+@dataclass(frozen=True)
+class IdsNote:
+    """(1, 1) text: "ok", or what to fix in the typed ids."""
+    BAD = "a token id is not valid: see the id column"
+    EMPTY = "type token ids in the yellow cells, from t0 on"
+    ids: Ref
+    n: Ref
+
+
+OP_TYPES += (FilledCount, CheckedIds, TokenText, IdsNote)
+
+
 def op_inputs(op) -> list[str]:
     """Names of the nodes an op reads (its ``Ref``-typed fields that are set, and tuples of them)."""
     if isinstance(op, LEAF_TYPES):

@@ -174,6 +174,48 @@ REFERENCE.update({
 })
 
 
+# --- token ids typed into cells ----------------------------------------------------------------
+def _blank(value) -> bool:
+    return value is None or (isinstance(value, str) and value == "")
+
+
+def checked_id(value, i: int, n: int, size: int, pad: int):
+    """One typed id cell as the sheet checks it: a float id, or the message text."""
+    if _blank(value):
+        return ir.CheckedIds.GAP.format(i) if i < n else float(pad)
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if number and 0 <= value < size and float(value).is_integer():
+        return float(value)
+    return ir.CheckedIds.OUTSIDE.format(cell_text(value), size - 1)
+
+
+def _checked_ids(op, v):
+    n = int(v[op.n][0, 0])
+    out = [checked_id(c, i, n, op.size, op.pad) for i, c in enumerate(v[op.x][:, 0])]
+    numbers = all(isinstance(i, float) for i in out)
+    return np.array(out, dtype=np.float64 if numbers else object)[:, None]
+
+
+def _token_text(op, v):
+    n, table = int(v[op.n][0, 0]), np.asarray(v[op.table], dtype=object)
+    return np.array([[table[int(k), 0] if i < n else ""] for i, k in enumerate(v[op.ids][:, 0])],
+                    dtype=object)
+
+
+def _ids_note(op, v):
+    if any(isinstance(i, str) for i in v[op.ids].flat):
+        return np.array([[op.BAD]], dtype=object)
+    return np.array([[op.EMPTY if int(v[op.n][0, 0]) == 0 else "ok"]], dtype=object)
+
+
+REFERENCE.update({
+    ir.FilledCount: lambda op, v: np.array([[float(sum(not _blank(c) for c in v[op.x].flat))]]),
+    ir.CheckedIds: _checked_ids,
+    ir.TokenText: _token_text,
+    ir.IdsNote: _ids_note,
+})
+
+
 def evaluate(graph: ir.Graph, inputs: dict | None = None) -> dict[str, np.ndarray]:
     """Run the graph.
 

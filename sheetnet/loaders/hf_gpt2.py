@@ -116,4 +116,27 @@ def _vocab(path: Path, size: int) -> list[str] | None:
     by_id = {v: k for k, v in table.items() if isinstance(v, int)}
     if sorted(by_id) != list(range(size)):
         return None
-    return [by_id[i] for i in range(size)]
+    strings = [by_id[i] for i in range(size)]
+    # merges.txt beside it: GPT-2's byte-level BPE, whose vocab.json spells bytes as printable
+    # characters ("Ġthe" is " the"); the sheets show the text
+    return byte_level_text(strings) if (path.parent / "merges.txt").is_file() else strings
+
+
+def _byte_chars() -> dict[str, int]:
+    # GPT-2's bytes_to_unicode, inverted: printable bytes stand for themselves, the other 68
+    # take the characters from U+0100 on, in byte order
+    printable = [*range(ord("!"), ord("~") + 1), *range(0xA1, 0xAD), *range(0xAE, 0x100)]
+    others = [b for b in range(256) if b not in printable]
+    table = {chr(b): b for b in printable}
+    table.update({chr(0x100 + k): b for k, b in enumerate(others)})
+    return table
+
+
+def byte_level_text(strings: list[str]) -> list[str]:
+    """Byte-level BPE token strings -> their text; a token holding part of a UTF-8 character
+    shows the bytes it has ("\\xe2\\x80").  Strings with other characters are kept as they are."""
+    table = _byte_chars()
+    if not all(ch in table for s in strings for ch in s):
+        return strings
+    return [bytes(table[ch] for ch in s).decode("utf-8", errors="backslashreplace")
+            for s in strings]

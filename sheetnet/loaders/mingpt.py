@@ -61,7 +61,9 @@ def read_mingpt(src: Source) -> dict:
                                 f"have {value}")
     config = {**found, "n_head": given["n_head"], "bias": True, "gelu": "tanh",
               "tied": False, "ln_eps": 1e-5}
-    metadata = {"source_format": "mingpt"}
+    # what import needs to write it back: the config as given, and which of the two layouts
+    layout = "file" if src.path.is_file() and not looks_like_gpt(src.content()) else "folder"
+    metadata = {"source_format": "mingpt", "mingpt_config": cfg, "layout": layout}
     if isinstance(preset, str):
         metadata["model_type"] = preset
     vocab = find_vocab(src)

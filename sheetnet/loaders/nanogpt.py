@@ -35,7 +35,12 @@ def read_nanogpt(src: Source) -> dict:
     config.update(gelu="erf", tied=True, ln_eps=1e-5)
     state = {k[len(COMPILED_PREFIX):] if k.startswith(COMPILED_PREFIX) else k: v
              for k, v in ck["model"].items()}
-    metadata = {"source_format": "nanogpt"}
+    # what import needs to write the checkpoint back as train.py saved it (not the optimizer)
+    metadata = {"source_format": "nanogpt", "model_args": dict(args)}
+    if any(k.startswith(COMPILED_PREFIX) for k in ck["model"]):
+        metadata["key_prefix"] = COMPILED_PREFIX
+    if isinstance(ck.get("config"), dict):
+        metadata["train_config"] = dict(ck["config"])
     if isinstance(ck.get("iter_num"), int):
         metadata["iter_num"] = ck["iter_num"]
     loss = ck.get("best_val_loss")

@@ -125,10 +125,17 @@ def mlp_from_checkpoint(payload: dict) -> nn.Sequential:
     else:
         model = build_mlp(list(cfg["sizes"]), cfg.get("activation", "relu"))
     try:
+        model = model.to(_dtype(payload["state_dict"]))   # float64 weights stay float64
         model.load_state_dict(payload["state_dict"])
     except RuntimeError as exc:
         raise SheetnetError(f"checkpoint weights do not fit its config: {str(exc).splitlines()[0]}")
     return model
+
+
+def _dtype(state: dict) -> torch.dtype:
+    # the weights' floating dtype (load_state_dict would cast them to the module's float32)
+    return next((v.dtype for v in state.values() if torch.is_tensor(v) and v.is_floating_point()),
+                torch.float32)
 
 
 def train_sqrt(hidden: list[int], seed: int = 0, steps: int = 3000, lr: float = 0.01,

@@ -59,6 +59,7 @@ class TextNet(nn.Module):
         cfg = payload["config"]
         try:
             model = cls(int(cfg["vocab_size"]), int(cfg["embed"]), tuple(cfg["hidden"]))
+            model = model.to(payload["state_dict"]["embed.weight"].dtype)   # float64 stays float64
             model.load_state_dict(payload["state_dict"])
         except (KeyError, TypeError, RuntimeError) as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

@@ -1,0 +1,333 @@
+"""Workbook -> checkpoint: the weights as the workbook holds them now, written back in the format
+the model was exported from (``sheetnet import BOOK OUT``).
+
+The export records in the manifest (``meta["checkpoint"]``, see ``checkpoint_record``) what a
+checkpoint holds besides the weight cells: its format, architecture, config and metadata, and
+every state-dict entry in order with its shape and dtype.  An entry is either shown (a Param node
+whose ``source`` is its key: its cells, transposed back where the node says so), tied to another
+entry (the GPT's lm_head is wte, written once in the workbook), a causal-mask buffer (rebuilt), or
+a small tensor kept in the manifest as numbers; a Hugging Face folder's tokenizer files are kept
+as text.  Import reads the weight cells as values (what Excel or LibreOffice saved; formulas are
+not needed), refuses a cell that is not a number with one line naming it, and only then writes,
+atomically.
+
+Not carried: nanoGPT's optimizer state (not a weight, and as big as the model twice over), and
+what a workbook does not hold (inputs typed in the sheets are not part of a checkpoint).
+"""
+from __future__ import annotations
+
+import json
+import pickle
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import openpyxl
+import torch
+
+from .emit.a1 import col_letter, quote_sheet
+from .errors import SheetnetError
+from .files import atomic_dir, atomic_path
+from .ir import graph as ir
+from .loaders.source import payload
+from .writer import read_manifest
+
+KEPT_NUMBERS = 4096          # a tensor the workbook does not show is kept up to this many numbers
+VOCAB_IN_META = "meta.vocab"  # metadata "vocab" equal to the manifest's meta["vocab"]: kept once
+FOLDER_FILE_CHARS = 4_000_000  # an HF folder's tokenizer files are kept in the manifest up to this
+
+
+def checkpoint_record(payload: dict, graph, model_path=None) -> dict:
+    """What import needs besides the weight cells to write ``payload`` (read from ``model_path``)
+    back, as plain JSON."""
+    state, meta = payload["state_dict"], dict(payload.get("metadata", {}))
+    shown = {n.op.source for n in graph.of_type(ir.Param)}
+    tensors = []
+    for key, t in state.items():
+        entry = {"key": key, "shape": list(t.shape), "dtype": str(t.dtype).removeprefix("torch.")}
+        if key not in shown:
+            twin = next((k for k in state if k in shown and state[k].dtype == t.dtype
+                         and state[k].shape == t.shape and torch.equal(state[k], t)), None)
+            if twin is not None:
+                entry["same_as"] = twin
+            elif _is_causal_mask(t):
+                entry["causal_mask"] = True
+            elif t.numel() <= KEPT_NUMBERS:
+                entry["values"] = t.tolist()
+            else:
+                entry["dropped"] = True
+        tensors.append(entry)
+    fmt = meta.pop("source_format", "sheetnet")
+    if meta.get("vocab") is not None and list(meta["vocab"]) == graph.meta.get("vocab"):
+        meta["vocab"] = VOCAB_IN_META
+    record = {"format": fmt, "architecture": payload["architecture"], "config": payload["config"],
+              "metadata": meta, "tensors": tensors}
+    if fmt == "hf-gpt2" and model_path is not None:
+        record["files"], record["files_left"] = _folder_files(Path(model_path))
+    return record
+
+
+def _folder_files(path: Path) -> tuple[dict, list]:
+    # the text files of an HF folder besides config.json and the weights (tokenizer, generation
+    # config), kept as they are up to FOLDER_FILE_CHARS each; the names of those left out
+    folder, files, left = (path if path.is_dir() else path.parent), {}, []
+    for f in sorted(folder.iterdir()):
+        if not f.is_file() or f.name == "config.json" or f.name.startswith(".") \
+                or f.suffix in (".safetensors", ".bin", ".pt", ".pth", ".h5", ".msgpack") \
+                or f.name.endswith(".index.json"):
+            continue
+        try:
+            text = f.read_text(encoding="utf-8") if f.stat().st_size <= FOLDER_FILE_CHARS else None
+        except (UnicodeDecodeError, OSError):
+            text = None
+        if text is None:
+            left.append(f.name)
+        else:
+            files[f.name] = text
+    return files, left
+
+
+def _is_causal_mask(t: torch.Tensor) -> bool:
+    n = t.shape[-1] if t.dim() >= 2 else 0
+    return (n > 0 and t.shape[-2] == n and t.numel() == n * n
+            and torch.equal(t.reshape(n, n).double(), torch.tril(torch.ones(n, n, dtype=torch.float64))))
+
+
+def import_book(book, out, force: bool = False, notes: Callable[[str], None] | None = None) -> Path:
+    """Write the weights of ``book`` as a checkpoint in the format it was exported from.
+
+    Args:
+        book: a workbook sheetnet exported (perhaps edited and saved in Excel or LibreOffice).
+        out: the checkpoint to write; a folder for Hugging Face and minGPT work-folder models.
+        force: overwrite ``out`` if it exists.
+        notes: optional callable(str), told what was written and what was not carried.
+    Returns:
+        ``out``.
+    Raises:
+        SheetnetError: not a sheetnet workbook, a weight cell that is not a number (named by
+            sheet and cell), a missing sheet, or ``out`` exists; nothing is written then.
+    """
+    book, out, say = Path(book), Path(out), notes or (lambda text: None)
+    manifest = read_manifest(book)
+    rec = manifest["meta"].get("checkpoint")
+    if rec is None:
+        raise SheetnetError(f"{book} was exported by an older sheetnet that did not record the "
+                            "checkpoint: export it again")
+    if rec["format"] not in WRITERS:
+        raise SheetnetError(f"{book}: cannot write format {rec['format']!r}; "
+                            f"supported: {', '.join(WRITERS)}")
+    if out.exists() and out.resolve() == book.resolve():
+        raise SheetnetError(f"{out} is the workbook itself: write the checkpoint elsewhere")
+    if out.exists() and not force:
+        raise SheetnetError(f"{out} already exists (use --force to overwrite)")
+    if not out.parent.is_dir():
+        raise SheetnetError(f"output folder {out.parent} does not exist")
+    cells = read_weights(book, manifest)
+    state = rebuild_state(rec, manifest["nodes"], cells, say)
+    metadata = dict(rec["metadata"])
+    if metadata.get("vocab") == VOCAB_IN_META:
+        metadata["vocab"] = manifest["meta"]["vocab"]
+    WRITERS[rec["format"]](out, rec, state, metadata, force, say)
+    shown = sum(v.size for v in cells.values())
+    say(f"{rec['format']} checkpoint: {len(state)} tensors, {shown:,} weights read from {book.name}")
+    return out
+
+
+def read_weights(book: Path, manifest: dict) -> dict[str, np.ndarray]:
+    """Every Param node's cells as a float64 array of the node's shape.
+
+    Raises:
+        SheetnetError: "weight L1.W: 'Layer 1'!C5 holds text 'abc', not a number", or is empty,
+            or its sheet is missing.
+    """
+    params = {n: e for n, e in manifest["nodes"].items() if e["op"] == "Param"}
+    wb = openpyxl.load_workbook(book, read_only=True, data_only=True)
+    try:
+        out = {}
+        for sheet in dict.fromkeys(e["sheet"] for e in params.values()):
+            names = [n for n, e in params.items() if e["sheet"] == sheet]
+            if sheet not in wb.sheetnames:
+                raise SheetnetError(f"weight {names[0]}: sheet {sheet!r} is missing from {book.name}")
+            out.update(_read_sheet(wb[sheet], {n: params[n] for n in names}))
+    finally:
+        wb.close()
+    return {n: out[n].T if params[n].get("layout") == "transposed" else out[n] for n in params}
+
+
+def _read_sheet(ws, entries: dict) -> dict[str, np.ndarray]:
+    # one pass over the rows the weights cover; arrays as the cells lie (NaN: not read yet)
+    boxes = {}
+    for name, e in entries.items():
+        rows, cols = e["shape"][::-1] if e.get("layout") == "transposed" else e["shape"]
+        boxes[name] = (e["row"], e["col"], np.full((rows, cols), np.nan))
+    top = min(r for r, _, _ in boxes.values())
+    bottom = max(r + a.shape[0] for r, _, a in boxes.values())
+    left = min(c for _, c, _ in boxes.values())
+    right = max(c + a.shape[1] for _, c, a in boxes.values())
+    for r, row in enumerate(ws.iter_rows(min_row=top + 1, max_row=bottom, min_col=left + 1,
+                                         max_col=right, values_only=True), start=top):
+        for name, (r0, c0, arr) in boxes.items():
+            if r0 <= r < r0 + arr.shape[0]:
+                vals = tuple(row[c0 - left:c0 - left + arr.shape[1]])
+                vals += (None,) * (arr.shape[1] - len(vals))
+                if not all(type(v) in (float, int) for v in vals):
+                    j = next(j for j, v in enumerate(vals) if type(v) not in (float, int))
+                    raise _not_a_number(name, ws.title, r, c0 + j, vals[j])
+                arr[r - r0] = vals
+    for name, (r0, c0, arr) in boxes.items():   # rows the sheet does not have at all
+        if np.isnan(arr).any():
+            i, j = np.argwhere(np.isnan(arr))[0]
+            raise _not_a_number(name, ws.title, r0 + i, c0 + j, None)
+    return {name: arr for name, (_, _, arr) in boxes.items()}
+
+
+def _not_a_number(name: str, sheet: str, row: int, col: int, value) -> SheetnetError:
+    if value is None:
+        what = "is empty"
+    elif isinstance(value, str) and value in openpyxl.cell.cell.ERROR_CODES:
+        what = f"holds the error {value}"
+    elif isinstance(value, str):
+        what = f"holds text {value[:40] + '...' if len(value) > 40 else value!r}"
+    else:
+        what = f"holds {str(value).upper() if isinstance(value, bool) else repr(value)}"
+    return SheetnetError(f"weight {name}: {quote_sheet(sheet)}!{col_letter(col)}{row + 1} "
+                         f"{what}, not a number")
+
+
+def rebuild_state(rec: dict, nodes: dict, cells: dict, say) -> dict[str, torch.Tensor]:
+    """The state dict in the checkpoint's order, dtypes and shapes; tied entries re-tied."""
+    by_source = {e["source"]: n for n, e in nodes.items() if e["op"] == "Param"}
+    state, rounded = {}, 0
+    for t in rec["tensors"]:
+        dtype, key = getattr(torch, t["dtype"]), t["key"]
+        if key in by_source:
+            node = by_source[key]
+            arr = cells[node].T if nodes[node].get("transposed") else cells[node]
+            if arr.size != int(np.prod(t["shape"])):
+                raise SheetnetError(f"weight {node} has {arr.size} cells; {key} needs {t['shape']}")
+            state[key] = torch.from_numpy(np.ascontiguousarray(arr)).reshape(t["shape"]).to(dtype)
+            # beyond the 15 digits LibreOffice saves: an edit that is not a float32 number, say
+            moved = np.abs(state[key].double().numpy().reshape(arr.shape) - arr) > 1e-14 * np.abs(arr)
+            rounded += int(np.count_nonzero(moved))
+        elif "causal_mask" in t:
+            n = t["shape"][-1]
+            state[key] = torch.tril(torch.ones(n, n)).reshape(t["shape"]).to(dtype)
+        elif "values" in t:
+            state[key] = torch.tensor(t["values"], dtype=dtype).reshape(t["shape"])
+        elif "dropped" in t:
+            say(f"not carried: {key} {t['shape']} (not shown in the workbook, too big to keep)")
+        elif "same_as" not in t:
+            raise SheetnetError(f"{key}: the manifest says neither where its cells are nor what it is")
+    for t in rec["tensors"]:   # tied entries are the very tensor they are tied to
+        if "same_as" in t:
+            state[t["key"]] = state[t["same_as"]]
+    if rounded:
+        say(f"{rounded:,} weight value(s) rounded to the checkpoint's dtype "
+            f"({', '.join(sorted({t['dtype'] for t in rec['tensors']}))}; the cells hold float64)")
+    return {t["key"]: state[t["key"]] for t in rec["tensors"] if t["key"] in state}
+
+
+# --- writers: one per format, each writing what that format's own programs read -----------------
+def _write_sheetnet(out, rec, state, metadata, force, say):
+    with atomic_path(out, force=force) as tmp:
+        torch.save(payload(rec["architecture"], rec["config"], state, metadata), tmp)
+
+
+def _write_nanogpt(out, rec, state, metadata, force, say):
+    # train.py's layout: {"model", "optimizer", "model_args", "iter_num", "best_val_loss", "config"}
+    prefix = metadata.get("key_prefix", "")
+    ck = {"model": {prefix + k: v for k, v in state.items()},
+          "model_args": metadata.get("model_args") or {k: rec["config"][k] for k in
+                                                       ("n_layer", "n_head", "n_embd", "block_size",
+                                                        "bias", "vocab_size")}}
+    if "iter_num" in metadata:
+        ck["iter_num"] = metadata["iter_num"]
+    if "best_val_loss" in metadata:
+        ck["best_val_loss"] = torch.tensor(metadata["best_val_loss"])
+    ck["config"] = metadata.get("train_config", {})
+    vocab_file = _vocab_file(out.parent, metadata, force)
+    with atomic_path(out, force=force) as tmp:
+        torch.save(ck, tmp)
+    _write_vocab_file(vocab_file, metadata, say)
+    say("not carried: the optimizer state (not a weight); sample.py reads this checkpoint, "
+        "train.py's init_from='resume' needs a fresh optimizer")
+
+
+def _write_mingpt(out, rec, state, metadata, force, say):
+    cfg = metadata.get("mingpt_config") or {"n_head": rec["config"]["n_head"]}
+    if metadata.get("layout") == "file":
+        vocab_file = _vocab_file(out.parent, metadata, force)
+        with atomic_path(out, force=force) as tmp:
+            torch.save({"model": state, "config": cfg}, tmp)
+        _write_vocab_file(vocab_file, metadata, say)
+        return
+    with atomic_dir(out, force=force) as tmp:   # chargpt's work folder
+        torch.save(state, tmp / "model.pt")
+        (tmp / "config.json").write_text(json.dumps(cfg, indent=4), encoding="utf-8")
+        _write_vocab_file(_vocab_file(tmp, metadata, force), metadata, None)
+
+
+def _write_hf_gpt2(out, rec, state, metadata, force, say):
+    from safetensors.torch import save_file
+    flip = set(metadata.get("transposed", []))
+    sources = metadata.get("sources", {})
+    tensors = {sources.get(k, k): (v.t() if k in flip else v).contiguous().clone()
+               for k, v in state.items()}   # Linear (out, in) -> Conv1D (in, out) again
+    with atomic_dir(out, force=force) as tmp:
+        (tmp / "config.json").write_text(json.dumps(metadata["hf_config"], indent=2,
+                                                    sort_keys=True) + "\n", encoding="utf-8")
+        save_file(tensors, str(tmp / "model.safetensors"), metadata={"format": "pt"})
+        for name, text in rec.get("files", {}).items():   # tokenizer files, as they were
+            (tmp / name).write_text(text, encoding="utf-8")
+    say("written: " + ", ".join(["config.json", "model.safetensors", *rec.get("files", {})]))
+    if rec.get("files_left"):
+        say(f"not carried (binary or too big to keep): {', '.join(rec['files_left'])}")
+
+
+def _write_mlp_module(out, rec, state, metadata, force, say):
+    from .models.mlp import build_sequential
+    model = build_sequential(rec["config"]["layers"]).to(next(iter(state.values())).dtype)
+    model.load_state_dict(state)
+    with atomic_path(out, force=force) as tmp:
+        torch.save(model, tmp)
+
+
+def _write_mlp_state_dict(out, rec, state, metadata, force, say):
+    with atomic_path(out, force=force) as tmp:
+        torch.save(state, tmp)
+    if metadata.get("activations"):
+        say(f"a bare state dict: export it with --activations {metadata['activations']}")
+
+
+def _vocab_file(folder: Path, metadata: dict, force: bool) -> Path | None:
+    # nanoGPT's meta.pkl where the loaders look for the vocabulary (beside the checkpoint), unless
+    # one with the same vocabulary is there; checked before anything is written
+    from .loaders.nanogpt import read_meta_vocab
+    path = folder / "meta.pkl"
+    if not metadata.get("vocab") or not path.exists():
+        return path if metadata.get("vocab") else None
+    try:
+        if read_meta_vocab(path) == list(metadata["vocab"]):
+            return None
+    except SheetnetError:
+        pass
+    if not force:
+        raise SheetnetError(f"{path} holds another vocabulary (use --force to overwrite)")
+    return path
+
+
+def _write_vocab_file(path: Path | None, metadata: dict, say) -> None:
+    if path is None:
+        return
+    vocab = list(metadata["vocab"])
+    with atomic_path(path, force=True) as tmp:
+        with open(tmp, "wb") as f:
+            pickle.dump({"vocab_size": len(vocab), "itos": dict(enumerate(vocab)),
+                         "stoi": {ch: i for i, ch in enumerate(vocab)}}, f)
+    if say:
+        say(f"wrote {path} (the vocabulary, as nanoGPT's meta.pkl)")
+
+
+WRITERS = {"sheetnet": _write_sheetnet, "nanogpt": _write_nanogpt, "mingpt": _write_mingpt,
+           "hf-gpt2": _write_hf_gpt2, "mlp-module": _write_mlp_module,
+           "mlp-state-dict": _write_mlp_state_dict}

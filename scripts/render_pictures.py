@@ -21,9 +21,9 @@ PICTURES = [
     ("sqrt_layer", "sqrt_2x2.pt", [], "Layer 1", "A1:F22"),
     ("sqrt_walk", "sqrt_2x2.pt", [], "Walk", "A1:T68"),
     ("textnet_input", "textnet.pt", [], "Input", "A1:I40"),
-    ("gpt_prompt", "gpt.pt", ["--prompt", "The cell"], "Prompt", "A1:F30"),
-    ("gpt_attention", "gpt.pt", ["--prompt", "The cell"], "B1 Attention", "A285:K297"),
-    ("gpt_output", "gpt.pt", ["--prompt", "The cell"], "Output", "A1:F18"),
+    ("gpt_prompt", "gpt.pt", ["--prompt", "The cell"], "Prompt", "A1:N30"),
+    ("gpt_attention", "gpt.pt", ["--prompt", "The cell"], "B1 Attention", "A285:J295"),
+    ("gpt_output", "gpt.pt", ["--prompt", "The cell"], "Output", "A1:F16"),
 ]
 DPI = 110
 

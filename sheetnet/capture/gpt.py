@@ -401,6 +401,11 @@ def _output(g: ir.Graph, model, front: Front, x: str, pos) -> None:
           col_labels=["probability"], beside=True, ref="top.prob")
     g.add("prompt.next", ir.Copy(answer), (1, 1), "Prompt", style="output",
           title=f"the model's next {unit} (see Output)", row_labels=["next"])
+    # on the Prompt sheet, where the reader types: the top candidates at a glance
+    label = f"top.{front.key}" if front.label_table else "top.id"
+    g.meta.setdefault("charts", []).append(
+        {"sheet": "Prompt", "title": f"The {k} most likely next {unit}s", "kind": "bar",
+         "x": label, "series": ["top.prob"], "names": ["probability"], "x_title": unit})
 
 
 def trace_gpt(model, graph: ir.Graph, leaves: dict) -> dict[str, np.ndarray]:

@@ -90,7 +90,9 @@ def _emit_node(sheet: SheetSpec, node: ir.Node, regions: dict[str, Region], arra
         value = node.op.default if isinstance(node.op, ir.Input) else node.op.value
         arr = np.asarray(value)
         if arr.dtype.kind in "fiu":
-            arr = arr.astype(np.float64)
+            # weights stay in their dtype and memory (a float32 view of the model's tensor): the
+            # writer formats them row by row; integers become float64 (small: ids, code points)
+            arr = arr if arr.dtype.kind == "f" else arr.astype(np.float64)
             sheet.blocks.append((region.row, region.col, arr.T if region.transposed else arr, kind))
         else:  # text leaves (words, prompts) are cells of text; a float or None (blank) stays so
             for (i, j), v in np.ndenumerate(arr):
@@ -118,7 +120,8 @@ def _checked(node: ir.Node, text: str) -> str:
 
 def _add_chart(sheet: SheetSpec, chart: dict, regions: dict[str, Region]) -> None:
     """chart: {"title", "x": node of x values or labels, "series": [nodes], "names": [...],
-    "kind": "scatter" | "bar", "below": node (anchor under it) | "beside": node (right of it)}."""
+    "kind": "scatter" | "bar", "below": node (anchor under it) | "beside": node (right of it);
+    neither: at the top right of the sheet's cells}."""
     x = regions[chart["x"]]
     series = [(name, absolute(regions[s])) for name, s in zip(chart["names"], chart["series"])]
     if "below" in chart:  # under the block it names, at the sheet's left edge
@@ -127,8 +130,8 @@ def _add_chart(sheet: SheetSpec, chart: dict, regions: dict[str, Region]) -> Non
     elif "beside" in chart:
         by = regions[chart["beside"]]
         anchor = (by.row, by.col + by.ncols + 1)
-    else:  # right of everything on the sheet
-        anchor = (x.row, max(r.col + r.ncols for r in regions.values() if r.sheet == sheet.name) + 1)
+    else:  # top right of everything on the sheet
+        anchor = (2, max(r.col + r.ncols for r in regions.values() if r.sheet == sheet.name) + 1)
     sheet.charts.append(ChartSpec(chart["title"], absolute(x), series, anchor=anchor,
                                   kind=chart.get("kind", "scatter"),
                                   x_title=chart.get("x_title", "x")))

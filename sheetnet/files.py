@@ -10,6 +10,16 @@ from pathlib import Path
 from .errors import SheetnetError
 
 
+def _target(path: str | os.PathLike, force: bool) -> Path:
+    # the output's folder must exist, and an existing output is replaced only when asked
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise SheetnetError(f"output folder {path.parent} does not exist")
+    if path.exists() and not force:
+        raise SheetnetError(f"{path} already exists (use --force to overwrite)")
+    return path
+
+
 @contextmanager
 def atomic_path(path: str | os.PathLike, force: bool = True):
     """Yield a temporary path beside ``path``; on success it is renamed to ``path``.
@@ -17,11 +27,7 @@ def atomic_path(path: str | os.PathLike, force: bool = True):
     Raises:
         SheetnetError: the folder is missing, or ``path`` exists and ``force`` is False.
     """
-    path = Path(path)
-    if not path.parent.is_dir():
-        raise SheetnetError(f"output folder {path.parent} does not exist")
-    if path.exists() and not force:
-        raise SheetnetError(f"{path} already exists (use --force to overwrite)")
+    path = _target(path, force)
     fd, tmp = tempfile.mkstemp(prefix=".sheetnet-", suffix=path.suffix, dir=path.parent)
     os.close(fd)
     try:
@@ -41,11 +47,7 @@ def atomic_dir(path: str | os.PathLike, force: bool = False):
     Raises:
         SheetnetError: the folder is missing, or ``path`` exists and ``force`` is False.
     """
-    path = Path(path)
-    if not path.parent.is_dir():
-        raise SheetnetError(f"output folder {path.parent} does not exist")
-    if path.exists() and not force:
-        raise SheetnetError(f"{path} already exists (use --force to overwrite)")
+    path = _target(path, force)
     tmp = Path(tempfile.mkdtemp(prefix=".sheetnet-", dir=path.parent))
     old = path.parent / f"{tmp.name}.old"
     try:

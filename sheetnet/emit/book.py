@@ -41,8 +41,7 @@ def build_book(graph: ir.Graph, plan: Plan, guide: dict | None = None,
     sheets = {name: SheetSpec(name) for name in graph.sheets}
     for sheet in sheets.values():
         sheet.put(0, 0, sheet.name, "heading")
-    names = {n: defined_name(n) for n, node in graph.nodes.items()
-             if not isinstance(node.op, ir.View)}
+    names = {n: defined_name(n) for n in graph.nodes}  # views too: a head's slice of c_attn
     heat = json.loads((TEMPLATES / "styles.json").read_text()).get("heatmaps", {})
     for node in graph.nodes.values():
         if not isinstance(node.op, ir.View):

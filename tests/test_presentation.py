@@ -1,0 +1,72 @@
+"""What a reader sees: the Guide first, the legend, defined names, heatmaps and charts."""
+import openpyxl
+import pytest
+
+from sheetnet.emit.a1 import defined_name
+from sheetnet.export import export
+from sheetnet.options import ExportOptions
+from sheetnet.writer import read_manifest
+
+
+@pytest.fixture(scope="module")
+def books(examples, tmp_path_factory):
+    out = tmp_path_factory.mktemp("books")
+    made = {}
+    for name, opts in [("sqrt_2x2.pt", ExportOptions()), ("textnet.pt", ExportOptions()),
+                       ("gpt.pt", ExportOptions(prompt="The cell", style="arrays"))]:
+        made[name] = out / (name + ".xlsx")
+        export(examples / name, made[name], opts)
+    return made
+
+
+@pytest.mark.parametrize("name", ["sqrt_2x2.pt", "textnet.pt", "gpt.pt"])
+def test_guide_first_with_legend(books, name):
+    wb = openpyxl.load_workbook(books[name])
+    assert wb.sheetnames[0] == "Guide"
+    text = " ".join(str(c.value) for row in wb["Guide"].iter_rows() for c in row if c.value)
+    assert "sheetnet verify" in text and "Legend" in text and "Input: type here" in text
+
+
+@pytest.mark.parametrize("name", ["sqrt_2x2.pt", "textnet.pt", "gpt.pt"])
+def test_every_tensor_has_a_defined_name_on_its_cells(books, name):
+    wb = openpyxl.load_workbook(books[name])
+    nodes = read_manifest(books[name])["nodes"]
+    for node, entry in nodes.items():
+        if entry["op"] == "View":
+            continue
+        dn = wb.defined_names[defined_name(node)]
+        sheet, cells = next(iter(dn.destinations))
+        assert sheet == entry["sheet"]
+        first = cells.split(":")[0].replace("$", "")
+        assert wb[sheet][first].row == entry["row"] + 1 and wb[sheet][first].column == entry["col"] + 1
+
+
+def test_array_formulas_read_through_names(books):
+    wb = openpyxl.load_workbook(books["gpt.pt"])
+    ws = wb["B1 Attention"]
+    texts = [c.value.text for row in ws.iter_rows() for c in row
+             if type(c.value).__name__ == "ArrayFormula"]
+    assert any("MMULT(h0_ln_1,TRANSPOSE(h0_attn_Wq0))" in t for t in texts), texts[:5]
+
+
+def test_heatmaps_on_weights_and_attention(books):
+    wb = openpyxl.load_workbook(books["gpt.pt"])
+    ranges = {str(r.sqref) for r in wb["B1 Attention"].conditional_formatting}
+    nodes = read_manifest(books["gpt.pt"])["nodes"]
+    probs = nodes["h0.attn.probs0"]
+    from sheetnet.emit.a1 import cell_name
+    assert cell_name(probs["row"], probs["col"]) + ":" in " ".join(ranges)
+    assert len(ranges) >= 4  # c_attn, c_proj and both heads' probabilities
+
+
+def test_charts(books):
+    assert len(openpyxl.load_workbook(books["sqrt_2x2.pt"])["Walk"]._charts) == 1
+    assert len(openpyxl.load_workbook(books["textnet.pt"])["Input"]._charts) == 1
+    assert len(openpyxl.load_workbook(books["gpt.pt"])["Prompt"]._charts) == 1
+
+
+@pytest.mark.parametrize("node, expected", [("L1.W", "L1_W"), ("h0.attn.q0", "h0_attn_q0"),
+                                            ("x", "x"), ("L1", "_L1"), ("0.z", "_0_z"),
+                                            ("R2C3", "_R2C3"), ("TRUE", "_TRUE")])
+def test_defined_name_rules(node, expected):
+    assert defined_name(node) == expected

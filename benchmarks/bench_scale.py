@@ -71,7 +71,7 @@ start = time.perf_counter()
 res = export({str(ckpt)!r}, {str(book)!r}, ExportOptions(style="auto", force=True,
              tokens={tokens!r}, context={CONTEXT}))
 RESULT = {{"seconds": time.perf_counter() - start, "cells": res.weight_cells + res.formula_cells,
-          "style": getattr(res, "style", "auto")}}
+          "style": getattr(res, "style", "auto"), "precision": getattr(res, "precision", "")}}
 """)
 
 
@@ -93,10 +93,11 @@ with Engine(timeout={TIMEOUT}) as eng:
     got = numeric(read_nodes(eng, {str(book)!r}, manifest, ["logits"])["logits"])
     seconds = time.perf_counter() - start
     soffice_mb = soffice_peak_mb(eng)
+    timings = eng.timings
 model = GPT.from_checkpoint(load({str(ckpt)!r})).double()
 with torch.no_grad():
     want = model(torch.tensor([{tokens!r}]))[0].numpy()
-RESULT = {{"seconds": seconds, "soffice_mb": soffice_mb,
+RESULT = {{"seconds": seconds, "soffice_mb": soffice_mb, "timings": timings,
           "max_err": float(np.max(np.abs(got[:len(want)] - want)))}}
 """)
 
@@ -183,6 +184,9 @@ def main() -> None:
                   f"{writers['ours'] / writers['openpyxl']:>6.1f} {ex['maxrss_mb']:>8.0f} "
                   f"{book.stat().st_size / 2**20:>8.1f} {rc['seconds']:>7.1f} "
                   f"{rc['soffice_mb']:>7.0f} {rc['max_err']:>9.2g}", flush=True)
+            t = rc.get("timings", {})
+            print(f"{'':<11} style {ex['style']}, precision {ex.get('precision', '')}; "
+                  "LibreOffice " + ", ".join(f"{k} {v:.1f} s" for k, v in t.items()), flush=True)
             book.unlink()
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import click
 
 from .errors import SheetnetError
-from .options import TOLERANCE, ExportOptions
+from .options import TOLERANCE, TOLERANCE_FLOAT32, ExportOptions
 
 
 def _one_line_errors(fn):
@@ -136,18 +136,25 @@ def train_gpt(out, layers, heads, embd, context, steps, text_path, seed):
 @click.option("--prompt", default=None, help="text models: the prompt written into the sheet")
 @click.option("--tokens", default=None, help="GPT: comma-separated token ids instead of a prompt")
 @click.option("--context", type=int, default=None, help="GPT: positions to compute (default: block size)")
+@click.option("--precision", type=click.Choice(["float64", "float32", "auto"]), default="auto",
+              show_default=True, help="weight cells: float64 (shortest exact text); float32 "
+              "(shortest text that reads back as the same float32: ~40% smaller; verify then "
+              "allows 1e-6 of each tensor's size); auto: float32 above 5M float32 weights, "
+              "else float64")
 @_load_options
 @_one_line_errors
-def export(model, out, style, force, input_value, prompt, tokens, context, fmt, meta, activations):
+def export(model, out, style, force, input_value, prompt, tokens, context, precision, fmt, meta,
+           activations):
     """Write MODEL (a file, or a Hugging Face / minGPT folder) as the workbook OUT."""
     from .export import export as do_export
     opts = ExportOptions(style=style, force=force, input_value=input_value, prompt=prompt,
                          tokens=_ints(tokens), context=context, fmt=fmt, meta=meta,
-                         activations=activations)
+                         activations=activations, precision=precision)
     with _SheetProgress() as progress:
         res = do_export(model, out, opts, progress=progress)
     click.echo(f"wrote {res.path}: {res.sheets} sheets, {res.weight_cells} weight cells, "
-               f"{res.formula_cells} formula cells (style {res.style}) in {res.seconds:.2f} s")
+               f"{res.formula_cells} formula cells (style {res.style}) in {res.seconds:.2f} s"
+               + (f", precision {res.precision}" if res.precision != "float64" else ""))
 
 
 class _SheetProgress:
@@ -188,7 +195,9 @@ def inspect_cmd(path, style, as_json):
 @main.command()
 @click.argument("book", type=click.Path(dir_okay=False))
 @click.argument("model", type=click.Path(dir_okay=True))
-@click.option("--tol", default=TOLERANCE, show_default=True, help="max abs error per cell")
+@click.option("--tol", type=float, default=None, help=f"max abs error per cell [default: "
+              f"{TOLERANCE:g}; for a workbook exported with precision float32, "
+              f"{TOLERANCE_FLOAT32:g} x max(1, each tensor's largest |value|)]")
 @_load_options
 @_one_line_errors
 def verify(book, model, tol, fmt, meta, activations):

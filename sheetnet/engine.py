@@ -175,6 +175,7 @@ class Engine:
         self._proc: subprocess.Popen | None = None
         self._desktop = None
         self._finalizer = None
+        self.timings: dict[str, float] = {}  # seconds of the last recalculate: load, scan, read
 
     def __enter__(self) -> Engine:
         self.start()
@@ -300,17 +301,24 @@ class Engine:
             raise EngineError(f"workbook not found: {path}")
         self.start()  # restarts soffice if it died since the last call
         with self._watchdog(f"recalculating {path.name}"):
+            clock = time.perf_counter()
             doc = self._load(path)
+            self.timings = {"load": time.perf_counter() - clock}
             try:
                 if edits:
                     self._apply_edits(doc, edits, path.name)
                     # Auto-calc already updated dependents; calculateAll makes it certain.
                     doc.calculateAll()
+                clock = time.perf_counter()
                 if check_errors:
                     errors, total = _formula_errors(doc)
                     if total:
                         raise FormulaError(errors, total)
-                return [_read_block(_sheet(doc, b.sheet, path.name), b) for b in reads]
+                self.timings["scan"] = time.perf_counter() - clock
+                clock = time.perf_counter()
+                out = [_read_block(_sheet(doc, b.sheet, path.name), b) for b in reads]
+                self.timings["read"] = time.perf_counter() - clock
+                return out
             finally:
                 with contextlib.suppress(Exception):  # dead soffice: the real error is already raised
                     doc.close(True)

@@ -13,16 +13,18 @@ from .options import ExportOptions
 
 # Measured on these machines (benchmarks/bench_writers.py, ../shared/notes/libreoffice.md):
 BYTES_PER_NUMBER = 14.5     # a float64 weight cell in the zipped file
+BYTES_PER_FLOAT32 = 7.1     # a weight cell written with precision float32 (GPT-2 small, random)
 BYTES_PER_FORMULA = 12.0    # a formula cell, zipped (they repeat, so they compress well)
 RECALC_S_PER_CELL = {"cells": 128 / 1e6, "arrays": 19.4 / 1e6}  # LibreOffice, 1M-cell runs
 
 
 def inspect_model(model_path, options: ExportOptions) -> dict:
     """What ``export`` would write for this model, per sheet, plus estimates and limits."""
-    from .export import choose_style, lower
+    from .export import choose_precision, choose_style, lower
     graph = lower(model_path, options).graph
     plan = layout.plan(graph)
     style = choose_style(graph, options.style)
+    precision = choose_precision(graph, options.precision)
     per_sheet: dict[str, Counter] = {s: Counter() for s in graph.sheets}
     for node in graph.nodes.values():
         if isinstance(node.op, ir.View):
@@ -36,10 +38,11 @@ def inspect_model(model_path, options: ExportOptions) -> dict:
     totals = sum(per_sheet.values(), Counter())
     return {
         "model": str(model_path), "architecture": graph.meta.get("architecture"),
-        "style": style,
+        "style": style, "precision": precision,
         "sheets": {s: dict(c) for s, c in per_sheet.items()},
         "weights": totals["weights"], "formulas": totals["formulas"], "data": totals["data"],
-        "estimated_mb": round((totals["weights"] * BYTES_PER_NUMBER
+        "estimated_mb": round((totals["weights"] * (BYTES_PER_FLOAT32 if precision == "float32"
+                                                    else BYTES_PER_NUMBER)
                                + totals["formulas"] * BYTES_PER_FORMULA) / 2**20, 2),
         "estimated_recalc_s": round(totals["formulas"] * RECALC_S_PER_CELL[style], 1),
         "limits": {"rows": MAX_ROWS, "cols": MAX_COLS, "formula_chars": MAX_FORMULA_CHARS},
@@ -61,6 +64,7 @@ def inspect_book(book) -> dict:
             "sheets": {s: dict(c) for s, c in per_sheet.items()},
             "weights": totals["weights"], "formulas": totals["formulas"], "data": totals["data"],
             "inputs": manifest["inputs"], "outputs": manifest["outputs"],
+            "precision": manifest.get("precision", "float64"),
             "file_mb": round(Path(book).stat().st_size / 2**20, 2)}
 
 
@@ -83,7 +87,8 @@ def describe(info: dict) -> str:
                      f"{c.get('data', 0):>8,}")
     lines.append(f"{'total':<20} {info['weights']:>10,} {info['formulas']:>10,} {info['data']:>8,}")
     if "estimated_mb" in info:
-        lines.append(f"estimated file {info['estimated_mb']} MB; LibreOffice recalc about "
+        lines.append(f"estimated file {info['estimated_mb']} MB (weights as "
+                     f"{info['precision']}); LibreOffice recalc about "
                      f"{info['estimated_recalc_s']} s in style {info['style']}")
         lim = info["limits"]
         lines.append(f"limits: {lim['rows']:,} rows x {lim['cols']:,} columns per sheet, "

@@ -16,9 +16,25 @@ class ExportOptions:
     prompt: str | None = None     # text models: the prompt / word written into the input cell
     tokens: list[int] | None = None   # GPT: token ids instead of a prompt
     context: int | None = None    # GPT: positions the sheets compute (None = block_size)
+    precision: str = "auto"       # weight text: "float64" (shortest exact), "float32" (shortest
+                                  # text that reads back as the same float32), "auto" (below)
 
 
 TOLERANCE = 1e-9  # verify: max |workbook - PyTorch float64| per cell
+# verify, a workbook written with precision "float32": its weight cells read back as float64
+# differ from the weights by < 6e-8 relative (their float32 cast is exact), which moves each
+# tensor by about that fraction of its size, times what the layers amplify (GPT-2 small, random
+# weights: logits 8.7e-8 off; a tiny GPT with weights ~0.6: 8e-6 on its logits).  So each tensor
+# is compared at TOLERANCE_FLOAT32 x max(1, its largest |value|); 1e-9 would fail on that alone.
+TOLERANCE_FLOAT32 = 1e-6
+
+# --precision auto: "float32" when the model has more weight cells than this and every weight is
+# float32 or narrower (its float32 text is then exact as float32), else "float64".  float64 text
+# (repr) takes ~11.6 zipped bytes per random weight, float32 text ~7 and formats ~2x faster:
+# GPT-2 small (124M weights) is ~1.4 GB vs ~0.85 GB.  Below 5M weights a float64 book is under
+# ~60 MB and exports in ~5 s, so the smaller models keep verification at 1e-9.
+AUTO_FLOAT32_ABOVE = 5_000_000
+PRECISIONS = ("float64", "float32", "auto")
 
 # --style auto: "arrays" when the model has more formula cells than this, else "cells".
 # Measured (benchmarks/bench_style.py, random GPTs, LibreOffice 7.4 on 2 cores): per formula cell

@@ -96,8 +96,8 @@ def write_book(book: BookSpec, path: str | os.PathLike, force: bool = False,
         book: the sheets.
         path: the .xlsx to write.
         force: overwrite an existing file.
-        precision: "float64" writes every number's shortest exact text; "float32" writes 9
-            significant digits (enough for float32 weights to read back bit for bit).
+        precision: "float64" writes every number's shortest exact text; "float32" the
+            shortest text that reads back as the same float32 (8 or 9 significant digits).
         progress: optional callable(sheet_spec) after each sheet is written.
     Raises:
         SheetnetError: the folder is missing, or the file exists and ``force`` is False.

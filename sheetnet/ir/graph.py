@@ -30,7 +30,7 @@ class Input:
 @dataclass(frozen=True)
 class Param:
     """A weight tensor; ``source`` names the checkpoint entry it came from (for import/round trip)."""
-    value: Any  # np.ndarray float64, (out, in) for weights, (out, 1) for biases
+    value: Any  # np.ndarray in the checkpoint's float32/float64: (out, in) weights, (out, 1) biases
     source: str = ""
     transposed: bool = False  # stored transposed relative to the checkpoint tensor (HF Conv1D)
 
@@ -413,9 +413,20 @@ class Graph:
 
 
 def as_matrix(value) -> np.ndarray:
-    """A float64 2-D copy of a tensor or array; vectors become one column (out, 1)."""
-    arr = np.asarray(value.detach().cpu().double().numpy() if hasattr(value, "detach") else value,
-                     dtype=np.float64)
+    """A 2-D float array of a tensor or array; vectors become one column (out, 1).
+
+    float32 and float64 keep their dtype and share the tensor's memory (no copy: GPT-2's weights
+    are ~0.5 GB); narrower floats widen to float32 exactly, anything else becomes float64.  Users
+    that compute (ir.reference, verify) cast to float64 where they use the values.
+    """
+    if hasattr(value, "detach"):
+        value = value.detach().cpu()
+        if value.dtype.is_floating_point and value.dtype.itemsize < 4:  # float16, bfloat16
+            value = value.float()
+        value = value.numpy()
+    arr = np.asarray(value)
+    if arr.dtype not in (np.float32, np.float64):
+        arr = arr.astype(np.float64)
     if arr.ndim == 1:
         arr = arr[:, None]
     if arr.ndim != 2:

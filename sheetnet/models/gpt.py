@@ -171,7 +171,7 @@ class Block(nn.Module):
 
 
 class GPT(nn.Module):
-    def __init__(self, config: GPTConfig):
+    def __init__(self, config: GPTConfig, init: bool = True):
         super().__init__()
         self.config = config
         self.transformer = nn.ModuleDict(dict(
@@ -183,6 +183,8 @@ class GPT(nn.Module):
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
         if config.tied:
             self.lm_head.weight = self.transformer.wte.weight
+        if not init:  # weights about to be loaded (from_checkpoint)
+            return
         # nanoGPT's initialisation: N(0, 0.02), residual projections scaled by 1/sqrt(2 n_layer)
         self.apply(self._init_weights)
         for pn, p in self.named_parameters():
@@ -248,9 +250,13 @@ class GPT(nn.Module):
             if lm is not None and not torch.equal(lm.to(wte.dtype), wte):
                 raise SheetnetError("gpt checkpoint says tied but lm_head.weight differs from transformer.wte.weight")
             sd["lm_head.weight"] = wte
-        model = cls(config).to(wte.dtype)
+        # built on the meta device and handed the loaded tensors (assign): no random init and
+        # no second copy of the weights (GPT-2 small: ~2 s and 0.5 GB saved)
+        with torch.device("meta"):
+            model = cls(config, init=False)
+        sd = {k: v.to(wte.dtype) if torch.is_floating_point(v) else v for k, v in sd.items()}
         try:
-            model.load_state_dict(sd, strict=True)
+            model.load_state_dict(sd, strict=True, assign=True)
         except RuntimeError as exc:
             raise SheetnetError(f"gpt checkpoint weights do not fit its config: {str(exc).splitlines()[0][:300]}") from None
         if config.tied:

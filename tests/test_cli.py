@@ -3,15 +3,10 @@ import json
 
 import pytest
 import torch
-from click.testing import CliRunner
 from torch import nn
 
 from sheetnet.checkpoint import load_checkpoint, save_checkpoint
-from sheetnet.cli import main
-
-
-def invoke(*args):
-    return CliRunner().invoke(main, [str(a) for a in args])
+from cli_helpers import invoke, one_line_error
 
 
 def test_train_export_verify_run(tmp_path):
@@ -52,15 +47,6 @@ def test_verify_fails_on_an_edited_weight(tmp_path, examples):
     assert "MISMATCH" in res.output
 
 
-def _bad(res, *words):
-    assert res.exit_code != 0
-    line = res.output.strip()
-    assert line.startswith("error: ") and len(line.splitlines()) == 1, line
-    for w in words:
-        assert w in line, line
-    return line
-
-
 def _save_mlp(path, model, meta=None):
     sizes = [model[0].in_features] + [m.out_features for m in model if isinstance(m, nn.Linear)]
     save_checkpoint(path, "mlp", {"sizes": sizes, "activation": "relu"}, model.state_dict(),
@@ -68,22 +54,22 @@ def _save_mlp(path, model, meta=None):
 
 
 def test_missing_model(tmp_path):
-    _bad(invoke("export", tmp_path / "nope.pt", tmp_path / "o.xlsx"), "does not exist")
+    one_line_error(invoke("export", tmp_path / "nope.pt", tmp_path / "o.xlsx"), "does not exist")
     assert not (tmp_path / "o.xlsx").exists()
 
 
 def test_corrupt_model(tmp_path):
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"\x00garbage" * 50)
-    _bad(invoke("export", bad, tmp_path / "o.xlsx"), "not a loadable PyTorch checkpoint")
+    one_line_error(invoke("export", bad, tmp_path / "o.xlsx"), "not a loadable PyTorch checkpoint")
     assert list(tmp_path.iterdir()) == [bad]
 
 
 def test_foreign_checkpoint(tmp_path):
     foreign = tmp_path / "foreign.pt"
     torch.save({"weights": torch.ones(3)}, foreign)
-    _bad(invoke("export", foreign, tmp_path / "o.xlsx"), "cannot tell the format", "weights")
-    _bad(invoke("export", foreign, tmp_path / "o.xlsx", "--format", "sheetnet"),
+    one_line_error(invoke("export", foreign, tmp_path / "o.xlsx"), "cannot tell the format", "weights")
+    one_line_error(invoke("export", foreign, tmp_path / "o.xlsx", "--format", "sheetnet"),
          "not a sheetnet checkpoint")
 
 
@@ -97,18 +83,18 @@ def test_pickle_that_runs_code_is_refused(tmp_path):
     evil = tmp_path / "evil.pt"
     with open(evil, "wb") as f:
         pickle.dump({"format": "sheetnet", "x": Evil()}, f)
-    _bad(invoke("export", evil, tmp_path / "o.xlsx"), "not a loadable PyTorch checkpoint")
+    one_line_error(invoke("export", evil, tmp_path / "o.xlsx"), "not a loadable PyTorch checkpoint")
     assert not marker.exists()
 
 
 def test_missing_output_folder(tmp_path, examples):
-    _bad(invoke("export", examples / "sqrt_2x2.pt", tmp_path / "no" / "o.xlsx"), "does not exist")
+    one_line_error(invoke("export", examples / "sqrt_2x2.pt", tmp_path / "no" / "o.xlsx"), "does not exist")
 
 
 def test_existing_output_needs_force(tmp_path, examples):
     out = tmp_path / "o.xlsx"
     out.write_text("keep me")
-    _bad(invoke("export", examples / "sqrt_2x2.pt", out), "already exists", "--force")
+    one_line_error(invoke("export", examples / "sqrt_2x2.pt", out), "already exists", "--force")
     assert out.read_text() == "keep me"
     assert invoke("export", examples / "sqrt_2x2.pt", out, "--force").exit_code == 0
     assert out.read_bytes()[:2] == b"PK"
@@ -121,7 +107,7 @@ def test_non_finite_weights(tmp_path, bad):
         model[2].weight[0, 1] = bad
     path = tmp_path / "nan.pt"
     _save_mlp(path, model)
-    _bad(invoke("export", path, tmp_path / "o.xlsx"), "2.weight", "NaN or infinite")
+    one_line_error(invoke("export", path, tmp_path / "o.xlsx"), "2.weight", "NaN or infinite")
     assert not (tmp_path / "o.xlsx").exists()
     assert [p.name for p in tmp_path.iterdir()] == ["nan.pt"]  # no temp file left either
 
@@ -138,34 +124,34 @@ def test_checkpoint_config_mismatch(tmp_path):
     model = nn.Sequential(nn.Linear(1, 2), nn.ReLU(), nn.Linear(2, 1))
     path = tmp_path / "m.pt"
     save_checkpoint(path, "mlp", {"sizes": [1, 3, 1]}, model.state_dict(), {})
-    _bad(invoke("export", path, tmp_path / "o.xlsx"), "do not fit its config")
+    one_line_error(invoke("export", path, tmp_path / "o.xlsx"), "do not fit its config")
 
 
 def test_unknown_architecture(tmp_path):
     path = tmp_path / "m.pt"
     save_checkpoint(path, "resnet", {}, {}, {})
-    _bad(invoke("export", path, tmp_path / "o.xlsx"), "architecture 'resnet' is not supported")
+    one_line_error(invoke("export", path, tmp_path / "o.xlsx"), "architecture 'resnet' is not supported")
 
 
 def test_verify_and_run_reject_a_foreign_workbook(tmp_path, examples):
     import openpyxl
     book = tmp_path / "plain.xlsx"
     openpyxl.Workbook().save(book)
-    _bad(invoke("verify", book, examples / "sqrt_2x2.pt"), "not written by sheetnet")
-    _bad(invoke("run", book, "--input", "1"), "not written by sheetnet")
+    one_line_error(invoke("verify", book, examples / "sqrt_2x2.pt"), "not written by sheetnet")
+    one_line_error(invoke("run", book, "--input", "1"), "not written by sheetnet")
     junk = tmp_path / "junk.xlsx"
     junk.write_bytes(b"not a zip")
-    _bad(invoke("run", junk), "not a readable .xlsx")
+    one_line_error(invoke("run", junk), "not a readable .xlsx")
 
 
 def test_verify_rejects_the_wrong_model(tmp_path, examples):
     book = tmp_path / "s.xlsx"
     assert invoke("export", examples / "sqrt_2x2.pt", book).exit_code == 0
-    _bad(invoke("verify", book, examples / "sqrt_net.pt"), "was not exported from this model")
+    one_line_error(invoke("verify", book, examples / "sqrt_net.pt"), "was not exported from this model")
 
 
 def test_run_rejects_the_wrong_number_of_inputs(tmp_path, examples):
     book = tmp_path / "s.xlsx"
     assert invoke("export", examples / "sqrt_2x2.pt", book).exit_code == 0
-    _bad(invoke("run", book, "--input", "1,2"), "takes 1 value(s), got 2")
-    _bad(invoke("run", book, "--input", "abc"), "comma-separated numbers")
+    one_line_error(invoke("run", book, "--input", "1,2"), "takes 1 value(s), got 2")
+    one_line_error(invoke("run", book, "--input", "abc"), "comma-separated numbers")

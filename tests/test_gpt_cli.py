@@ -2,14 +2,9 @@
 import json
 
 import pytest
-from click.testing import CliRunner
 
 from sheetnet.checkpoint import load_checkpoint
-from sheetnet.cli import main
-
-
-def invoke(*args):
-    return CliRunner().invoke(main, [str(a) for a in args])
+from cli_helpers import invoke
 
 
 @pytest.fixture(scope="module")

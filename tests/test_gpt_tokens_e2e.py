@@ -9,11 +9,9 @@ import numpy as np
 import openpyxl
 import pytest
 import torch
-from click.testing import CliRunner
 
 from foreign import functional_gpt, hf_gpt2, random_gpt, write_mingpt_workdir, write_nanogpt
 from sheetnet.checkpoint import save_checkpoint
-from sheetnet.cli import main
 from sheetnet.emit.a1 import cell_name
 from sheetnet.engine import Block
 from sheetnet.errors import SheetnetError
@@ -22,10 +20,7 @@ from sheetnet.options import TOLERANCE, ExportOptions
 from sheetnet.run import run
 from sheetnet.verify import verify
 from sheetnet.writer import read_manifest
-
-
-def invoke(*args):
-    return CliRunner().invoke(main, [str(a) for a in args])
+from cli_helpers import invoke
 
 
 @pytest.fixture(scope="module")

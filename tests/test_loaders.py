@@ -9,7 +9,6 @@ import pickle
 import numpy as np
 import pytest
 import torch
-from click.testing import CliRunner
 from torch import nn
 
 from foreign import (
@@ -17,7 +16,6 @@ from foreign import (
     write_mingpt_workdir, write_nanogpt,
 )
 from sheetnet import loaders
-from sheetnet.cli import main
 from sheetnet.errors import SheetnetError
 from sheetnet.export import export, lower
 from sheetnet.ir import reference
@@ -25,6 +23,7 @@ from sheetnet.loaders.safe import MODULE_CLASSES
 from sheetnet.models.gpt import GPT
 from sheetnet.models.mlp import mlp_from_checkpoint
 from sheetnet.options import ExportOptions
+from cli_helpers import invoke, one_line_error
 
 IDS = torch.tensor([[1, 4, 0, 9, 2, 7], [3, 3, 10, 5, 8, 1]])
 TOL = 1e-10
@@ -38,19 +37,6 @@ def gpt_logits(payload: dict, idx=IDS) -> torch.Tensor:
 
 def max_err(a, b) -> float:
     return float((torch.as_tensor(a) - torch.as_tensor(b)).abs().max())
-
-
-def invoke(*args):
-    return CliRunner().invoke(main, [str(a) for a in args])
-
-
-def one_line_error(res, *words) -> str:
-    assert res.exit_code != 0
-    line = res.output.strip()
-    assert line.startswith("error: ") and len(line.splitlines()) == 1, line
-    for w in words:
-        assert w in line, line
-    return line
 
 
 # ---------------------------------------------------------------- Hugging Face GPT-2

@@ -22,6 +22,7 @@ from sheetnet.options import ExportOptions
 from sheetnet.run import input_edits, run
 from sheetnet.verify import read_nodes, verify
 from sheetnet.writer import read_manifest
+from cli_helpers import invoke
 
 NETS = ["textnet.pt", "textnet_wide.pt"]
 TOL = 1e-9
@@ -44,10 +45,6 @@ def _logits(model, ids) -> torch.Tensor:
 
 def _cells(engine, book, names, edits=()):
     return read_nodes(engine, book, read_manifest(book), names, edits=edits)
-
-
-def invoke(*args):
-    return CliRunner().invoke(main, [str(a) for a in args])
 
 
 @pytest.fixture(scope="module")

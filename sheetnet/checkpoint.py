@@ -35,11 +35,23 @@ def save_checkpoint(path: str | os.PathLike, architecture: str, config: dict, st
     payload = {
         "format": FORMAT, "version": VERSION, "architecture": architecture,
         "config": dict(config),
-        "state_dict": {k: v.detach().cpu().clone() for k, v in state_dict.items()},
+        "state_dict": _detached(state_dict),
         "metadata": dict(metadata or {}),
     }
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
+
+
+def _detached(state_dict: dict) -> dict:
+    # CPU copies that keep tied tensors tied (GPT's lm_head is wte): one copy is saved and loaded
+    copies: dict[tuple, torch.Tensor] = {}
+    out = {}
+    for k, v in state_dict.items():
+        key = (v.data_ptr(), v.dtype, tuple(v.shape), v.stride())
+        if key not in copies:
+            copies[key] = v.detach().cpu().clone()
+        out[k] = copies[key]
+    return out
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:

@@ -180,3 +180,20 @@ def test_cli_export_takes_a_precision_and_records_it(ckpt, tmp_path):
     assert read_manifest(book)["precision"] == "float32"
     res = CliRunner().invoke(main, ["export", str(path), str(book), "--precision", "float16"])
     assert res.exit_code != 0 and "float16" in res.output
+
+
+def test_tied_weights_are_saved_and_loaded_once(tmp_path):
+    # a tied GPT head used to be saved as a second copy of wte: twice the memory when loaded
+    import torch
+    from sheetnet.checkpoint import load_checkpoint, save_checkpoint
+    from sheetnet.models.gpt import GPT, GPTConfig
+    model = GPT(GPTConfig(vocab_size=300, n_embd=16, n_layer=1, n_head=2, block_size=8))
+    save_checkpoint(tmp_path / "g.pt", "gpt", {"vocab_size": 300, "n_embd": 16, "n_layer": 1,
+                                               "n_head": 2, "block_size": 8},
+                    model.state_dict(), {})
+    sd = load_checkpoint(tmp_path / "g.pt")["state_dict"]
+    assert sd["lm_head.weight"].data_ptr() == sd["transformer.wte.weight"].data_ptr()
+    assert torch.equal(sd["lm_head.weight"], model.transformer.wte.weight)
+    loaded = GPT.from_checkpoint(load_checkpoint(tmp_path / "g.pt"))
+    idx = torch.tensor([[1, 2, 3]])
+    assert torch.equal(loaded(idx), model.eval()(idx))

@@ -14,6 +14,7 @@ from .capture import Captured, capture
 from .emit.arrays import ARRAY_FORMULAS
 from .emit.book import build_book
 from .errors import SheetnetError
+from .files import check_output
 from .importer import checkpoint_record
 from .ir import graph as ir
 from .options import AUTO_ARRAYS_ABOVE, AUTO_FLOAT32_ABOVE, PRECISIONS, STYLES, ExportOptions
@@ -76,11 +77,7 @@ def export(model_path, out_path, options: ExportOptions | None = None,
     """
     options = options or ExportOptions()
     start = time.perf_counter()
-    out_path = Path(out_path)
-    if not out_path.parent.is_dir():
-        raise SheetnetError(f"output folder {out_path.parent} does not exist")
-    if out_path.exists() and not options.force:
-        raise SheetnetError(f"{out_path} already exists (use --force to overwrite)")
+    out_path = check_output(out_path, options.force)  # before any work; write_book checks again
     if options.style not in STYLES:
         raise SheetnetError(f"style {options.style!r} is not one of: {', '.join(STYLES)}")
     if options.precision not in PRECISIONS:

@@ -10,8 +10,12 @@ from pathlib import Path
 from .errors import SheetnetError
 
 
-def _target(path: str | os.PathLike, force: bool) -> Path:
-    # the output's folder must exist, and an existing output is replaced only when asked
+def check_output(path: str | os.PathLike, force: bool) -> Path:
+    """The output's folder must exist, and an existing output is replaced only when asked.
+
+    Raises:
+        SheetnetError: otherwise, in one line.
+    """
     path = Path(path)
     if not path.parent.is_dir():
         raise SheetnetError(f"output folder {path.parent} does not exist")
@@ -27,7 +31,7 @@ def atomic_path(path: str | os.PathLike, force: bool = True):
     Raises:
         SheetnetError: the folder is missing, or ``path`` exists and ``force`` is False.
     """
-    path = _target(path, force)
+    path = check_output(path, force)
     fd, tmp = tempfile.mkstemp(prefix=".sheetnet-", suffix=path.suffix, dir=path.parent)
     os.close(fd)
     try:
@@ -47,7 +51,7 @@ def atomic_dir(path: str | os.PathLike, force: bool = False):
     Raises:
         SheetnetError: the folder is missing, or ``path`` exists and ``force`` is False.
     """
-    path = _target(path, force)
+    path = check_output(path, force)
     tmp = Path(tempfile.mkdtemp(prefix=".sheetnet-", dir=path.parent))
     old = path.parent / f"{tmp.name}.old"
     try:

@@ -27,7 +27,7 @@ import torch
 
 from .emit.a1 import col_letter, quote_sheet
 from .errors import SheetnetError
-from .files import atomic_dir, atomic_path
+from .files import atomic_dir, atomic_path, check_output
 from .ir import graph as ir
 from .loaders.source import payload
 from .writer import read_manifest
@@ -118,10 +118,7 @@ def import_book(book, out, force: bool = False, notes: Callable[[str], None] | N
                             f"supported: {', '.join(WRITERS)}")
     if out.exists() and out.resolve() == book.resolve():
         raise SheetnetError(f"{out} is the workbook itself: write the checkpoint elsewhere")
-    if out.exists() and not force:
-        raise SheetnetError(f"{out} already exists (use --force to overwrite)")
-    if not out.parent.is_dir():
-        raise SheetnetError(f"output folder {out.parent} does not exist")
+    check_output(out, force)  # before reading the workbook; the writers check again
     cells = read_weights(book, manifest)
     state = rebuild_state(rec, manifest["nodes"], cells, say)
     metadata = dict(rec["metadata"])

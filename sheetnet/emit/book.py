@@ -8,7 +8,7 @@ import numpy as np
 from ..ir import graph as ir
 from ..errors import SheetnetError
 from ..layout import MAX_FORMULA_CHARS, Plan, Region
-from ..writer import TEMPLATES, ArraySpec, BookSpec, ChartSpec, Formula, SheetSpec
+from ..writer import TEMPLATES, ArraySpec, BookSpec, ChartSpec, Formula, SheetSpec, load_styles
 from .a1 import Refs, absolute, col_letter, defined_name, quote_sheet
 from .formulas import cell_formula
 
@@ -42,7 +42,8 @@ def build_book(graph: ir.Graph, plan: Plan, guide: dict | None = None,
     for sheet in sheets.values():
         sheet.put(0, 0, sheet.name, "heading")
     names = {n: defined_name(n) for n in graph.nodes}  # views too: a head's slice of c_attn
-    heat = json.loads((TEMPLATES / "styles.json").read_text()).get("heatmaps", {})
+    styles = load_styles()
+    heat = styles.get("heatmaps", {})
     for node in graph.nodes.values():
         if not isinstance(node.op, ir.View):
             _emit_node(sheets[node.sheet], node, plan.regions, array_ops or {}, names)
@@ -58,7 +59,7 @@ def build_book(graph: ir.Graph, plan: Plan, guide: dict | None = None,
         _add_chart(sheets[chart["sheet"]], chart, plan.regions)
     for choice in graph.meta.get("lists", []):  # {"cell": input node, "source": node of choices}
         _add_list(sheets, choice, plan.regions)
-    ordered = [_guide_sheet(graph, guide or {})] + [sheets[s] for s in graph.sheets]
+    ordered = [_guide_sheet(graph, guide or {}, styles["legend"])] + [sheets[s] for s in graph.sheets]
     return BookSpec(ordered, manifest(graph, plan),
                     names={names[n]: absolute(plan.regions[n]) for n in names})
 
@@ -147,11 +148,10 @@ def _add_list(sheets: dict[str, SheetSpec], choice: dict, regions: dict[str, Reg
             sheets[cell.sheet].lists.append((cell.row + i, cell.col + j, source))
 
 
-def _guide_sheet(graph: ir.Graph, values: dict) -> SheetSpec:
+def _guide_sheet(graph: ir.Graph, values: dict, legend: list) -> SheetSpec:
     texts = json.loads((TEMPLATES / "guide.json").read_text())
     arch = graph.meta.get("guide_text", graph.meta.get("architecture", "mlp"))
     lines = texts.get(arch, texts["mlp"]) + texts["common_tail"]
-    styles = json.loads((TEMPLATES / "styles.json").read_text())
     spec = SheetSpec(GUIDE)
     spec.put(0, 0, "sheetnet", "heading")
     row = 2
@@ -160,7 +160,7 @@ def _guide_sheet(graph: ir.Graph, values: dict) -> SheetSpec:
         row += 1
     row += 1
     spec.put(row, 0, "Legend", "title")
-    for kind, text in styles["legend"]:
+    for kind, text in legend:
         row += 1
         spec.put(row, 0, "", kind)
         spec.put(row, 1, text, "text")

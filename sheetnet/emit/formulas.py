@@ -51,6 +51,11 @@ CELL_FORMULAS = {
 
 
 # --- text and transformer ops (the GPT) --------------------------------------------------------
+def _message(template: str, cell: str) -> str:
+    # a formula string that shows ``template`` with the cell's text in place of {}
+    return '"' + template.replace('"', '""').format('"&' + cell + '&"') + '"'
+
+
 UNKNOWN_CHAR = "not in vocab: '{}'"  # what a token id cell says for a character outside the vocabulary
 
 
@@ -63,7 +68,7 @@ def chars(op: ir.Chars, r: Refs, i: int, j: int) -> str:
 def token_id(op: ir.TokenId, r: Refs, i: int, j: int) -> str:
     # UNICODE needs its _xlfn. prefix in the file (Excel 2013+; LibreOffice reads it as UNICODE)
     c, code = r.cell(op.char, i, 0), r.cell(op.code, i, 0)
-    unknown = '"' + UNKNOWN_CHAR.format('"&' + c + '&"') + '"'
+    unknown = _message(UNKNOWN_CHAR, c)
     return f'IF({c}="",{op.pad},IFERROR(MATCH({code},{r.all(op.codes)},0)-1,{unknown}))'
 
 
@@ -132,11 +137,6 @@ CELL_FORMULAS.update({
 
 
 # --- the tiny text net: whole words ------------------------------------------------------------
-def _message(template: str, cell: str) -> str:
-    # a formula string that shows ``template`` with the cell's text in place of {}
-    return '"' + template.replace('"', '""').format('"&' + cell + '&"') + '"'
-
-
 def word_id(op: ir.WordId, r: Refs, i: int, j: int) -> str:
     # EXACT, not MATCH: MATCH ignores case ("Hello" = "hello") and reads * ? ~ as wildcards
     w, words, ids = r.cell(op.word, i, 0), r.all(op.words), r.all(op.ids)

@@ -12,6 +12,7 @@ formula emitters, which refer to cells through ``emit.a1.Refs``, need no special
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from .errors import SheetnetError
@@ -53,12 +54,55 @@ class Region:
                       rows[1] - rows[0], cols[1] - cols[0], self.transposed)
 
 
+@dataclass(frozen=True)
+class Labels:
+    """A line of label cells on ``sheet`` from (row, col): along the row, or down the column when
+    ``down``; ``texts[k]`` at step k, blank texts left empty.  ``texts`` is the node's own list,
+    not a copy: a GPT-2 vocabulary labels four tensors of 50,257 rows, and a dict entry per label
+    cell held ~85 MB there."""
+    sheet: str
+    row: int
+    col: int
+    texts: Sequence[str]
+    down: bool
+
+    def at(self, row: int, col: int) -> str | None:
+        """The label at sheet (row, col), None where this line has no cell."""
+        k, across = (row - self.row, col - self.col) if self.down else (col - self.col,
+                                                                          row - self.row)
+        return self.texts[k] if across == 0 and 0 <= k < len(self.texts) else None
+
+
+class Numbers(Sequence):
+    """"0", "1", ... "n-1", made when read: the row labels of a tensor that has no names for them."""
+
+    def __init__(self, n: int):
+        self.n = n
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, k: int) -> str:
+        if not 0 <= k < self.n:
+            raise IndexError(k)
+        return str(k)
+
+
 @dataclass
 class Plan:
-    """Where each node's data sits, plus the text cells around it: (sheet, row, col) -> text."""
+    """Where each node's data sits, plus the text around it: titles ((sheet, row, col) -> text)
+    and lines of labels."""
     regions: dict[str, Region] = field(default_factory=dict)
     titles: dict[tuple[str, int, int], str] = field(default_factory=dict)
-    labels: dict[tuple[str, int, int], str] = field(default_factory=dict)
+    labels: list[Labels] = field(default_factory=list)
+
+    def label_at(self, sheet: str, row: int, col: int) -> str | None:
+        """The label text at a cell, None where there is none (a slow scan: for tests and tools)."""
+        for line in self.labels:
+            text = line.at(row, col) if line.sheet == sheet else None
+            if text is not None:
+                return text
+        return None
 
 
 def plan(graph: ir.Graph) -> Plan:
@@ -111,14 +155,11 @@ def _decorate(p: Plan, node: ir.Node, region: Region, top: int, left: int, row_l
             title += (f" [laid out transposed: its {region.nrows:,} columns run down the rows, "
                       f"more than a sheet's {MAX_COLS:,} columns]")
         p.titles[(node.sheet, top, left)] = title
-    for j, text in enumerate(col_texts or []):
-        p.labels[(node.sheet, top + 1, region.col + j)] = text
-    if row_labels:
-        texts = row_texts or ([""] if region.nrows == 1 else
-                              [str(i) for i in range(region.nrows)])
-        for i, text in enumerate(texts):
-            if text:
-                p.labels[(node.sheet, region.row + i, left)] = text
+    if col_texts:
+        p.labels.append(Labels(node.sheet, top + 1, region.col, col_texts, down=False))
+    if row_labels and (row_texts or region.nrows > 1):
+        p.labels.append(Labels(node.sheet, region.row, left, row_texts or Numbers(region.nrows),
+                               down=True))
 
 
 def _check_limits(node: ir.Node, region: Region) -> None:

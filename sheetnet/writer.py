@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,7 +34,7 @@ MANIFEST_SHEET = "_sheetnet"
 _CHUNK = 30_000  # characters of manifest JSON per cell (a cell holds at most 32,767)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: a GPT-2-sized book holds ~200k of them
 class Formula:
     text: str  # without the leading "="
 
@@ -47,6 +48,17 @@ class ArraySpec:
     ncols: int
     text: str
     kind: str = "formula"
+
+
+@dataclass(frozen=True)
+class TextRun:
+    """Text cells from (row, col), along the row or down the column: ``texts[k]`` at step k,
+    blanks left empty.  ``texts`` is read as each row is written, never copied cell by cell."""
+    row: int
+    col: int
+    texts: Sequence[str]
+    down: bool
+    kind: str = "label"
 
 
 @dataclass(frozen=True)
@@ -65,6 +77,7 @@ class SheetSpec:
     cells: dict[tuple[int, int], tuple[object, str]] = field(default_factory=dict)
     blocks: list[tuple[int, int, np.ndarray, str]] = field(default_factory=list)
     arrays: list[ArraySpec] = field(default_factory=list)
+    runs: list[TextRun] = field(default_factory=list)
     charts: list[ChartSpec] = field(default_factory=list)
     lists: list[tuple[int, int, str]] = field(default_factory=list)  # (row, col, "=range") drop-downs
     freeze: tuple[int, int] | None = None

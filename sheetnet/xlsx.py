@@ -15,6 +15,7 @@ import re
 import threading
 import zipfile
 from collections import defaultdict
+from functools import partial
 from xml.sax.saxutils import escape
 
 import numpy as np
@@ -123,31 +124,70 @@ def _cell(row: int, col: int, value, style: int, fmt) -> str:
 
 
 def _rows(spec, styles: Styles, fmt):
-    """Yield each row's XML, in row order, merging scattered cells, number blocks and arrays."""
-    items: dict[int, list] = defaultdict(list)  # row -> [(col, xml)] for everything but blocks
-    for (r, c), (value, kind) in spec.cells.items():
-        items[r].append((c, _cell(r, c, value, styles.index.get(kind, 0), fmt)))
-    for a in spec.arrays:
-        s = styles.index.get(a.kind, 0)
-        ref = f"{cell_name(a.row, a.col)}:{cell_name(a.row + a.nrows - 1, a.col + a.ncols - 1)}"
-        for i in range(a.nrows):
-            for j in range(a.ncols):
-                r, c = a.row + i, a.col + j
-                body = f'<f t="array" ref="{ref}">{xml_text(a.text)}</f>' if i == j == 0 else ""
-                items[r].append((c, f'<c r="{_COLS[c]}{r + 1}" s="{s}">{body}</c>'))
-    blocks = sorted(spec.blocks, key=lambda b: b[0])
-    nines = [_NineDigits(arr, fmt) for _, _, arr, _ in blocks]
-    rows = set(items)
-    for r0, _, arr, _ in blocks:
-        rows.update(range(r0, r0 + arr.shape[0]))
+    """Yield each row's XML, in row order, merging scattered cells, text runs, number blocks and
+    array formulas.  A cell's XML is made only when its row is written: a GPT-2-sized Output sheet
+    has ~400k array-formula cells and 200k labels, whose XML held up front cost ~150 MB."""
+    spans = sorted(_spans(spec, styles, fmt), key=lambda s: s[0])  # (first row, stop, cells of row r)
+    rows = set(r for r, _ in spec.cells)
+    for first, stop, _ in spans:
+        rows.update(range(first, stop))
+    active, k = [], 0
     for r in sorted(rows):
-        row_items = list(items.get(r, ()))
-        for (r0, c0, arr, kind), nine in zip(blocks, nines):
-            if r0 <= r < r0 + arr.shape[0]:
-                row_items.append((c0, _block_row(r, c0, arr[r - r0], styles.index.get(kind, 0),
-                                                 fmt, nine(r - r0))))
+        while k < len(spans) and spans[k][0] <= r:
+            active.append(spans[k])
+            k += 1
+        active = [a for a in active if a[1] > r]
+        row_items = [item for _, _, cells in active for item in cells(r)]
         row_items.sort(key=lambda t: t[0])
         yield f'<row r="{r + 1}">{"".join(x for _, x in row_items)}</row>'
+
+
+def _spans(spec, styles: Styles, fmt):
+    """(first row, stop row, fn(r) -> [(col, xml)]) for each part of the sheet."""
+    by_row: dict[int, list[int]] = defaultdict(list)
+    for r, c in spec.cells:
+        by_row[r].append(c)
+    for r, cols in by_row.items():
+        yield r, r + 1, partial(_scattered, spec.cells, cols, styles, fmt)
+    for run in spec.runs:
+        yield run.row, run.row + (len(run.texts) if run.down else 1), \
+            partial(_run_cells, run, styles.index.get(run.kind, 0))
+    for a in spec.arrays:
+        yield a.row, a.row + a.nrows, partial(_array_cells, a, styles.index.get(a.kind, 0))
+    for r0, c0, arr, kind in spec.blocks:
+        yield r0, r0 + arr.shape[0], partial(_block_cells, r0, c0, arr, styles.index.get(kind, 0),
+                                             fmt, _NineDigits(arr, fmt))
+
+
+def _scattered(cells, cols, styles, fmt, r):
+    out = []
+    for c in cols:
+        value, kind = cells[(r, c)]
+        out.append((c, _cell(r, c, value, styles.index.get(kind, 0), fmt)))
+    return out
+
+
+def _run_cells(run, style, r):
+    if run.down:
+        text = run.texts[r - run.row]
+        return [(run.col, _cell(r, run.col, text, style, None))] if text else []
+    return [(run.col + j, _cell(r, run.col + j, text, style, None))
+            for j, text in enumerate(run.texts) if text]
+
+
+def _block_cells(r0, c0, arr, style, fmt, nine, r):
+    return [(c0, _block_row(r, c0, arr[r - r0], style, fmt, nine(r - r0)))]
+
+
+def _array_cells(a, style, r):
+    # the top-left cell carries the formula and the range it fills; the others are empty cells
+    # that LibreOffice and Excel fill in
+    ref = f"{cell_name(a.row, a.col)}:{cell_name(a.row + a.nrows - 1, a.col + a.ncols - 1)}"
+    out = []
+    for c in range(a.col, a.col + a.ncols):
+        body = f'<f t="array" ref="{ref}">{xml_text(a.text)}</f>' if (r, c) == (a.row, a.col) else ""
+        out.append((c, f'<c r="{_COLS[c]}{r + 1}" s="{style}">{body}</c>'))
+    return out
 
 
 def _block_row(r: int, c0: int, values: np.ndarray, style: int, fmt, nine=None) -> str:
@@ -242,6 +282,10 @@ def _dimension(spec) -> str:
     last_row = last_col = 0
     for r, c in spec.cells:
         last_row, last_col = max(last_row, r), max(last_col, c)
+    for run in spec.runs:
+        n = len(run.texts) - 1
+        last_row = max(last_row, run.row + (n if run.down else 0))
+        last_col = max(last_col, run.col + (0 if run.down else n))
     for r0, c0, arr, _ in spec.blocks:
         if arr.size:
             last_row = max(last_row, r0 + arr.shape[0] - 1)

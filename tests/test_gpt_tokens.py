@@ -70,7 +70,7 @@ def test_wide_tensors_lie_down_the_rows_with_their_labels_swapped():
     r = p.regions["logits"]
     assert r.transposed and (r.nrows, r.ncols) == (v, 2) and r.shape == (2, v)
     assert r.at(1, 7) == (r.row + 7, r.col + 1)
-    assert p.labels[("S", r.row + 3, r.col - 1)] == "c3" and p.labels[("S", r.row - 1, r.col)] == "t0"
+    assert p.label_at("S", r.row + 3, r.col - 1) == "c3" and p.label_at("S", r.row - 1, r.col) == "t0"
     assert "laid out transposed" in p.titles[("S", r.row - 2, 0)]
     assert r.sub((1, 2), (3, 5)) == Region("S", r.row + 3, r.col + 1, 2, 1, True)
     entry = manifest(g, p)["nodes"]["logits"]

@@ -154,6 +154,21 @@ def test_capture_keeps_float32_weights_as_views_of_the_model(ckpt):
                for a in blocks)
 
 
+def test_labels_are_lines_over_the_nodes_own_lists_not_a_cell_each(ckpt):
+    # a GPT-2 vocabulary labels four 50,257-row tensors: one dict entry per label cell, in the
+    # plan and again in the book, held ~200 MB of an export's peak
+    graph = lower(ckpt[0], ExportOptions(prompt="abc")).graph
+    p = plan(graph)
+    lists = [n.row_labels for n in graph.nodes.values() if n.row_labels] + \
+        [n.col_labels for n in graph.nodes.values() if n.col_labels]
+    assert lists and all(any(line.texts is texts for line in p.labels) for texts in lists)
+    book = build_book(graph, p)
+    assert not any(kind == "label" for s in book.sheets for _, kind in s.cells.values())
+    assert sum(len(s.runs) for s in book.sheets) == len(p.labels)
+    wte = p.regions["wte"]
+    assert p.label_at(wte.sheet, wte.row + 3, wte.col - 1) == graph.nodes["wte"].row_labels[3]
+
+
 def test_loading_shares_the_checkpoint_tensors(ckpt):
     from sheetnet.loaders import load
     from sheetnet.models.gpt import GPT

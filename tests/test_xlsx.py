@@ -3,7 +3,8 @@ import numpy as np
 import openpyxl
 
 from sheetnet.engine import Block
-from sheetnet.writer import ArraySpec, BookSpec, Formula, SheetSpec, load_styles
+from sheetnet.layout import Numbers
+from sheetnet.writer import ArraySpec, BookSpec, Formula, SheetSpec, TextRun, load_styles
 from sheetnet.xlsx import write_xlsx
 
 WORDS = ["=1+1", "@SUM(A1)", "+x", "-", "_x0041_", "a\x01b", "tab\there", "<&>", "  sp  ", "Ünï"]
@@ -57,3 +58,23 @@ def test_float32_precision_round_trips_float32_weights(engine, tmp_path):
     back = engine.recalculate(path, [Block("W", 0, 0, 50, 40)])[0].astype(float)
     assert np.array_equal(back.astype(np.float32), w32)
     assert np.max(np.abs(back - w32) / np.maximum(np.abs(w32), 1e-30)) < 6e-8
+
+
+def test_text_runs_land_beside_cells_and_blocks_of_the_same_rows(engine, tmp_path):
+    sheet = SheetSpec("S")
+    sheet.runs.append(TextRun(1, 0, Numbers(3), down=True))                   # A2:A4
+    sheet.runs.append(TextRun(0, 1, ["=1+1", "", "c"], down=False))            # B1, (C1), D1
+    sheet.runs.append(TextRun(1, 5, ["x", "", "z"], down=True, kind="title"))  # F2, (F3), F4
+    sheet.blocks.append((1, 1, np.arange(6.0).reshape(3, 2), "weight"))        # B2:C4
+    sheet.put(2, 4, Formula("SUM(B3:C3)"), "formula")                         # E3
+    path = tmp_path / "runs.xlsx"
+    write_xlsx(BookSpec([sheet], {}), path, load_styles())
+    got = engine.recalculate(path, [Block("S", 0, 0, 4, 6)])[0]
+    want = [["", "=1+1", "", "c", "", ""],
+            ["0", 0.0, 1.0, "", "", "x"],
+            ["1", 2.0, 3.0, "", 5.0, ""],
+            ["2", 4.0, 5.0, "", "", "z"]]
+    assert [[v if v is not None else "" for v in row] for row in got.tolist()] == want
+    ws = openpyxl.load_workbook(path)["S"]
+    assert ws["B1"].data_type == "s" and ws["A2"].data_type == "s" and ws["C1"].value is None
+    assert ws.dimensions == "A1:F4"

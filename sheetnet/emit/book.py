@@ -8,7 +8,8 @@ import numpy as np
 from ..ir import graph as ir
 from ..errors import SheetnetError
 from ..layout import MAX_FORMULA_CHARS, Plan, Region
-from ..writer import TEMPLATES, ArraySpec, BookSpec, ChartSpec, Formula, SheetSpec, load_styles
+from ..writer import (TEMPLATES, ArraySpec, BookSpec, ChartSpec, Formula, SheetSpec, TextRun,
+                      load_styles)
 from .a1 import Refs, absolute, col_letter, defined_name, quote_sheet
 from .formulas import cell_formula
 
@@ -50,8 +51,8 @@ def build_book(graph: ir.Graph, plan: Plan, guide: dict | None = None,
             _add_heatmap(sheets[node.sheet], node, plan.regions[node.name], heat)
     for (sheet, r, c), text in plan.titles.items():
         sheets[sheet].put(r, c, text, "title")
-    for (sheet, r, c), text in plan.labels.items():
-        sheets[sheet].put(r, c, text, "label")
+    for line in plan.labels:
+        sheets[line.sheet].runs.append(TextRun(line.row, line.col, line.texts, line.down))
     for spec in sheets.values():
         spec.widths[0] = 16
         spec.freeze = (1, 1) if graph.sheet_flow.get(spec.name) != "right" else (4, 0)

@@ -212,3 +212,9 @@ def test_tied_weights_are_saved_and_loaded_once(tmp_path):
     loaded = GPT.from_checkpoint(load_checkpoint(tmp_path / "g.pt"))
     idx = torch.tensor([[1, 2, 3]])
     assert torch.equal(loaded(idx), model.eval()(idx))
+
+
+def test_the_example_gpt_holds_its_tied_head_once(examples):
+    from sheetnet.checkpoint import load_checkpoint
+    sd = load_checkpoint(examples / "gpt.pt")["state_dict"]
+    assert sd["lm_head.weight"].data_ptr() == sd["transformer.wte.weight"].data_ptr()

@@ -2,8 +2,9 @@
 
 Seeded random weights (float32), exported with an 8-token context and --style auto.  Each export
 and each recalculation runs in its own process so that its peak memory is its own.  Prints one row
-per shape: export wall time, cells/s, peak memory, file size, LibreOffice load + recalc time and
-peak memory, and the max |logits - PyTorch float64|.  The baseline is plain openpyxl write_only
+per shape: export wall time, cells/s, peak memory (MiB, and "x f32": as a multiple of the model's
+float32 size; the interpreter with torch imported is ~225 MiB of it), file size, LibreOffice load
++ recalc time and peak memory, and the max |logits - PyTorch float64|.  The baseline is plain openpyxl write_only
 writing the same cells one by one, timed on the first BASELINE_CELLS cells of each workbook (all
 of them for small shapes), so the speed-up is a ratio from the same run.
 
@@ -38,7 +39,8 @@ BASELINE_CELLS = 3_000_000
 TIMEOUT = 1800  # seconds per step
 
 
-def make_checkpoint(shape: str, path: Path) -> None:
+def make_checkpoint(shape: str, path: Path) -> int:
+    """Write the shape's seeded random GPT to ``path``; return its parameter count (tied once)."""
     import torch
     from sheetnet.checkpoint import save_checkpoint
     from sheetnet.models.gpt import GPT, GPTConfig
@@ -49,12 +51,15 @@ def make_checkpoint(shape: str, path: Path) -> None:
     model = GPT(cfg)
     save_checkpoint(path, "gpt", cfg.to_dict(), model.state_dict(),
                     {"trained_by": "bench_scale (random weights, seed 0)"})
+    return sum(t.numel() for t in model.parameters())
 
 
 def _child(code: str) -> dict:
     """Run ``code`` in a fresh Python; it prints one JSON line; add its own peak RSS (MB)."""
-    wrapped = code + "\nimport resource\nRESULT['maxrss_mb'] = resource.getrusage(" \
-                     "resource.RUSAGE_SELF).ru_maxrss / 1024\nprint(json.dumps(RESULT))"
+    # VmHWM, not getrusage's ru_maxrss: Linux carries ru_maxrss across exec, so a child spawned
+    # by this (large, model-holding) process would report this process's size as its own peak
+    wrapped = code + "\nRESULT['peak_mb'] = int([l for l in open('/proc/self/status') " \
+                     "if l.startswith('VmHWM:')][0].split()[1]) / 1024\nprint(json.dumps(RESULT))"
     out = subprocess.run([sys.executable, "-c", "import json, sys; sys.path.insert(0, %r)\n"
                           % str(ROOT) + wrapped], capture_output=True, text=True, timeout=TIMEOUT)
     if out.returncode:
@@ -133,7 +138,8 @@ graph = lower({str(ckpt)!r}, opts).graph
 book = build_book(graph, layout.plan(graph), array_ops=ARRAY_FORMULAS)
 from sheetnet.writer import write_book
 total = sum(a.size for s in book.sheets for _, _, a, _ in s.blocks) + \
-    sum(len(s.cells) + sum(x.nrows * x.ncols for x in s.arrays) for s in book.sheets)
+    sum(len(s.cells) + sum(x.nrows * x.ncols for x in s.arrays) + sum(len(t.texts) for t in s.runs)
+        for s in book.sheets)
 start = time.perf_counter()
 write_book(book, {str(tmp / "ours.xlsx")!r}, force=True, precision="float32")
 ours = total / (time.perf_counter() - start)
@@ -152,6 +158,10 @@ for spec in book.sheets:
     for (r, c), (value, kind) in spec.cells.items():
         ws.append([None] * c + [value if not hasattr(value, "text") else "=" + value.text])
         done += 1
+    for run in spec.runs:  # label lines: a cell each, as openpyxl takes them
+        for text in run.texts:
+            ws.append([None] * run.col + [text])
+        done += len(run.texts)
     if done >= {BASELINE_CELLS}:
         break
 wb.save({str(tmp / "baseline.xlsx")!r})
@@ -165,15 +175,13 @@ def main() -> None:
     shapes = ap.parse_args().shapes.split(",")
     head = (f"{'shape':<11} {'params':>11} {'export s':>8} {'cells/s':>10} {'writer/s':>10} "
             f"{'openpyxl/s':>10} {'ratio':>6} "
-            f"{'peak MB':>8} {'file MB':>8} {'LO s':>7} {'LO MB':>7} {'max err':>9}")
+            f"{'peak MB':>8} {'x f32':>5} {'file MB':>8} {'LO s':>7} {'LO MB':>7} {'max err':>9}")
     print(head)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         for shape in shapes:
             ckpt, book = tmp / f"{shape}.pt", tmp / f"{shape}.xlsx"
-            make_checkpoint(shape, ckpt)
-            n_layer, _, c, block, v = SHAPES[shape]
-            params = v * c + block * c + n_layer * 12 * c * c
+            params = make_checkpoint(shape, ckpt)
             tokens = tokens_for(shape)
             ex = export_step(ckpt, book, tokens)
             rate = ex["cells"] / ex["seconds"]
@@ -181,7 +189,8 @@ def main() -> None:
             rc = recalc_step(ckpt, book, tokens)
             print(f"{shape:<11} {params:>11,} {ex['seconds']:>8.1f} {rate:>10,.0f} "
                   f"{writers['ours']:>10,.0f} {writers['openpyxl']:>10,.0f} "
-                  f"{writers['ours'] / writers['openpyxl']:>6.1f} {ex['maxrss_mb']:>8.0f} "
+                  f"{writers['ours'] / writers['openpyxl']:>6.1f} {ex['peak_mb']:>8.0f} "
+                  f"{ex['peak_mb'] / (params * 4 / 2**20):>5.2f} "
                   f"{book.stat().st_size / 2**20:>8.1f} {rc['seconds']:>7.1f} "
                   f"{rc['soffice_mb']:>7.0f} {rc['max_err']:>9.2g}", flush=True)
             t = rc.get("timings", {})

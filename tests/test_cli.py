@@ -155,3 +155,13 @@ def test_run_rejects_the_wrong_number_of_inputs(tmp_path, examples):
     assert invoke("export", examples / "sqrt_2x2.pt", book).exit_code == 0
     one_line_error(invoke("run", book, "--input", "1,2"), "takes 1 value(s), got 2")
     one_line_error(invoke("run", book, "--input", "abc"), "comma-separated numbers")
+
+
+def test_the_library_exports_with_the_clis_defaults():
+    # export() called from Python must write what `sheetnet export` writes: a GPT-2-sized model
+    # exported with the library's old default (--style cells) had 2.3M per-cell formulas
+    from sheetnet.cli import main
+    from sheetnet.options import ExportOptions
+    params = {p.name: p.default for p in main.commands["export"].params}
+    assert ExportOptions().style == params["style"] == "auto"
+    assert ExportOptions().precision == params["precision"] == "auto"

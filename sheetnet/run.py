@@ -46,6 +46,9 @@ def run(book, inputs: list[float] | None = None, engine: Engine | None = None,
     all_edits = (input_edits(manifest, first, inputs) if inputs is not None else []) + list(edits or [])
     declared = spec.get("inputs", {})
     named = _tokens_as_prompt(spec, declared, named)
+    if named.get("temperature") is not None and not named["temperature"] > 0:
+        # the sheet would divide by it: #DIV/0! at 0, a silently inverted softmax below
+        raise SheetnetError(f"temperature must be > 0 (got {named['temperature']})")
     for key, value in named.items():
         if value is None:
             continue

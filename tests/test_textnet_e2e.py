@@ -22,7 +22,7 @@ from sheetnet.options import ExportOptions
 from sheetnet.run import input_edits, run
 from sheetnet.verify import read_nodes, verify
 from sheetnet.writer import read_manifest
-from cli_helpers import invoke
+from cli_helpers import invoke, one_line_error
 
 NETS = ["textnet.pt", "textnet_wide.pt"]
 TOL = 1e-9
@@ -136,6 +136,13 @@ def test_run_temperature_option(engine, examples, books):
     expected = torch.softmax(_logits(model, [vocab.index("cat")])[0] / 2.5, -1).numpy()
     np.testing.assert_allclose(out["probs"], expected, rtol=0, atol=TOL)
     assert out["next_token"] == "dog"
+
+
+@pytest.mark.parametrize("t", ["0", "-1.5"])
+def test_run_refuses_a_temperature_that_is_not_positive(books, t):
+    # 0 would be a #DIV/0! cell, a negative one a softmax that silently favours the least likely
+    res = invoke("run", books["textnet.pt"], "--prompt", "cat", "--temperature", t)
+    one_line_error(res, f"temperature must be > 0 (got {float(t)})")
 
 
 def test_an_edited_weight_changes_the_whole_chain(engine, examples, books):

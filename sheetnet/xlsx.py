@@ -91,8 +91,10 @@ class Styles:
             if fmt:
                 fmt_id = fmt_ids.setdefault(fmt, 164 + len(fmt_ids))
             n = len(fonts)  # font/fill/border k+1 (index 0 and, for fills, 1 are the defaults)
+            align = (f' applyAlignment="1"><alignment horizontal="{s["align"]}"/></xf>'
+                     if "align" in s else "/>")
             xfs.append(f'<xf numFmtId="{fmt_id}" fontId="{n}" fillId="{n + 1}" borderId="{n}" '
-                       'applyNumberFormat="1" applyFont="1" applyFill="1" applyBorder="1"/>')
+                       'applyNumberFormat="1" applyFont="1" applyFill="1" applyBorder="1"' + align)
         numfmts = "".join(f'<numFmt numFmtId="{i}" formatCode="{escape(f, {chr(34): "&quot;"})}"/>'
                           for f, i in fmt_ids.items())
         return (f'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<styleSheet {NS}>'

@@ -70,3 +70,20 @@ def test_charts(books):
                                             ("R2C3", "_R2C3"), ("TRUE", "_TRUE")])
 def test_defined_name_rules(node, expected):
     assert defined_name(node) == expected
+
+
+@pytest.mark.parametrize("name", ["sqrt_2x2.pt", "gpt.pt"])
+def test_column_labels_sit_right_aligned_over_their_numbers(books, name):
+    wb = openpyxl.load_workbook(books[name])
+    nodes = read_manifest(books[name])["nodes"]
+    for node in ("L1.W", "h0.mlp.fc"):
+        if node in nodes:
+            e = nodes[node]
+            ws = wb[e["sheet"]]
+            over = ws.cell(e["row"], e["col"] + 1)       # the line above the first number
+            beside = ws.cell(e["row"] + 1, e["col"])     # the row label left of it
+            assert over.value and over.alignment.horizontal == "right", (node, over.value)
+            assert beside.value and beside.alignment.horizontal in (None, "general"), node
+            break
+    else:
+        pytest.fail("no node to look at")

@@ -51,8 +51,9 @@ def build_book(graph: ir.Graph, plan: Plan, guide: dict | None = None,
             _add_heatmap(sheets[node.sheet], node, plan.regions[node.name], heat)
     for (sheet, r, c), text in plan.titles.items():
         sheets[sheet].put(r, c, text, "title")
-    for line in plan.labels:
-        sheets[line.sheet].runs.append(TextRun(line.row, line.col, line.texts, line.down))
+    for line in plan.labels:  # a column's label sits right-aligned, over the numbers it names
+        sheets[line.sheet].runs.append(TextRun(line.row, line.col, line.texts, line.down,
+                                               "label" if line.down else "column_label"))
     for spec in sheets.values():
         spec.widths[0] = 16
         spec.freeze = (1, 1) if graph.sheet_flow.get(spec.name) != "right" else (4, 0)

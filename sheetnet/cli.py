@@ -49,7 +49,8 @@ def _load_options(fn):
                      help="checkpoint format: auto, sheetnet, nanogpt, hf-gpt2, mingpt, "
                           "mlp-module, mlp-state-dict"),
         click.option("--meta", type=click.Path(dir_okay=False), default=None,
-                     help="GPT: meta.pkl with the vocabulary (default: one beside MODEL)"),
+                     help="GPT: meta.pkl with the vocabulary (default: one beside MODEL; for "
+                          "nanoGPT also data/<dataset>/meta.pkl, as its sample.py finds it)"),
         click.option("--activations", default=None,
                      help="bare Sequential state dict: activations between the Linear layers, "
                           "e.g. relu,tanh (relu tanh sigmoid gelu gelu_tanh leaky_relu[:slope] identity)"),

@@ -44,7 +44,8 @@ def lower(model_path, options: ExportOptions) -> Captured:
     check_finite(captured.graph)
     captured.graph.meta.setdefault("model_file", Path(model_path).name)
     how = {"fmt": payload["metadata"]["source_format"], "activations": options.activations,
-           "meta": str(Path(options.meta).resolve()) if options.meta else None}
+           "meta": str(Path(options.meta).resolve()) if options.meta else
+           payload["metadata"].get("vocab_file")}  # a meta.pkl the loader found, not beside
     captured.graph.meta["load"] = {k: v for k, v in how.items() if v is not None}
     captured.graph.meta["checkpoint"] = checkpoint_record(payload, captured.graph, model_path)
     return captured

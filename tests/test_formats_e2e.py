@@ -42,6 +42,21 @@ def test_nanogpt_workbook(engine, tmp_path):
     export_and_verify(path, tmp_path / "nano.xlsx", engine)   # detected, meta.pkl beside
 
 
+def test_nanogpt_workbook_with_the_meta_sample_py_would_read(engine, tmp_path, monkeypatch):
+    # exported from nanoGPT's root, where sample.py finds data/<dataset>/meta.pkl, and verified
+    # from elsewhere: the workbook remembers which meta.pkl it read
+    root = tmp_path / "nanoGPT"
+    path = write_nanogpt(tmp_path / "runs" / "ckpt", random_gpt(seed=9), vocab=False)
+    (root / "data" / "shakespeare_char").mkdir(parents=True)
+    write_meta_pkl(root / "data" / "shakespeare_char" / "meta.pkl")
+    monkeypatch.chdir(root)
+    export(path, tmp_path / "nano.xlsx", ExportOptions(prompt="abc"))
+    monkeypatch.chdir(tmp_path)
+    report = verify(tmp_path / "nano.xlsx", path, engine=engine)
+    assert report.ok and report.max_abs_err <= TOLERANCE, report.table()
+    assert read_manifest(tmp_path / "nano.xlsx")["meta"]["run"]["vocab"] == CHARS
+
+
 def test_mingpt_workbook(engine, tmp_path):
     folder = write_mingpt_workdir(tmp_path / "chargpt", random_gpt(seed=8, gelu="tanh", tied=False))
     meta = write_meta_pkl(tmp_path / "elsewhere.pkl")

@@ -136,6 +136,25 @@ def test_nanogpt_meta_from_elsewhere_and_none(tmp_path):
         loaders.load(path, meta=tmp_path / "nope.pkl")
 
 
+def test_nanogpt_meta_under_data_dataset_as_sample_py_finds_it(tmp_path, monkeypatch):
+    # nanoGPT's layout: out-shakespeare-char/ckpt.pt beside data/shakespeare_char/meta.pkl
+    root = tmp_path / "nanoGPT"
+    path = write_nanogpt(root / "out-shakespeare-char", random_gpt(), vocab=False)
+    (root / "data" / "shakespeare_char").mkdir(parents=True)
+    meta = write_meta_pkl(root / "data" / "shakespeare_char" / "meta.pkl", chars=list("ABCDEFGHIJK"))
+    monkeypatch.chdir(tmp_path)  # not nanoGPT's root: found beside the out- folder
+    md = loaders.load(path)["metadata"]
+    assert md["vocab"] == list("ABCDEFGHIJK") and md["vocab_file"] == str(meta.resolve())
+    other = tmp_path / "elsewhere" / "data" / "shakespeare_char"
+    other.mkdir(parents=True)
+    write_meta_pkl(other / "meta.pkl", chars=list("abcdefghijk"))
+    monkeypatch.chdir(tmp_path / "elsewhere")  # sample.py reads data/<dataset> under the cwd first
+    assert loaders.load(path)["metadata"]["vocab"] == list("abcdefghijk")
+    write_meta_pkl(path.parent / "meta.pkl")  # one beside the checkpoint wins, and is not recorded
+    md = loaders.load(path)["metadata"]
+    assert md["vocab"] == CHARS and "vocab_file" not in md
+
+
 def test_nanogpt_explicit_format_on_another_file(tmp_path):
     torch.save({"weights": torch.zeros(2)}, tmp_path / "x.pt")
     with pytest.raises(SheetnetError, match="not a nanoGPT checkpoint.*weights"):

@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 
 from ..errors import SheetnetError
-from .nanogpt import find_vocab
+from .nanogpt import find_meta, read_meta_vocab
 from .safe import read_json
 from .source import Source, describe, is_state_dict, payload
 
@@ -66,9 +66,9 @@ def read_mingpt(src: Source) -> dict:
     metadata = {"source_format": "mingpt", "mingpt_config": cfg, "layout": layout}
     if isinstance(preset, str):
         metadata["model_type"] = preset
-    vocab = find_vocab(src)
-    if vocab is not None:
-        metadata["vocab"] = vocab
+    found = find_meta(src, None)  # chargpt keeps no dataset name: --meta or one beside
+    if found is not None:
+        metadata["vocab"] = read_meta_vocab(found)
     return payload("gpt", config, dict(state), metadata)
 
 

@@ -49,18 +49,32 @@ def read_nanogpt(src: Source) -> dict:
     dataset = (ck.get("config") or {}).get("dataset") if isinstance(ck.get("config"), dict) else None
     if isinstance(dataset, str):
         metadata["dataset"] = dataset
-    vocab = find_vocab(src)
-    if vocab is not None:
-        metadata["vocab"] = vocab
+    found = find_meta(src, metadata.get("dataset"))
+    if found is not None:
+        metadata["vocab"] = read_meta_vocab(found)
+        if src.meta is None and found != _folder(src) / "meta.pkl":
+            # found under data/<dataset>/, maybe from the working directory: recorded, so that
+            # verify reads the same file from wherever it runs
+            metadata["vocab_file"] = str(found.resolve())
     return payload("gpt", config, state, metadata)
 
 
-def find_vocab(src: Source) -> list[str] | None:
-    """The vocabulary of ``--meta PATH``, else of a meta.pkl beside the checkpoint, else None."""
+def find_meta(src: Source, dataset: str | None) -> Path | None:
+    """The meta.pkl to read: ``--meta PATH``, else one beside the checkpoint, else
+    data/<dataset>/meta.pkl under the working directory (where nanoGPT's sample.py looks) or
+    under the checkpoint folder's parent (nanoGPT's out-* folders sit beside data/); else None."""
     if src.meta is not None:
-        return read_meta_vocab(Path(src.meta))
-    beside = src.path.parent / "meta.pkl" if src.path.is_file() else src.path / "meta.pkl"
-    return read_meta_vocab(beside) if beside.is_file() else None
+        return Path(src.meta)  # read_meta_vocab says so if it does not exist
+    folder = _folder(src)
+    places = [folder / "meta.pkl"]
+    if dataset and Path(dataset).name == dataset:  # a plain name, as train.py's configs give
+        places += [Path.cwd() / "data" / dataset / "meta.pkl",
+                   folder.parent / "data" / dataset / "meta.pkl"]
+    return next((p for p in places if p.is_file()), None)
+
+
+def _folder(src: Source) -> Path:
+    return src.path.parent if src.path.is_file() else src.path
 
 
 def read_meta_vocab(path: Path) -> list[str]:

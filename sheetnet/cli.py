@@ -156,6 +156,8 @@ def export(model, out, style, force, input_value, prompt, tokens, context, preci
     click.echo(f"wrote {res.path}: {res.sheets} sheets, {res.weight_cells} weight cells, "
                f"{res.formula_cells} formula cells (style {res.style}) in {res.seconds:.2f} s"
                + (f", precision {res.precision}" if res.precision != "float64" else ""))
+    for note in res.notes:
+        click.echo(f"  note: {note}")
 
 
 class _SheetProgress:

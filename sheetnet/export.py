@@ -30,6 +30,7 @@ class ExportResult:
     seconds: float
     style: str = "cells"    # the style written ("auto" resolved)
     precision: str = "float64"  # the weights' text ("auto" resolved)
+    notes: tuple[str, ...] = ()  # what the user should know about how the model was read
 
 
 def lower(model_path, options: ExportOptions) -> Captured:
@@ -104,7 +105,8 @@ def _export(model_path, out_path: Path, options: ExportOptions, progress, start:
                progress=progress and (lambda spec: progress(next(counter), len(book.sheets) + 1,
                                                             spec.name)))
     return ExportResult(out_path, len(book.sheets), formula_cells(graph), weight_cells(graph),
-                        time.perf_counter() - start, style, precision)
+                        time.perf_counter() - start, style, precision,
+                        tuple(graph.meta.get("notes", ())))
 
 
 @contextlib.contextmanager

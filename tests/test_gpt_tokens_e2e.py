@@ -10,7 +10,8 @@ import openpyxl
 import pytest
 import torch
 
-from foreign import functional_gpt, hf_gpt2, random_gpt, write_mingpt_workdir, write_nanogpt
+from foreign import (functional_gpt, hf_gpt2, random_gpt, write_meta_pkl, write_mingpt_workdir,
+                     write_nanogpt)
 from sheetnet.checkpoint import save_checkpoint
 from sheetnet.emit.a1 import cell_name
 from sheetnet.engine import Block
@@ -137,6 +138,20 @@ def test_every_gpt_format_takes_token_ids_through_the_cli(tmp_path, fmt):
     expected = logits([4, 0, 10])
     assert out["tokens"] == [4, 0, 10] and out["next_token"] == int(expected[-1].argmax())
     assert np.abs(np.array(out["outputs"]) - expected).max() <= TOLERANCE
+
+
+def test_a_vocabulary_of_the_wrong_length_is_named_not_dropped(tmp_path):
+    # a meta.pkl for another model (10 characters for 11 ids): ids only, and the user is told
+    path = write_nanogpt(tmp_path / "out", random_gpt(seed=2), vocab=False)
+    write_meta_pkl(path.parent / "meta.pkl", chars=list("abcdefghij"))
+    book = tmp_path / "g.xlsx"
+    res = invoke("export", path, book, "--tokens", "1,2")
+    assert res.exit_code == 0, res.output
+    note = "its vocabulary lists 10 tokens but the model has 11 ids, so the sheets show ids only"
+    assert f"  note: {note}" in res.output.splitlines()
+    guide = " ".join(str(c.value) for row in openpyxl.load_workbook(book)["Guide"].iter_rows()
+                     for c in row if c.value)
+    assert note in guide
 
 
 @pytest.fixture(scope="module")

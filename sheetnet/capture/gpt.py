@@ -111,6 +111,11 @@ def lower_gpt(payload: dict, options=None) -> Captured:
     from .gpt_tokens import DEFAULT_TOKENS, capture_gpt_tokens, trace_gpt_tokens
     graph = capture_gpt_tokens(model, DEFAULT_TOKENS if tokens is None else tokens,
                                vocab if len(vocab) == size else None, context)
+    if vocab and len(vocab) != size:  # said on the Guide sheet and by the CLI, not just dropped
+        note = (f"its vocabulary lists {len(vocab):,} tokens but the model has {size:,} ids, so "
+                "the sheets show ids only")
+        graph.meta["summary"] += f" ({note})"
+        graph.meta.setdefault("notes", []).append(note)
     return Captured(model, graph, trace_gpt_tokens)
 
 

@@ -126,33 +126,44 @@ def train_gpt(out, layers, heads, embd, context, steps, text_path, seed):
                f"({len(md['vocab'])} characters) in {res['seconds']:.1f} s")
 
 
+def _export_options(fn):
+    # what export writes: the same options on export and inspect (which shows what export would)
+    fn = _load_options(fn)
+    for opt in reversed([
+        click.option("--style", type=click.Choice(["cells", "arrays", "auto"]), default="auto",
+                     show_default=True, help="cells: one readable formula per cell; arrays: one "
+                     "MMULT array per product; auto: arrays above 200,000 formula cells, else cells"),
+        click.option("--input", "input_value", type=float, default=None,
+                     help="sqrt net: x to start with"),
+        click.option("--prompt", default=None, help="text models: the prompt written into the sheet"),
+        click.option("--tokens", default=None, help="GPT: comma-separated token ids instead of a prompt"),
+        click.option("--context", type=int, default=None,
+                     help="GPT: positions to compute (default: block size)"),
+        click.option("--precision", type=click.Choice(["float64", "float32", "auto"]),
+                     default="auto", show_default=True, help="weight cells: float64 (shortest "
+                     "exact text); float32 (shortest text that reads back as the same float32: "
+                     "~40% smaller; verify then allows 1e-6 of each tensor's size); auto: float32 "
+                     "above 5M float32 weights, else float64"),
+    ]):
+        fn = opt(fn)
+    return fn
+
+
+def _options(tokens=None, **given) -> ExportOptions:
+    return ExportOptions(tokens=_ints(tokens), **given)
+
+
 @main.command()
 @click.argument("model", type=click.Path(dir_okay=True))
 @click.argument("out", type=click.Path(dir_okay=False))
-@click.option("--style", type=click.Choice(["cells", "arrays", "auto"]), default="auto",
-              show_default=True, help="cells: one readable formula per cell; arrays: one MMULT "
-              "array per product; auto: arrays above 200,000 formula cells, else cells")
 @click.option("--force", is_flag=True, help="overwrite OUT if it exists")
-@click.option("--input", "input_value", type=float, default=None, help="sqrt net: x to start with")
-@click.option("--prompt", default=None, help="text models: the prompt written into the sheet")
-@click.option("--tokens", default=None, help="GPT: comma-separated token ids instead of a prompt")
-@click.option("--context", type=int, default=None, help="GPT: positions to compute (default: block size)")
-@click.option("--precision", type=click.Choice(["float64", "float32", "auto"]), default="auto",
-              show_default=True, help="weight cells: float64 (shortest exact text); float32 "
-              "(shortest text that reads back as the same float32: ~40% smaller; verify then "
-              "allows 1e-6 of each tensor's size); auto: float32 above 5M float32 weights, "
-              "else float64")
-@_load_options
+@_export_options
 @_one_line_errors
-def export(model, out, style, force, input_value, prompt, tokens, context, precision, fmt, meta,
-           activations):
+def export(model, out, force, **given):
     """Write MODEL (a file, or a Hugging Face / minGPT folder) as the workbook OUT."""
     from .export import export as do_export
-    opts = ExportOptions(style=style, force=force, input_value=input_value, prompt=prompt,
-                         tokens=_ints(tokens), context=context, fmt=fmt, meta=meta,
-                         activations=activations, precision=precision)
     with _SheetProgress() as progress:
-        res = do_export(model, out, opts, progress=progress)
+        res = do_export(model, out, _options(force=force, **given), progress=progress)
     click.echo(f"wrote {res.path}: {res.sheets} sheets, {res.weight_cells} weight cells, "
                f"{res.formula_cells} formula cells (style {res.style}) in {res.seconds:.2f} s"
                + (f", precision {res.precision}" if res.precision != "float64" else ""))
@@ -184,14 +195,15 @@ class _SheetProgress:
 
 @main.command("inspect")
 @click.argument("path", type=click.Path(dir_okay=True))
-@click.option("--style", type=click.Choice(["cells", "arrays", "auto"]), default="auto",
-              show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="print JSON")
+@_export_options
 @_one_line_errors
-def inspect_cmd(path, style, as_json):
-    """Show the plan for a model (or what a workbook holds) without writing anything."""
+def inspect_cmd(path, as_json, **given):
+    """Show what export would write for a model (or what a workbook holds), writing nothing.
+
+    Takes export's options: a GPT's --context, for one, decides how many cells it needs."""
     from .inspect import describe, inspect
-    info = inspect(path, ExportOptions(style=style))
+    info = inspect(path, _options(**given))
     click.echo(json.dumps(info) if as_json else describe(info))
 
 

@@ -1,5 +1,9 @@
 """inspect: the plan without a file; and the limits it states are enforced at export."""
+import json
+
 import pytest
+
+from cli_helpers import invoke
 
 from sheetnet.emit.book import _checked
 from sheetnet.errors import SheetnetError
@@ -37,3 +41,20 @@ def test_tensor_beyond_the_sheet_is_refused():
     g.add("x", ir.Input(None), (layout.MAX_ROWS, layout.MAX_COLS + 1), "S")
     with pytest.raises(SheetnetError, match="does not fit on sheet 'S'"):
         layout.plan(g)
+
+
+def test_inspect_takes_exports_options(examples, tmp_path):
+    # a GPT's context decides its cells: inspect must be asked what export will be asked
+    wide = json.loads(invoke("inspect", examples / "gpt.pt", "--context", "8", "--json").output)
+    args = ["--context", "4", "--tokens", "1,2", "--style", "arrays", "--precision", "float32"]
+    res = invoke("inspect", examples / "gpt.pt", *args, "--json")
+    assert res.exit_code == 0, res.output
+    narrow = json.loads(res.output)
+    assert narrow["weights"] == wide["weights"] and narrow["formulas"] < wide["formulas"]
+    assert (narrow["style"], narrow["precision"]) == ("arrays", "float32")
+    assert (wide["style"], wide["precision"]) == ("cells", "float64")
+    res = invoke("export", examples / "gpt.pt", tmp_path / "g.xlsx", *args)
+    assert res.exit_code == 0, res.output
+    book = json.loads(invoke("inspect", tmp_path / "g.xlsx", "--json").output)
+    assert (book["weights"], book["formulas"]) == (narrow["weights"], narrow["formulas"])
+    assert book["precision"] == "float32"

@@ -62,6 +62,18 @@ class TextRun:
 
 
 @dataclass(frozen=True)
+class Rule:
+    """Data validation on one cell: "list" offers the cells of ``formula`` (an absolute range)
+    as a drop-down; "above" takes only numbers greater than ``formula``.  ``error`` is what the
+    spreadsheet says to a typed value that breaks the rule."""
+    row: int
+    col: int
+    kind: str
+    formula: str
+    error: str
+
+
+@dataclass(frozen=True)
 class ChartSpec:
     title: str
     x: str                             # x values (scatter) or labels (bar): 'Sheet'!$A$1:$A$9
@@ -79,7 +91,7 @@ class SheetSpec:
     arrays: list[ArraySpec] = field(default_factory=list)
     runs: list[TextRun] = field(default_factory=list)
     charts: list[ChartSpec] = field(default_factory=list)
-    lists: list[tuple[int, int, str]] = field(default_factory=list)  # (row, col, "=range") drop-downs
+    rules: list[Rule] = field(default_factory=list)
     freeze: tuple[int, int] | None = None
     widths: dict[int, float] = field(default_factory=dict)
     default_width: float = 11

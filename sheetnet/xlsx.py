@@ -38,6 +38,10 @@ def xml_text(text: str) -> str:
     return escape(_ILLEGAL.sub(sub, text))
 
 
+def _attr(text: str) -> str:
+    return xml_text(text).replace('"', "&quot;")
+
+
 def number_text(precision: str):
     """A function: list of floats -> their texts.
 
@@ -130,7 +134,7 @@ def _rows(spec, styles: Styles, fmt):
     array formulas.  A cell's XML is made only when its row is written: a GPT-2-sized Output sheet
     has ~400k array-formula cells and 200k labels, whose XML held up front cost ~150 MB."""
     spans = sorted(_spans(spec, styles, fmt), key=lambda s: s[0])  # (first row, stop, cells of row r)
-    rows = set(r for r, _ in spec.cells)
+    rows: set[int] = set()
     for first, stop, _ in spans:
         rows.update(range(first, stop))
     active, k = [], 0
@@ -307,13 +311,14 @@ def _sheet_tail(spec, has_drawing: bool) -> str:
                                (("min", ""), ("percentile", ' val="50"'), ("max", "")))
                      + f'<color rgb="FF{low}"/><color rgb="FF{mid}"/><color rgb="FF{high}"/>'
                      '</colorScale></cfRule></conditionalFormatting>')
-    if spec.lists:
-        parts.append(f'<dataValidations count="{len(spec.lists)}">')
-        for r, c, source in spec.lists:
-            parts.append('<dataValidation type="list" allowBlank="0" showErrorMessage="1" '
-                         'errorTitle="Not in the vocabulary" error="Pick a word from the list" '
-                         f'sqref="{cell_name(r, c)}"><formula1>{xml_text(source.lstrip("="))}'
-                         '</formula1></dataValidation>')
+    if spec.rules:
+        parts.append(f'<dataValidations count="{len(spec.rules)}">')
+        for rule in spec.rules:
+            kind = ('type="list"' if rule.kind == "list" else
+                    'type="decimal" operator="greaterThan"')
+            parts.append(f'<dataValidation {kind} allowBlank="0" showErrorMessage="1" '
+                         f'error="{_attr(rule.error)}" sqref="{cell_name(rule.row, rule.col)}">'
+                         f'<formula1>{xml_text(rule.formula)}</formula1></dataValidation>')
         parts.append("</dataValidations>")
     parts.append('<pageMargins left="0.5" right="0.5" top="0.5" bottom="0.5" header="0.3" '
                  'footer="0.3"/><pageSetup orientation="landscape" fitToWidth="1" '

@@ -2,7 +2,7 @@
 import openpyxl
 import pytest
 
-from sheetnet.emit.a1 import defined_name
+from sheetnet.emit.a1 import cell_name, defined_name
 from sheetnet.export import export
 from sheetnet.options import ExportOptions
 from sheetnet.writer import read_manifest
@@ -87,3 +87,24 @@ def test_column_labels_sit_right_aligned_over_their_numbers(books, name):
             break
     else:
         pytest.fail("no node to look at")
+
+
+@pytest.mark.parametrize("name", ["textnet.pt", "gpt.pt"])
+def test_the_temperature_cell_takes_only_numbers_above_zero(engine, books, name):
+    # at 0 the sheet would divide by zero; below 0 its softmax would favour the least likely
+    t = read_manifest(books[name])["nodes"]["temperature"]
+    ws = openpyxl.load_workbook(books[name])[t["sheet"]]
+    rules = {str(dv.sqref): dv for dv in ws.data_validations.dataValidation}
+    dv = rules[cell_name(t["row"], t["col"])]
+    assert (dv.type, dv.operator, dv.formula1, dv.showErrorMessage) == ("decimal", "greaterThan",
+                                                                        "0", True)
+    assert "greater than 0" in dv.error
+    with engine._watchdog("reading the validation"):  # and LibreOffice reads the same rule
+        doc = engine._load(books[name].resolve())
+        try:
+            cell = doc.Sheets.getByName(t["sheet"]).getCellByPosition(t["col"], t["row"])
+            rule = cell.Validation
+            got = (rule.Type.value, rule.getOperator().value, rule.getFormula1(), rule.ShowErrorMessage)
+        finally:
+            doc.close(True)
+    assert got == ("DECIMAL", "GREATER", "0", True)

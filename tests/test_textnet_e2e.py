@@ -222,7 +222,7 @@ def test_tricky_dropdown_offers_the_vocabulary(engine, tricky):
         c=openpyxl.utils.get_column_letter(words["col"] + 1), r0=words["row"] + 1,
         r1=words["row"] + words["shape"][0])
     ws = openpyxl.load_workbook(book)["Input"]
-    (dv,) = ws.data_validations.dataValidation
+    (dv,) = [d for d in ws.data_validations.dataValidation if d.type == "list"]
     assert (dv.type, dv.formula1, str(dv.sqref)) == (
         "list", source, openpyxl.utils.get_column_letter(word["col"] + 1) + str(word["row"] + 1))
     # LibreOffice reads it as a list validation over the same cells

@@ -361,7 +361,7 @@ def _output(g: ir.Graph, model, front: Front, x: str, pos) -> None:
     sheet, c, v, t = "Output", model.config.n_embd, len(front.labels), len(pos)
     feats, labels, unit = [f"e{j}" for j in range(c)], front.labels, front.unit
     # the answer first (order=-1): temperature, next token and the top candidates
-    g.add("temperature", ir.Input(np.array([[1.0]])), (1, 1), sheet, order=-1,
+    g.add("temperature", ir.Input(np.array([[1.0]]), above=0.0), (1, 1), sheet, order=-1,
           title="Temperature (> 0; lower = sharper)", row_labels=["temperature"])
     x_in = _block_input(g, "ln_f", sheet, x, front, pos, feats,
                         "the residual stream after the last block")

@@ -159,7 +159,7 @@ def _main(g: ir.Graph, seq, names, vocab: list[str], feats: list[str]) -> None:
     """Input sheet, one sheet per layer, Output sheet; the answer copied back to Input."""
     emb = _lookup(g, "word", "", "Input", feats, row_labels=["embedding"],
                   title="its embedding: row id of the table on the Vocab sheet")
-    g.add("temperature", ir.Input(np.array([[1.0]])), (1, 1), "Input",
+    g.add("temperature", ir.Input(np.array([[1.0]]), above=0.0), (1, 1), "Input",
           title="Temperature T (> 0): 1 = the model's own probabilities, lower = sharper",
           row_labels=["T"])
     logits = lower_sequential(g, seq, emb, in_labels=feats, param_names=names)

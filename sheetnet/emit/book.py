@@ -8,8 +8,8 @@ import numpy as np
 from ..ir import graph as ir
 from ..errors import SheetnetError
 from ..layout import MAX_FORMULA_CHARS, Plan, Region
-from ..writer import (TEMPLATES, ArraySpec, BookSpec, ChartSpec, Formula, SheetSpec, TextRun,
-                      load_styles)
+from ..writer import (TEMPLATES, ArraySpec, BookSpec, ChartSpec, Formula, Rule, SheetSpec,
+                      TextRun, load_styles)
 from .a1 import Refs, absolute, col_letter, defined_name, quote_sheet
 from .formulas import cell_formula
 
@@ -90,6 +90,9 @@ def _emit_node(sheet: SheetSpec, node: ir.Node, regions: dict[str, Region], arra
     region, kind = regions[node.name], node.style or node_kind(node)
     if type(node.op) in _LEAF_KIND:
         value = node.op.default if isinstance(node.op, ir.Input) else node.op.value
+        if isinstance(node.op, ir.Input) and node.op.above is not None:
+            bound = f"{node.op.above:g}"
+            _add_rules(sheet, region, "above", bound, f"Type a number greater than {bound}")
         arr = np.asarray(value)
         if arr.dtype.kind in "fiu":
             # weights stay in their dtype and memory (a float32 view of the model's tensor): the
@@ -145,9 +148,13 @@ def _add_list(sheets: dict[str, SheetSpec], choice: dict, regions: dict[str, Reg
     cell, src = regions[choice["cell"]], regions[choice["source"]]
     source = (f"{quote_sheet(src.sheet)}!${col_letter(src.col)}${src.row + 1}:"
               f"${col_letter(src.col + src.ncols - 1)}${src.row + src.nrows}")
-    for i in range(cell.nrows):
-        for j in range(cell.ncols):
-            sheets[cell.sheet].lists.append((cell.row + i, cell.col + j, source))
+    _add_rules(sheets[cell.sheet], cell, "list", source, "Pick one from the list")
+
+
+def _add_rules(sheet: SheetSpec, region: Region, kind: str, formula: str, error: str) -> None:
+    for i in range(region.nrows):
+        for j in range(region.ncols):
+            sheet.rules.append(Rule(region.row + i, region.col + j, kind, formula, error))
 
 
 def _guide_sheet(graph: ir.Graph, values: dict, legend: list) -> SheetSpec:

@@ -25,6 +25,7 @@ Ref = str  # a field of this type names an input node; other str fields are attr
 class Input:
     """A value the user types: numbers (N, F) or, for text models, strings."""
     default: Any  # np.ndarray of the initial cell values
+    above: float | None = None  # typed numbers must be greater than this (a validation rule)
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from xml.sax.saxutils import escape
 import numpy as np
 
 from .emit.a1 import cell_name, col_letter
+from .errors import SheetnetError
 
 NS = 'xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"'
 NS_R = 'xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships"'
@@ -145,11 +146,20 @@ def _rows(spec, styles: Styles, fmt):
         active = [a for a in active if a[1] > r]
         row_items = [item for _, _, cells in active for item in cells(r)]
         row_items.sort(key=lambda t: t[0])
-        yield f'<row r="{r + 1}">{"".join(x for _, x in row_items)}</row>'
+        _check_apart(spec.name, r, row_items)
+        yield f'<row r="{r + 1}">{"".join(x for _, x, _ in row_items)}</row>'
+
+
+def _check_apart(sheet: str, r: int, items) -> None:
+    # two things on one cell: LibreOffice keeps one of them silently, Excel calls the file damaged
+    for (c0, _, width), (c1, _, _) in zip(items, items[1:]):
+        if c0 + width > c1:
+            raise SheetnetError(f"internal error: two values for cell {cell_name(r, c1)} on "
+                                f"sheet {sheet!r}; please report it")
 
 
 def _spans(spec, styles: Styles, fmt):
-    """(first row, stop row, fn(r) -> [(col, xml)]) for each part of the sheet."""
+    """(first row, stop row, fn(r) -> [(col, xml, columns it covers)]) for each part of the sheet."""
     by_row: dict[int, list[int]] = defaultdict(list)
     for r, c in spec.cells:
         by_row[r].append(c)
@@ -169,20 +179,20 @@ def _scattered(cells, cols, styles, fmt, r):
     out = []
     for c in cols:
         value, kind = cells[(r, c)]
-        out.append((c, _cell(r, c, value, styles.index.get(kind, 0), fmt)))
+        out.append((c, _cell(r, c, value, styles.index.get(kind, 0), fmt), 1))
     return out
 
 
 def _run_cells(run, style, r):
     if run.down:
         text = run.texts[r - run.row]
-        return [(run.col, _cell(r, run.col, text, style, None))] if text else []
-    return [(run.col + j, _cell(r, run.col + j, text, style, None))
+        return [(run.col, _cell(r, run.col, text, style, None), 1)] if text else []
+    return [(run.col + j, _cell(r, run.col + j, text, style, None), 1)
             for j, text in enumerate(run.texts) if text]
 
 
 def _block_cells(r0, c0, arr, style, fmt, nine, r):
-    return [(c0, _block_row(r, c0, arr[r - r0], style, fmt, nine(r - r0)))]
+    return [(c0, _block_row(r, c0, arr[r - r0], style, fmt, nine(r - r0)), arr.shape[1])]
 
 
 def _array_cells(a, style, r):
@@ -192,7 +202,7 @@ def _array_cells(a, style, r):
     out = []
     for c in range(a.col, a.col + a.ncols):
         body = f'<f t="array" ref="{ref}">{xml_text(a.text)}</f>' if (r, c) == (a.row, a.col) else ""
-        out.append((c, f'<c r="{_COLS[c]}{r + 1}" s="{style}">{body}</c>'))
+        out.append((c, f'<c r="{_COLS[c]}{r + 1}" s="{style}">{body}</c>', 1))
     return out
 
 

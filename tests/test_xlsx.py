@@ -1,8 +1,16 @@
 """Our .xlsx writer, read back by LibreOffice and openpyxl."""
+import re
+import zipfile
+
 import numpy as np
 import openpyxl
+import pytest
+from openpyxl.utils import column_index_from_string
 
 from sheetnet.engine import Block
+from sheetnet.errors import SheetnetError
+from sheetnet.export import export
+from sheetnet.options import ExportOptions
 from sheetnet.layout import Numbers
 from sheetnet.writer import ArraySpec, BookSpec, Formula, SheetSpec, TextRun, load_styles
 from sheetnet.xlsx import write_xlsx
@@ -78,3 +86,33 @@ def test_text_runs_land_beside_cells_and_blocks_of_the_same_rows(engine, tmp_pat
     ws = openpyxl.load_workbook(path)["S"]
     assert ws["B1"].data_type == "s" and ws["A2"].data_type == "s" and ws["C1"].value is None
     assert ws.dimensions == "A1:F4"
+
+
+def test_two_things_on_one_cell_are_refused_not_written(tmp_path):
+    # LibreOffice would keep one of them; Excel would call the file damaged
+    sheet = SheetSpec("S")
+    sheet.blocks.append((1, 1, np.zeros((3, 4)), "weight"))                   # B2:E4
+    sheet.runs.append(TextRun(0, 4, ["a", "b"], down=True))                   # E1, E2
+    with pytest.raises(SheetnetError, match="two values for cell E2 on sheet 'S'"):
+        write_xlsx(BookSpec([sheet], {}), tmp_path / "x.xlsx", load_styles())
+
+
+@pytest.mark.parametrize("name, style", [("sqrt_2x2.pt", "cells"), ("textnet.pt", "cells"),
+                                         ("gpt.pt", "cells"), ("gpt.pt", "arrays")])
+def test_every_row_and_cell_is_written_once_in_order(examples, tmp_path, name, style):
+    # what Excel insists on, read from the sheet XML itself: rows ascending, cells ascending
+    # within a row, each cell once (a cell without r="" is the one after the previous)
+    book = tmp_path / "b.xlsx"
+    export(examples / name, book, ExportOptions(style=style))
+    with zipfile.ZipFile(book) as z:
+        sheets = [n for n in z.namelist() if n.startswith("xl/worksheets/sheet")]
+        assert sheets
+        for part in sheets:
+            last_row = 0
+            for row, body in re.findall(r'<row r="(\d+)">(.*?)</row>', z.read(part).decode(), re.S):
+                assert int(row) > last_row, (part, row)
+                last_row, col = int(row), 0
+                for ref, letters, number in re.findall(r'<c( r="([A-Z]+)(\d+)")?[ >/]', body):
+                    now = column_index_from_string(letters) if ref else col + 1
+                    assert now > col and (not ref or number == row), (part, row, letters)
+                    col = now

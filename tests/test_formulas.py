@@ -125,6 +125,9 @@ GPT_CELL_CASES = [
     (G, ir.Divide("row", "t"), (0, 1), "C41/B43"),
     (G, ir.Largest("row", 2), (1, 0), "LARGE(B41:D41,2)"),
     (G, ir.LargestIds("row", 2), (0, 0), "MATCH(LARGE(B41:D41,1),B41:D41,0)-1"),
+    (Refs(GPT_REGIONS, here="S", node="z"), ir.LargestIds("row", 2), (1, 0),
+     "IF(LARGE(B41:D41,2)=LARGE(B41:D41,1),G31+MATCH(LARGE(B41:D41,2),INDEX(B41:D41,G31+2):"
+     "INDEX(B41:D41,3),0),MATCH(LARGE(B41:D41,2),B41:D41,0)-1)"),
 ]
 
 

@@ -12,8 +12,8 @@ from sheetnet.errors import SheetnetError
 from sheetnet.export import export
 from sheetnet.models.gpt import GPT
 from sheetnet.options import ExportOptions
-from sheetnet.run import run
-from sheetnet.verify import verify
+from sheetnet.run import input_edits, run
+from sheetnet.verify import numeric, read_nodes, verify
 from sheetnet.writer import read_manifest
 
 STYLES = ["cells", "arrays"]
@@ -129,6 +129,20 @@ def test_temperature_and_top_five(engine, example, books):
     assert np.abs(np.array(out["top_probs"]) - top.values.numpy()).max() <= 1e-9
     assert out["top_ids"] == [float(i) for i in top.indices]
     assert out["next_token"] == vocab[int(top.indices[0])]
+
+
+@pytest.mark.parametrize("style", STYLES)
+def test_top_five_lists_each_id_once_when_probabilities_tie(engine, books, style):
+    # at a tiny temperature all but the first probabilities underflow to exactly 0: the ties
+    # must come out in id order, each id once (MATCH alone repeated the first 0's id)
+    manifest = read_manifest(books[style])
+    edits = input_edits(manifest, "temperature", [1e-3])
+    cells = read_nodes(engine, books[style], manifest, ["next.probs", "top.id"], edits=edits)
+    probs = numeric(cells["next.probs"])[0]
+    ids = numeric(cells["top.id"])[:, 0].astype(int).tolist()
+    assert (probs == 0).sum() >= 4  # the ties this test is about are there
+    assert ids == np.argsort(-probs, kind="stable")[:5].tolist()
+    assert len(set(ids)) == 5
 
 
 def test_sheets_and_guide(books):

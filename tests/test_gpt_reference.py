@@ -86,9 +86,9 @@ def test_lookup_concat_pick_divide_and_top_k_match_torch():
     np.testing.assert_array_equal(_run(g, "top_ids", ir.LargestIds("row", 3), (3, 1))[:, 0], top.indices)
 
 
-def test_largest_ids_take_the_first_of_equal_values_like_match():
-    g = _graph(x=np.array([[1.0, 5.0, 2.0, 5.0]]))
-    assert _run(g, "ids", ir.LargestIds("x", 3), (3, 1))[:, 0].tolist() == [1.0, 1.0, 2.0]
+def test_largest_ids_list_each_column_once_equal_values_in_column_order():
+    g = _graph(x=np.array([[1.0, 5.0, 2.0, 5.0, 0.0, 0.0]]))
+    assert _run(g, "ids", ir.LargestIds("x", 5), (5, 1))[:, 0].tolist() == [1, 3, 2, 0, 4]
 
 
 VOCAB = list("\n !'.AHTaceghlot")

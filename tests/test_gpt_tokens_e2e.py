@@ -181,3 +181,7 @@ def test_a_vocabulary_wider_than_a_sheet(engine, wide, tmp_path, style):
     assert np.abs(np.array(out["outputs"]) - expected.numpy()).max() <= TOLERANCE
     assert out["next_token"] == int(expected[-1].argmax()) and out["top_ids"] == top.indices.tolist()
     assert np.abs(np.array(out["top_probs"]) - top.values.numpy()).max() <= TOLERANCE
+    # ties (probabilities that underflow to 0) in the transposed column: each id once, in order
+    cold = run(book, engine=engine, tokens=[19_999, 2], temperature=1e-4)
+    zeros = [i for i, p in enumerate(torch.softmax(expected[-1] / 1e-4, dim=-1).tolist()) if p == 0]
+    assert cold["top_probs"][1:] == [0.0] * 4 and cold["top_ids"][1:] == zeros[:4]

@@ -66,10 +66,12 @@ class Refs:
     closer to the math: MMULT(L1_in, TRANSPOSE(L1_W))); single cells and rows stay A1 ranges.
     """
 
-    def __init__(self, regions: dict[str, Region], here: str = "", names: dict | None = None):
+    def __init__(self, regions: dict[str, Region], here: str = "", names: dict | None = None,
+                 node: str = ""):
         self.regions = regions
         self.here = here
         self.names = names or {}
+        self.node = node  # the node whose formulas these are: ``mine`` reads its other cells
 
     def _prefix(self, region: Region) -> str:
         return "" if region.sheet == self.here else quote_sheet(region.sheet) + "!"
@@ -81,6 +83,10 @@ class Refs:
     def cell(self, name: str, i: int, j: int) -> str:
         r = self.regions[name]
         return self._prefix(r) + cell_name(*r.at(i, j))
+
+    def mine(self, i: int, j: int) -> str:
+        """Cell (i, j) of the node being written (a formula reading an earlier cell of its own)."""
+        return self.cell(self.node, i, j)
 
     def span(self, name: str, rows: tuple[int, int], cols: tuple[int, int]) -> str:
         """Cells [r0, r1) x [c0, c1) of a node as "A1:B2" (one cell as "A1")."""

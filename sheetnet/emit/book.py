@@ -103,7 +103,7 @@ def _emit_node(sheet: SheetSpec, node: ir.Node, regions: dict[str, Region], arra
             for (i, j), v in np.ndenumerate(arr):
                 sheet.put(*region.at(i, j), v if v is None or isinstance(v, float) else str(v), kind)
         return
-    refs = Refs(regions, here=node.sheet, names=names)
+    refs = Refs(regions, here=node.sheet, names=names, node=node.name)
     if type(node.op) in array_ops:
         text = _checked(node, array_ops[type(node.op)](node.op, refs))
         text = f"TRANSPOSE({text})" if region.transposed else text  # computed as the tensor lies

@@ -34,6 +34,19 @@ def _binary(pattern: str):
     return lambda op, r, i, j: pattern.format(a=r.cell(op.a, i, j), b=r.cell(op.b, i, j))
 
 
+def largest_id(op: ir.LargestIds, r: Refs, i: int, j: int) -> str:
+    # the column of the (i+1)-th largest value.  MATCH finds the first column holding it, so a
+    # value equal to the one above (a tie: probabilities that underflowed to 0, say) is searched
+    # for after the column found above, each column once: INDEX(x, a):INDEX(x, n) is that range
+    x, value = r.all(op.x), f"LARGE({r.all(op.x)},{i + 1})"
+    first = f"MATCH({value},{x},0)-1"
+    if i == 0:
+        return first
+    above, n = r.mine(i - 1, 0), r.shape(op.x)[1]
+    after = f"{above}+MATCH({value},INDEX({x},{above}+2):INDEX({x},{n}),0)"
+    return f"IF({value}=LARGE({x},{i}),{after},{first})"
+
+
 CELL_FORMULAS = {
     ir.Linear: linear,
     ir.Relu: _unary("MAX(0,{x})"),
@@ -132,7 +145,7 @@ CELL_FORMULAS.update({
     ir.PickRow: lambda op, r, i, j: r.index(op.x, f"MAX({r.cell(op.n, 0, 0)},1)", j + 1),
     ir.Divide: lambda op, r, i, j: f"{r.cell(op.x, i, j)}/{r.cell(op.by, 0, 0)}",
     ir.Largest: lambda op, r, i, j: f"LARGE({r.all(op.x)},{i + 1})",
-    ir.LargestIds: lambda op, r, i, j: "MATCH(LARGE({x},{k}),{x},0)-1".format(x=r.all(op.x), k=i + 1),
+    ir.LargestIds: largest_id,
 })
 
 

@@ -270,7 +270,8 @@ class Largest:
 
 @dataclass(frozen=True)
 class LargestIds:
-    """(k, 1): the 0-based column of each of the k largest values (the first one on ties)."""
+    """(k, 1): the 0-based columns of the k largest values, each column once (equal values in
+    column order)."""
     x: Ref
     k: int
 

@@ -110,8 +110,8 @@ def _largest(op, v):
 
 
 def _largest_ids(op, v):
-    row = v[op.x][0]
-    return np.array([[float(np.flatnonzero(row == value)[0])] for value in _largest(op, v)[:, 0]])
+    # largest first, equal values in column order (as the sheet's formulas pick them)
+    return np.argsort(-v[op.x][0], kind="stable")[:op.k, None].astype(np.float64)
 
 
 def _pick_row(op, v):

@@ -76,9 +76,8 @@ GPT_REGIONS = {
     "p": Region("Prompt", 4, 1, 1, 1),     # B5: the prompt
     "n": Region("Prompt", 8, 1, 1, 1),     # B9: characters read
     "ch": Region("Prompt", 20, 1, 4, 1),   # B21:B24 characters
-    "cp": Region("Prompt", 20, 2, 4, 1),   # C21:C24 code points
     "id": Region("Prompt", 20, 3, 4, 1),   # D21:D24 ids
-    "codes": Region("Vocab", 4, 2, 3, 1),  # Vocab!C5:C7
+    "chars": Region("Vocab", 4, 1, 3, 1),  # Vocab!B5:B7
     "wte": Region("Embedding", 4, 1, 3, 2),  # Embedding!B5:C7
     "x": Region("S", 4, 1, 4, 2),          # B5:C8, 4 positions x 2 features
     "m": Region("S", 4, 3, 4, 1),          # D5:D8 row means
@@ -99,9 +98,10 @@ P = Refs(GPT_REGIONS, here="Prompt")
 GPT_CELL_CASES = [
     (P, ir.PromptLength("p", 32), (0, 0), "MIN(LEN(B5),32)"),
     (P, ir.Chars("p", "n", 4), (2, 0), "MID(B5,LEN(B5)-B9+3,1)"),
-    (P, ir.CodePoint("ch"), (1, 0), 'IF(B22="","",_xlfn.UNICODE(B22))'),
-    (P, ir.TokenId("ch", "cp", "codes", 0), (0, 0),
-     "IF(B21=\"\",0,IFERROR(MATCH(C21,'Vocab'!C5:C7,0)-1,\"not in vocab: '\"&B21&\"'\"))"),
+    (P, ir.TokenId("ch", "chars", 0), (1, 0),
+     "IF(B22=\"\",0,IF((SUMPRODUCT(MIN((ROW('Vocab'!B5:B7)-ROW('Vocab'!B5)-3)*EXACT(B22,"
+     "'Vocab'!B5:B7)))+3)<3,(SUMPRODUCT(MIN((ROW('Vocab'!B5:B7)-ROW('Vocab'!B5)-3)*EXACT(B22,"
+     "'Vocab'!B5:B7)))+3),\"not in vocab: '\"&B22&\"'\"))"),
     (P, ir.PromptNote("p", "id", 4), (0, 0),
      'IF(SUMPRODUCT(ISTEXT(D21:D24)*1)>0,"not in vocab: see the id column",IF(LEN(B5)>4,'
      '"the prompt has "&LEN(B5)&" characters; the context holds 4: the sheet reads the last 4",'
@@ -178,3 +178,47 @@ TEXTNET_CELL_CASES = [
                          ids=[type(c[1]).__name__ for c in TEXTNET_CELL_CASES])
 def test_textnet_cell_formula(refs, op, cell, expected):
     assert cell_formula(op, refs, *cell) == expected
+
+
+# --- every function a workbook uses is one Excel 2010 computes ---------------------------------
+# Excel 2010's names for what sheetnet may need (LibreOffice computes all of them); a function
+# Excel added later is stored with an _xlfn. prefix and would show up here as one.
+EXCEL_2010 = {"ABS", "AND", "AVERAGE", "CHOOSE", "COLUMN", "COUNT", "ERF", "EXACT", "EXP", "IF",
+              "IFERROR", "INDEX", "INT", "ISNUMBER", "ISTEXT", "LARGE", "LEN", "LN", "MATCH", "MAX",
+              "MID", "MIN", "MMULT", "NOT", "OR", "PI", "ROW", "SQRT", "SUM", "SUMPRODUCT", "TANH",
+              "TRANSPOSE"}
+
+
+def _functions(book) -> set[str]:
+    import re
+    import zipfile
+    names = set()
+    with zipfile.ZipFile(book) as z:
+        for part in z.namelist():
+            if part.startswith("xl/worksheets/sheet"):
+                for text in re.findall(r"<f[^>]*>(.*?)</f>", z.read(part).decode()):
+                    names.update(re.findall(r"([A-Za-z_][A-Za-z0-9_.]*)\(", text))
+    return names
+
+
+@pytest.mark.parametrize("style", ["cells", "arrays"])
+def test_workbooks_use_only_functions_excel_2010_computes(examples, tmp_path, style):
+    import torch
+    from foreign import random_gpt
+    from sheetnet.checkpoint import save_checkpoint
+    from sheetnet.export import export
+    from sheetnet.options import ExportOptions
+    tanh_gpt = random_gpt(seed=3, gelu="tanh")
+    save_checkpoint(tmp_path / "g.pt", "gpt", tanh_gpt.config.to_dict(), tanh_gpt.state_dict(), {})
+    torch.save(torch.nn.Sequential(torch.nn.Linear(2, 3), torch.nn.Sigmoid(), torch.nn.Linear(3, 3),
+                                   torch.nn.LeakyReLU(0.1), torch.nn.Linear(3, 3), torch.nn.Tanh(),
+                                   torch.nn.Linear(3, 1)), tmp_path / "mlp.pt")
+    used = set()
+    for model, opts in [(examples / "sqrt_2x2.pt", {}), (examples / "textnet.pt", {}),
+                        (examples / "gpt.pt", {"prompt": "The cell"}),
+                        (tmp_path / "g.pt", {"tokens": [1, 2]}), (tmp_path / "mlp.pt", {})]:
+        book = tmp_path / f"{model.stem}.xlsx"
+        export(model, book, ExportOptions(style=style, force=True, **opts))
+        used |= _functions(book)
+    assert {"SUMPRODUCT", "EXACT", "INDEX", "MATCH", "ERF", "TANH"} <= used  # the scan finds them
+    assert used <= EXCEL_2010, sorted(used - EXCEL_2010)

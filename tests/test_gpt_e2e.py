@@ -5,7 +5,8 @@ import openpyxl
 import pytest
 import torch
 
-from sheetnet.checkpoint import load_checkpoint
+from foreign import CHARS, random_gpt
+from sheetnet.checkpoint import load_checkpoint, save_checkpoint
 from sheetnet.emit.a1 import cell_name
 from sheetnet.engine import Block
 from sheetnet.errors import SheetnetError
@@ -143,6 +144,20 @@ def test_top_five_lists_each_id_once_when_probabilities_tie(engine, books, style
     assert (probs == 0).sum() >= 4  # the ties this test is about are there
     assert ids == np.argsort(-probs, kind="stable")[:5].tolist()
     assert len(set(ids)) == 5
+
+
+def test_a_repeated_vocabulary_character_reads_as_its_first_id(engine, tmp_path):
+    # the sheet's EXACT lookup takes the first row holding the character, as tokenize() does
+    model = random_gpt(seed=6)
+    vocab = list(CHARS[:-1]) + [CHARS[2]]  # the last id repeats id 2's character
+    save_checkpoint(tmp_path / "dup.pt", "gpt", model.config.to_dict(), model.state_dict(),
+                    {"vocab": vocab})
+    prompt = CHARS[2] + CHARS[0] + CHARS[2]
+    export(tmp_path / "dup.pt", tmp_path / "dup.xlsx", ExportOptions(prompt=prompt))
+    out = run(tmp_path / "dup.xlsx", engine=engine)
+    assert out["tokens"] == [2, 0, 2]
+    report = verify(tmp_path / "dup.xlsx", tmp_path / "dup.pt", engine=engine)
+    assert report.ok, report.table()
 
 
 def test_sheets_and_guide(books):

@@ -98,11 +98,10 @@ VOCAB = list("\n !'.AHTaceghlot")
 def test_tokenizer_ops_match_the_python_encoder(text):
     t = 8
     g = _graph(prompt=np.array([[text]], dtype=object))
-    g.add("codes", ir.Const(np.array([[float(ord(c))] for c in VOCAB])), (len(VOCAB), 1), "S")
+    g.add("chars", ir.Const(np.array([[c] for c in VOCAB], dtype=object)), (len(VOCAB), 1), "S")
     g.add("n", ir.PromptLength("prompt", t), (1, 1), "S")
     g.add("ch", ir.Chars("prompt", "n", t), (t, 1), "S")
-    g.add("cp", ir.CodePoint("ch"), (t, 1), "S")
-    g.add("id", ir.TokenId("ch", "cp", "codes", 0), (t, 1), "S")
+    g.add("id", ir.TokenId("ch", "chars", 0), (t, 1), "S")
     g.add("note", ir.PromptNote("prompt", "id", t), (1, 1), "S")
     v = evaluate(g)
     window = text[-t:] if text else ""
@@ -119,11 +118,10 @@ def test_tokenizer_ops_match_the_python_encoder(text):
 
 def test_unknown_character_is_a_message_not_an_id():
     g = _graph(prompt=np.array([["TΩe"]], dtype=object))
-    g.add("codes", ir.Const(np.array([[float(ord(c))] for c in VOCAB])), (len(VOCAB), 1), "S")
+    g.add("chars", ir.Const(np.array([[c] for c in VOCAB], dtype=object)), (len(VOCAB), 1), "S")
     g.add("n", ir.PromptLength("prompt", 4), (1, 1), "S")
     g.add("ch", ir.Chars("prompt", "n", 4), (4, 1), "S")
-    g.add("cp", ir.CodePoint("ch"), (4, 1), "S")
-    g.add("id", ir.TokenId("ch", "cp", "codes", 0), (4, 1), "S")
+    g.add("id", ir.TokenId("ch", "chars", 0), (4, 1), "S")
     g.add("note", ir.PromptNote("prompt", "id", 4), (1, 1), "S")
     v = evaluate(g)
     assert v["id"][:, 0].tolist() == [7.0, "not in vocab: 'Ω'", 10.0, 0.0]

@@ -5,8 +5,8 @@ characters gets a prompt cell that the sheet splits into characters and ids (thi
 other (no vocabulary, GPT-2's BPE strings, words) gets one token-id input cell per position
 (gpt_tokens.py).  A front end hands the body a ``Front``: the ids node and how to label tokens.
 
-Sheets, in reading order: Prompt (the prompt cell, its characters, code points and token ids),
-Vocab (id, character, code point), Embedding (wte, wpe, x0), per block "B<i> Attention" and
+Sheets, in reading order: Prompt (the prompt cell, its characters and token ids),
+Vocab (id, character), Embedding (wte, wpe, x0), per block "B<i> Attention" and
 "B<i> MLP", and Output (final layer norm, logits, temperature softmax, next character, top 5).
 Node names are the trace names of ``GPT.forward`` (``h0.attn.q1``, ``ln_f.var`` ...), so each
 node's ``ref`` is its own name.  A vocabulary wider than a sheet (GPT-2's 50,257) puts the
@@ -181,19 +181,16 @@ def _prompt(g: ir.Graph, vocab, prompt: str, t: int, pos) -> str:
     g.add("prompt.n", ir.PromptLength("prompt", t), (1, 1), sheet, style="integer",
           title=f"characters read (at most {t}, the context)", row_labels=["n"])
     g.add("vocab.char", ir.Const(np.array([[ch] for ch in vocab], dtype=object)), (len(vocab), 1),
-          "Vocab", title="Vocabulary: id (row), character, Unicode code point",
+          "Vocab", title="Vocabulary: id (row) and character",
           row_labels=[str(i) for i in range(len(vocab))], col_labels=["character"])
-    g.add("vocab.code", ir.Const(np.array([[float(ord(ch))] for ch in vocab])), (len(vocab), 1),
-          "Vocab", title="", col_labels=["code point"], beside=True, style="integer")
     g.add("vocab.label", ir.Const(np.array([[char_label(ch)] for ch in vocab], dtype=object)),
           (len(vocab), 1), "Vocab", title="", col_labels=["shown as"], beside=True)
     # the tokens table sits below the prompt's summary cells (order=1), whatever is added later
     g.add("tokens.char", ir.Chars("prompt", "prompt.n", t), (t, 1), sheet, order=1,
-          title="Tokens: one character per position", row_labels=pos, col_labels=["character"])
-    g.add("tokens.code", ir.CodePoint("tokens.char"), (t, 1), sheet, order=1, title="",
-          col_labels=["code point"], beside=True, style="integer")
-    g.add("tokens.id", ir.TokenId("tokens.char", "tokens.code", "vocab.code", PAD), (t, 1), sheet,
-          order=1, title=f"id (pad {PAD} after the prompt)", col_labels=["id"], beside=True,
+          title=f"Tokens and ids (pad {PAD} after the prompt)",
+          row_labels=pos, col_labels=["character"])
+    g.add("tokens.id", ir.TokenId("tokens.char", "vocab.char", PAD), (t, 1), sheet,
+          order=1, title="", col_labels=["id"], beside=True,
           ref="tokens.id", style="integer")
     g.add("prompt.note", ir.PromptNote("prompt", "tokens.id", t), (1, 1), sheet,
           title="status", row_labels=["status"])

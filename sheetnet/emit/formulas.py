@@ -79,10 +79,12 @@ def chars(op: ir.Chars, r: Refs, i: int, j: int) -> str:
 
 
 def token_id(op: ir.TokenId, r: Refs, i: int, j: int) -> str:
-    # UNICODE needs its _xlfn. prefix in the file (Excel 2013+; LibreOffice reads it as UNICODE)
-    c, code = r.cell(op.char, i, 0), r.cell(op.code, i, 0)
-    unknown = _message(UNKNOWN_CHAR, c)
-    return f'IF({c}="",{op.pad},IFERROR(MATCH({code},{r.all(op.codes)},0)-1,{unknown}))'
+    # EXACT tells 'a' from 'A' (MATCH would not).  SUMPRODUCT evaluates EXACT and ROW over the
+    # vocabulary column without an array formula (Excel 2010+), and MIN finds the first matching
+    # row: (row - n) where EXACT holds, 0 elsewhere, so MIN + n is the id, or n when none matched
+    c, chars, n = r.cell(op.char, i, 0), r.all(op.chars), r.shape(op.chars)[0]
+    found = f"(SUMPRODUCT(MIN((ROW({chars})-ROW({r.cell(op.chars, 0, 0)})-{n})*EXACT({c},{chars})))+{n})"
+    return f'IF({c}="",{op.pad},IF({found}<{n},{found},{_message(UNKNOWN_CHAR, c)}))'
 
 
 def prompt_note(op: ir.PromptNote, r: Refs, i: int, j: int) -> str:
@@ -123,7 +125,6 @@ def concat(op: ir.Concat, r: Refs, i: int, j: int) -> str:
 CELL_FORMULAS.update({
     ir.PromptLength: lambda op, r, i, j: f"MIN(LEN({r.cell(op.text, 0, 0)}),{op.cap})",
     ir.Chars: chars,
-    ir.CodePoint: _unary('IF({x}="","",_xlfn.UNICODE({x}))'),
     ir.TokenId: token_id,
     ir.PromptNote: prompt_note,
     ir.Lookup: lambda op, r, i, j: r.index(op.table, f"{r.cell(op.ids, i, 0)}+1", j + 1),

@@ -121,7 +121,7 @@ LEAF_TYPES = (Input, Param, Const)
 
 
 # --- text and transformer ops (the GPT) --------------------------------------------------------
-# A prompt becomes token ids in the sheet itself: text -> characters -> code points -> ids.
+# A prompt becomes token ids in the sheet itself: text -> characters -> ids.
 @dataclass(frozen=True)
 class PromptLength:
     """(1, 1): how many characters of ``text`` the sheet reads, min(len(text), cap)."""
@@ -138,21 +138,12 @@ class Chars:
 
 
 @dataclass(frozen=True)
-class CodePoint:
-    """The Unicode code point of each one-character cell; "" stays ""."""
-    x: Ref
-
-
-@dataclass(frozen=True)
 class TokenId:
-    """Token ids: the position of ``code`` in the vocabulary's ``codes`` column, 0-based.
-
-    Matching numbers keeps case exact (matching text would not: MATCH ignores case).  An empty
-    ``char`` (past the prompt) gets ``pad``; an unknown one the text "not in vocab: 'Ω'".
-    """
+    """Token ids: the first row of the vocabulary's ``chars`` column holding exactly ``char``
+    ('a' is not 'A'), 0-based.  An empty ``char`` (past the prompt) gets ``pad``; an unknown one
+    the text "not in vocab: 'Ω'"."""
     char: Ref
-    code: Ref
-    codes: Ref
+    chars: Ref
     pad: int = 0
 
 
@@ -276,7 +267,7 @@ class LargestIds:
     k: int
 
 
-OP_TYPES += (PromptLength, Chars, CodePoint, TokenId, PromptNote, Lookup, RowMean, RowVar,
+OP_TYPES += (PromptLength, Chars, TokenId, PromptNote, Lookup, RowMean, RowVar,
              Normalize, ScaleShift, CausalScores, RowMax, RowSumExp, Softmax, MatMul, Concat,
              PickRow, Divide, Largest, LargestIds)
 

@@ -67,17 +67,13 @@ def _chars(op, v):
     return np.array([[window[i] if i < n else ""] for i in range(op.count)], dtype=object)
 
 
-def _code_point(op, v):
-    return np.vectorize(lambda c: "" if c in ("", None) else float(ord(c)), otypes=[object])(v[op.x])
-
-
 def _token_id(op, v):
     first = {}
-    for i, code in enumerate(np.asarray(v[op.codes], dtype=np.float64)[:, 0]):
-        first.setdefault(code, i)  # MATCH(..., 0) finds the first equal entry
+    for i, ch in enumerate(v[op.chars][:, 0]):
+        first.setdefault(ch, i)  # a repeated character: its first row, as the sheet's MIN finds
     out = [[float(op.pad) if c in ("", None) else
-            float(first[code]) if code in first else f"not in vocab: '{c}'"]
-           for c, code in zip(v[op.char][:, 0], v[op.code][:, 0])]
+            float(first[c]) if c in first else f"not in vocab: '{c}'"]
+           for c in v[op.char][:, 0]]
     numbers = all(isinstance(row[0], float) for row in out)
     return np.array(out, dtype=np.float64 if numbers else object)
 
@@ -122,7 +118,6 @@ def _pick_row(op, v):
 REFERENCE.update({
     ir.PromptLength: _prompt_length,
     ir.Chars: _chars,
-    ir.CodePoint: _code_point,
     ir.TokenId: _token_id,
     ir.PromptNote: _prompt_note,
     ir.Lookup: _lookup,

@@ -4,9 +4,9 @@ Seeded random weights (float32), exported with an 8-token context and --style au
 and each recalculation runs in its own process so that its peak memory is its own.  Prints one row
 per shape: export wall time, cells/s, peak memory (MiB, and "x f32": as a multiple of the model's
 float32 size; the interpreter with torch imported is ~225 MiB of it), file size, LibreOffice load
-+ recalc time and peak memory, and the max |logits - PyTorch float64|.  The baseline is plain openpyxl write_only
-writing the same cells one by one, timed on the first BASELINE_CELLS cells of each workbook (all
-of them for small shapes), so the speed-up is a ratio from the same run.
++ recalc time and peak memory, and the max |logits - PyTorch float64|.  The baseline is plain
+openpyxl write_only writing the same cells one by one, timed on the first BASELINE_CELLS cells of
+each workbook (all of them for small shapes), so the speed-up is a ratio from the same run.
 
     python benchmarks/bench_scale.py [--shapes example,small,medium,gpt2-small]
 """

@@ -5,7 +5,8 @@ Prints one row per writer (and checks that ours reads back bit for bit).
 
     python benchmarks/bench_writers.py [ROWS COLS]      # default 1000 x 1000 = 1M cells
 
-XlsxWriter comes with the "bench" extra (pip install -e '.[bench]'); without it its row says skipped.
+XlsxWriter comes with the "bench" extra (pip install -e '.[bench]'); without it, its row says
+skipped.
 """
 from __future__ import annotations
 

@@ -131,12 +131,15 @@ def _export_options(fn):
     fn = _load_options(fn)
     for opt in reversed([
         click.option("--style", type=click.Choice(["cells", "arrays", "auto"]), default="auto",
-                     show_default=True, help="cells: one readable formula per cell; arrays: one "
-                     "MMULT array per product; auto: arrays above 200,000 formula cells, else cells"),
+                     show_default=True, help="cells: one readable formula per cell; arrays: "
+                     "one MMULT array per product; auto: arrays above 200,000 formula cells, "
+                     "else cells"),
         click.option("--input", "input_value", type=float, default=None,
                      help="sqrt net: x to start with"),
-        click.option("--prompt", default=None, help="text models: the prompt written into the sheet"),
-        click.option("--tokens", default=None, help="GPT: comma-separated token ids instead of a prompt"),
+        click.option("--prompt", default=None,
+                     help="text models: the prompt written into the sheet"),
+        click.option("--tokens", default=None,
+                     help="GPT: comma-separated token ids instead of a prompt"),
         click.option("--context", type=int, default=None,
                      help="GPT: positions to compute (default: block size)"),
         click.option("--precision", type=click.Choice(["float64", "float32", "auto"]),

@@ -74,7 +74,7 @@ class Labels:
 
 
 class Numbers(Sequence):
-    """"0", "1", ... "n-1", made when read: the row labels of a tensor that has no names for them."""
+    """"0", "1", ... "n-1", made when read: the row labels of a tensor without names for them."""
 
     def __init__(self, n: int):
         self.n = n

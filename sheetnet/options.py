@@ -7,7 +7,7 @@ from dataclasses import dataclass
 @dataclass
 class ExportOptions:
     style: str = "auto"           # "cells": one readable formula per cell; "arrays": MMULT blocks;
-                                  # "auto" (as the CLI): arrays above AUTO_ARRAYS_ABOVE formula cells
+                                  # "auto" (the CLI's too): arrays above AUTO_ARRAYS_ABOVE
     force: bool = False           # overwrite an existing output file
     fmt: str | None = None        # checkpoint format (loaders.FORMATS); None = detect it ("auto")
     meta: str | None = None       # GPT formats: meta.pkl with the vocabulary (None = one beside)

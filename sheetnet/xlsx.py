@@ -134,7 +134,7 @@ def _rows(spec, styles: Styles, fmt):
     """Yield each row's XML, in row order, merging scattered cells, text runs, number blocks and
     array formulas.  A cell's XML is made only when its row is written: a GPT-2-sized Output sheet
     has ~400k array-formula cells and 200k labels, whose XML held up front cost ~150 MB."""
-    spans = sorted(_spans(spec, styles, fmt), key=lambda s: s[0])  # (first row, stop, cells of row r)
+    spans = sorted(_spans(spec, styles, fmt), key=lambda s: s[0])  # (first row, stop, cells of r)
     rows: set[int] = set()
     for first, stop, _ in spans:
         rows.update(range(first, stop))
@@ -159,7 +159,7 @@ def _check_apart(sheet: str, r: int, items) -> None:
 
 
 def _spans(spec, styles: Styles, fmt):
-    """(first row, stop row, fn(r) -> [(col, xml, columns it covers)]) for each part of the sheet."""
+    """(first row, stop row, fn(r) -> [(col, xml, columns it covers)]) per part of the sheet."""
     by_row: dict[int, list[int]] = defaultdict(list)
     for r, c in spec.cells:
         by_row[r].append(c)
@@ -201,7 +201,8 @@ def _array_cells(a, style, r):
     ref = f"{cell_name(a.row, a.col)}:{cell_name(a.row + a.nrows - 1, a.col + a.ncols - 1)}"
     out = []
     for c in range(a.col, a.col + a.ncols):
-        body = f'<f t="array" ref="{ref}">{xml_text(a.text)}</f>' if (r, c) == (a.row, a.col) else ""
+        top_left = (r, c) == (a.row, a.col)
+        body = f'<f t="array" ref="{ref}">{xml_text(a.text)}</f>' if top_left else ""
         out.append((c, f'<c r="{_COLS[c]}{r + 1}" s="{style}">{body}</c>', 1))
     return out
 

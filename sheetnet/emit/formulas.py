@@ -83,7 +83,8 @@ def token_id(op: ir.TokenId, r: Refs, i: int, j: int) -> str:
     # vocabulary column without an array formula (Excel 2010+), and MIN finds the first matching
     # row: (row - n) where EXACT holds, 0 elsewhere, so MIN + n is the id, or n when none matched
     c, chars, n = r.cell(op.char, i, 0), r.all(op.chars), r.shape(op.chars)[0]
-    found = f"(SUMPRODUCT(MIN((ROW({chars})-ROW({r.cell(op.chars, 0, 0)})-{n})*EXACT({c},{chars})))+{n})"
+    rows = f"ROW({chars})-ROW({r.cell(op.chars, 0, 0)})"  # 0, 1, ... down the column
+    found = f"(SUMPRODUCT(MIN(({rows}-{n})*EXACT({c},{chars})))+{n})"
     return f'IF({c}="",{op.pad},IF({found}<{n},{found},{_message(UNKNOWN_CHAR, c)}))'
 
 

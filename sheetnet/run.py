@@ -13,13 +13,18 @@ def input_edits(manifest: dict, name: str, values) -> list[tuple[str, int, int, 
     """Edits that fill input node ``name`` row by row with ``values``.
 
     Raises:
-        SheetnetError: the count of values differs from the node's cells.
+        SheetnetError: the count of values differs from the node's cells, or a value breaks the
+            input's bound (the rule its cells carry, e.g. temperature > 0).
     """
     entry = manifest["nodes"][name]
     rows, cols = entry["shape"]
     flat = list(values)
     if len(flat) != rows * cols:
         raise SheetnetError(f"input {name} takes {rows * cols} value(s), got {len(flat)}")
+    bound = entry.get("above")  # set through the engine, a value skips the cell's own rule
+    bad = [v for v in flat if bound is not None and not (isinstance(v, (int, float)) and v > bound)]
+    if bad:
+        raise SheetnetError(f"{name} must be > {bound:g} (got {bad[0]})")
     down = entry.get("layout") == "transposed"  # element (i, j) at sheet row j, column i
     return [(entry["sheet"], entry["row"] + (k % cols if down else k // cols),
              entry["col"] + (k // cols if down else k % cols), v) for k, v in enumerate(flat)]
@@ -46,9 +51,6 @@ def run(book, inputs: list[float] | None = None, engine: Engine | None = None,
     all_edits = (input_edits(manifest, first, inputs) if inputs is not None else []) + list(edits or [])
     declared = spec.get("inputs", {})
     named = _tokens_as_prompt(spec, declared, named)
-    if named.get("temperature") is not None and not named["temperature"] > 0:
-        # the sheet would divide by it: #DIV/0! at 0, a silently inverted softmax below
-        raise SheetnetError(f"temperature must be > 0 (got {named['temperature']})")
     for key, value in named.items():
         if value is None:
             continue

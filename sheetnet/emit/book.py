@@ -194,6 +194,8 @@ def manifest(graph: ir.Graph, plan: Plan) -> dict:
             entry["layout"] = "transposed"
         if node.ref:
             entry["ref"] = node.ref
+        if isinstance(node.op, ir.Input) and node.op.above is not None:
+            entry["above"] = node.op.above  # run refuses what the cell's rule would
         if isinstance(node.op, ir.Param):
             entry["source"] = node.op.source
             entry["transposed"] = node.op.transposed

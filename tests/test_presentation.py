@@ -2,6 +2,7 @@
 import openpyxl
 import pytest
 
+from lo_helpers import validation_rule
 from sheetnet.emit.a1 import cell_name, defined_name
 from sheetnet.export import export
 from sheetnet.options import ExportOptions
@@ -99,12 +100,6 @@ def test_the_temperature_cell_takes_only_numbers_above_zero(engine, books, name)
     assert (dv.type, dv.operator, dv.formula1, dv.showErrorMessage) == ("decimal", "greaterThan",
                                                                         "0", True)
     assert "greater than 0" in dv.error
-    with engine._watchdog("reading the validation"):  # and LibreOffice reads the same rule
-        doc = engine._load(books[name].resolve())
-        try:
-            cell = doc.Sheets.getByName(t["sheet"]).getCellByPosition(t["col"], t["row"])
-            rule = cell.Validation
-            got = (rule.Type.value, rule.getOperator().value, rule.getFormula1(), rule.ShowErrorMessage)
-        finally:
-            doc.close(True)
+    # and LibreOffice reads the same rule
+    got = validation_rule(engine, books[name], t["sheet"], t["row"], t["col"])
     assert got == ("DECIMAL", "GREATER", "0", True)

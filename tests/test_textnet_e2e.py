@@ -23,6 +23,7 @@ from sheetnet.run import input_edits, run
 from sheetnet.verify import read_nodes, verify
 from sheetnet.writer import read_manifest
 from cli_helpers import invoke, one_line_error
+from lo_helpers import validation_rule
 
 NETS = ["textnet.pt", "textnet_wide.pt"]
 TOL = 1e-9
@@ -226,14 +227,7 @@ def test_tricky_dropdown_offers_the_vocabulary(engine, tricky):
     assert (dv.type, dv.formula1, str(dv.sqref)) == (
         "list", source, openpyxl.utils.get_column_letter(word["col"] + 1) + str(word["row"] + 1))
     # LibreOffice reads it as a list validation over the same cells
-    with engine._watchdog("reading the validation"):
-        doc = engine._load(book.resolve())
-        try:
-            cell = doc.Sheets.getByName("Input").getCellByPosition(word["col"], word["row"])
-            validation = cell.Validation
-            kind, formula = validation.Type.value, validation.getFormula1()
-        finally:
-            doc.close(True)
+    kind, _, formula, _ = validation_rule(engine, book, "Input", word["row"], word["col"])
     assert kind == "LIST" and formula == source.replace("'Vocab'!", "$Vocab.")
 
 

@@ -100,7 +100,7 @@ class Styles:
                      if "align" in s else "/>")
             xfs.append(f'<xf numFmtId="{fmt_id}" fontId="{n}" fillId="{n + 1}" borderId="{n}" '
                        'applyNumberFormat="1" applyFont="1" applyFill="1" applyBorder="1"' + align)
-        numfmts = "".join(f'<numFmt numFmtId="{i}" formatCode="{escape(f, {chr(34): "&quot;"})}"/>'
+        numfmts = "".join(f'<numFmt numFmtId="{i}" formatCode="{_attr(f)}"/>'
                           for f, i in fmt_ids.items())
         return (f'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<styleSheet {NS}>'
                 f'<numFmts count="{len(fmt_ids)}">{numfmts}</numFmts>'
@@ -448,13 +448,13 @@ def write_xlsx(book, path, styles: dict, precision: str = "float64", compresslev
             overrides.append((f"/xl/worksheets/sheet{k}.xml",
                               f"{CT}.spreadsheetml.worksheet+xml"))
             state = f' state="{spec.state}"' if spec.state != "visible" else ""
-            sheets_xml.append(f'<sheet name="{xml_text(spec.name)}" sheetId="{k}"{state} '
+            sheets_xml.append(f'<sheet name="{_attr(spec.name)}" sheetId="{k}"{state} '
                               f'r:id="rId{k}"/>')
             wb_rels.append(("worksheet", f"worksheets/sheet{k}.xml"))
             if progress:
                 progress(spec)
         for name, ref in book.names.items():
-            names.append(f'<definedName name="{xml_text(name)}">{xml_text(ref)}</definedName>')
+            names.append(f'<definedName name="{_attr(name)}">{xml_text(ref)}</definedName>')
         wb_rels.append(("styles", "styles.xml"))
         zf.writestr("xl/styles.xml", st.xml())
         zf.writestr("xl/_rels/workbook.xml.rels", _rels(wb_rels))

@@ -1,12 +1,17 @@
 """The ``sheetnet`` command: thin click commands over the public API.
 
-Every SheetnetError becomes one line on stderr ("error: ...") and exit code 1.
+Every SheetnetError becomes one line on stderr ("error: ...") and exit code 1; SIGINT (Ctrl-C),
+SIGTERM and SIGHUP one line, "error: interrupted (SIGTERM)", and exit code 128 + the signal's number,
+after the same clean-up as any error.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
+import signal
 import sys
+import threading
 from pathlib import Path
 
 import click
@@ -59,7 +64,63 @@ def _load_options(fn):
     return fn
 
 
-@click.group()
+# the signals that end a command; a signal ignored when we start (nohup's SIGHUP) stays ignored
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+class Interrupted(BaseException):
+    """A stop signal, raised in the main thread wherever it is, so that every ``finally`` and
+    ``with`` runs: the export's temporary file goes (files.atomic_path), soffice and its profile
+    go (engine.Engine).  A BaseException, as KeyboardInterrupt is: ``except Exception`` lets it by.
+    """
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+    def __str__(self) -> str:
+        return f"interrupted ({signal.Signals(self.signum).name})"
+
+
+@contextlib.contextmanager
+def _signals_raise():
+    # without it SIGTERM and SIGHUP kill us at once (no finally runs) and Ctrl-C's
+    # KeyboardInterrupt ends in click's "Aborted!"; handlers can only be set in the main thread
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum, frame):
+        for s in _STOP_SIGNALS:  # a second signal must not cut the clean-up short
+            signal.signal(s, signal.SIG_IGN)
+        raise Interrupted(signum)
+
+    before = {s: signal.getsignal(s) for s in _STOP_SIGNALS}
+    for s, handler in before.items():
+        if handler is not signal.SIG_IGN:
+            signal.signal(s, stop)
+    try:
+        yield
+    except KeyboardInterrupt:
+        raise Interrupted(signal.SIGINT) from None
+    finally:
+        for s, handler in before.items():
+            signal.signal(s, handler)
+
+
+class _Main(click.Group):
+    """The sheetnet group: any command a stop signal ends prints one line and exits 128 + signum."""
+
+    def invoke(self, ctx):
+        try:
+            with _signals_raise():
+                return super().invoke(ctx)
+        except Interrupted as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(128 + exc.signum)
+
+
+@click.group(cls=_Main)
 @click.version_option(package_name="sheetnet")
 def main():
     """Compile trained PyTorch models into live, verifiable spreadsheets."""

@@ -1,4 +1,4 @@
-"""Writing files so that a failure leaves nothing behind."""
+"""Writing files so that a failure leaves nothing behind, and says why in one line."""
 from __future__ import annotations
 
 import os
@@ -8,6 +8,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from .errors import SheetnetError
+
+# a temp file always ends in a suffix: torch.save names its archive after the file's stem, and
+# a hidden name without one (".sheetnet-x1y2") has none ("invalid file name")
+TEMP_SUFFIX = ".tmp"
 
 
 def check_output(path: str | os.PathLike, force: bool) -> Path:
@@ -24,22 +28,32 @@ def check_output(path: str | os.PathLike, force: bool) -> Path:
     return path
 
 
+def cannot_write(path: Path, exc: OSError) -> SheetnetError:
+    """The one line for an OSError met writing ``path`` (read-only, full, no permission...)."""
+    return SheetnetError(f"cannot write {path}: {exc.strerror or exc}")
+
+
 @contextmanager
 def atomic_path(path: str | os.PathLike, force: bool = True):
     """Yield a temporary path beside ``path``; on success it is renamed to ``path``.
 
     Raises:
-        SheetnetError: the folder is missing, or ``path`` exists and ``force`` is False.
+        SheetnetError: the folder is missing, ``path`` exists and ``force`` is False, or the
+            file system refuses (read-only, full, no permission): nothing is left behind.
     """
     path = check_output(path, force)
-    fd, tmp = tempfile.mkstemp(prefix=".sheetnet-", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
+    tmp = None
     try:
+        fd, tmp = tempfile.mkstemp(prefix=".sheetnet-", suffix=path.suffix or TEMP_SUFFIX,
+                                   dir=path.parent)
+        os.close(fd)
         yield tmp
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the usual mode
         os.replace(tmp, path)
+    except OSError as exc:
+        raise cannot_write(path, exc) from None
     finally:
-        if os.path.exists(tmp):
+        if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
 
 
@@ -49,12 +63,14 @@ def atomic_dir(path: str | os.PathLike, force: bool = False):
     (a file or folder already there, with ``force``, is removed only then).
 
     Raises:
-        SheetnetError: the folder is missing, or ``path`` exists and ``force`` is False.
+        SheetnetError: the folder is missing, ``path`` exists and ``force`` is False, or the
+            file system refuses (read-only, full, no permission): nothing is left behind.
     """
     path = check_output(path, force)
-    tmp = Path(tempfile.mkdtemp(prefix=".sheetnet-", dir=path.parent))
-    old = path.parent / f"{tmp.name}.old"
+    tmp = old = None
     try:
+        tmp = Path(tempfile.mkdtemp(prefix=".sheetnet-", dir=path.parent))
+        old = path.parent / f"{tmp.name}.old"
         yield tmp
         os.chmod(tmp, 0o777 & ~_umask())
         if path.exists():
@@ -65,12 +81,50 @@ def atomic_dir(path: str | os.PathLike, force: bool = False):
             if old.exists():   # put back what was there
                 os.replace(old, path)
             raise
+    except OSError as exc:
+        raise cannot_write(path, exc) from None
     finally:
         for leftover in (tmp, old):
+            if leftover is None:
+                continue
             if leftover.is_dir():
-                shutil.rmtree(leftover)
+                shutil.rmtree(leftover, ignore_errors=True)
             elif leftover.exists():
                 leftover.unlink()
+
+
+def torch_save(obj, path: str | os.PathLike) -> None:
+    """``torch.save(obj, path)``, but a write the file system refuses raises its OSError (torch
+    reports a full disk as RuntimeError "unexpected pos"), which atomic_path turns into one line.
+
+    Raises:
+        OSError: the write failed.
+    """
+    import torch
+    with open(path, "wb") as f:
+        sink = _Sink(f)
+        try:
+            torch.save(obj, sink)
+        except RuntimeError:
+            if sink.error is not None:
+                raise sink.error from None
+            raise
+
+
+class _Sink:
+    # a file that remembers the OSError its write raised (torch's writer swallows it)
+    def __init__(self, f):
+        self.f, self.error = f, None
+
+    def write(self, data) -> int:
+        try:
+            return self.f.write(data)
+        except OSError as exc:
+            self.error = exc
+            raise
+
+    def flush(self) -> None:
+        self.f.flush()
 
 
 def _umask() -> int:

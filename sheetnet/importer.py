@@ -17,20 +17,23 @@ what a workbook does not hold (inputs typed in the sheets are not part of a chec
 from __future__ import annotations
 
 import json
+import math
+import os
 import pickle
+import re
+import stat
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
-import openpyxl
 import torch
 
 from .emit.a1 import col_letter, quote_sheet
 from .errors import SheetnetError
-from .files import atomic_dir, atomic_path, check_output
+from .files import atomic_dir, atomic_path, check_output, torch_save
 from .ir import graph as ir
 from .loaders.source import payload
-from .writer import read_manifest
+from .manifest import MIN_CELL_BYTES, Book, plain_file_name, read_manifest
 
 KEPT_NUMBERS = 4096          # a tensor the workbook does not show is kept up to this many numbers
 VOCAB_IN_META = "meta.vocab"  # metadata "vocab" equal to the manifest's meta["vocab"]: kept once
@@ -69,22 +72,36 @@ def checkpoint_record(payload: dict, graph, model_path=None) -> dict:
 
 def _folder_files(path: Path) -> tuple[dict, list]:
     # the text files of an HF folder besides config.json and the weights (tokenizer, generation
-    # config), kept as they are up to FOLDER_FILE_CHARS each; the names of those left out
+    # config), kept as they are up to FOLDER_FILE_CHARS each; the names of those left out.  Only
+    # regular files that live in the folder: a symlink (to /etc/passwd, say) is left out, named
     folder, files, left = (path if path.is_dir() else path.parent), {}, []
     for f in sorted(folder.iterdir()):
-        if not f.is_file() or f.name == "config.json" or f.name.startswith(".") \
+        if f.name == "config.json" or f.name.startswith(".") \
                 or f.suffix in (".safetensors", ".bin", ".pt", ".pth", ".h5", ".msgpack") \
                 or f.name.endswith(".index.json"):
             continue
-        try:
-            text = f.read_text(encoding="utf-8") if f.stat().st_size <= FOLDER_FILE_CHARS else None
-        except (UnicodeDecodeError, OSError):
-            text = None
+        text = _own_text_file(f)
         if text is None:
-            left.append(f.name)
+            if not f.is_dir() or f.is_symlink():
+                left.append(f.name)
         else:
             files[f.name] = text
     return files, left
+
+
+def _own_text_file(f: Path) -> str | None:
+    # the text of a regular file, not a link, of at most FOLDER_FILE_CHARS bytes; else None
+    try:
+        if not stat.S_ISREG(os.lstat(f).st_mode) or not plain_file_name(f.name):
+            return None
+        fd = os.open(f, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        with os.fdopen(fd, "rb") as fh:
+            if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+                return None
+            data = fh.read(FOLDER_FILE_CHARS + 1)
+        return data.decode("utf-8") if len(data) <= FOLDER_FILE_CHARS else None
+    except (UnicodeDecodeError, OSError):
+        return None
 
 
 def _is_causal_mask(t: torch.Tensor) -> bool:
@@ -135,60 +152,117 @@ def read_weights(book: Path, manifest: dict) -> dict[str, np.ndarray]:
 
     Raises:
         SheetnetError: "weight L1.W: 'Layer 1'!C5 holds text 'abc', not a number", or is empty,
-            or its sheet is missing.
+            holds NaN or INF, a number its checkpoint dtype cannot hold, or its sheet is missing.
     """
     params = {n: e for n, e in manifest["nodes"].items() if e["op"] == "Param"}
-    wb = openpyxl.load_workbook(book, read_only=True, data_only=True)
-    try:
-        out = {}
+    dtypes = {t["key"]: t["dtype"]
+              for t in manifest["meta"].get("checkpoint", {}).get("tensors", [])}
+    out = {}
+    with Book(book) as wb:
         for sheet in dict.fromkeys(e["sheet"] for e in params.values()):
             names = [n for n, e in params.items() if e["sheet"] == sheet]
-            if sheet not in wb.sheetnames:
+            if sheet not in wb.sheets:
                 raise SheetnetError(f"weight {names[0]}: sheet {sheet!r} is missing from {book.name}")
-            out.update(_read_sheet(wb[sheet], {n: params[n] for n in names}))
-    finally:
-        wb.close()
+            out.update(_read_sheet(wb, sheet, {n: params[n] for n in names}, dtypes))
     return {n: out[n].T if params[n].get("layout") == "transposed" else out[n] for n in params}
 
 
-def _read_sheet(ws, entries: dict) -> dict[str, np.ndarray]:
-    # one pass over the rows the weights cover; arrays as the cells lie (NaN: not read yet)
+def _read_sheet(wb: Book, sheet: str, entries: dict, dtypes: dict) -> dict[str, np.ndarray]:
+    # one streamed pass over the rows the weights cover; arrays as the cells lie (NaN: not a
+    # number yet), each row checked once the sheet is past it, in the order a reader would look
     boxes = {}
     for name, e in entries.items():
         rows, cols = e["shape"][::-1] if e.get("layout") == "transposed" else e["shape"]
-        boxes[name] = (e["row"], e["col"], np.full((rows, cols), np.nan))
-    top = min(r for r, _, _ in boxes.values())
-    bottom = max(r + a.shape[0] for r, _, a in boxes.values())
-    left = min(c for _, c, _ in boxes.values())
-    right = max(c + a.shape[1] for _, c, a in boxes.values())
-    for r, row in enumerate(ws.iter_rows(min_row=top + 1, max_row=bottom, min_col=left + 1,
-                                         max_col=right, values_only=True), start=top):
-        for name, (r0, c0, arr) in boxes.items():
-            if r0 <= r < r0 + arr.shape[0]:
-                vals = tuple(row[c0 - left:c0 - left + arr.shape[1]])
-                vals += (None,) * (arr.shape[1] - len(vals))
-                if not all(type(v) in (float, int) for v in vals):
-                    j = next(j for j, v in enumerate(vals) if type(v) not in (float, int))
-                    raise _not_a_number(name, ws.title, r, c0 + j, vals[j])
-                arr[r - r0] = vals
-    for name, (r0, c0, arr) in boxes.items():   # rows the sheet does not have at all
-        if np.isnan(arr).any():
-            i, j = np.argwhere(np.isnan(arr))[0]
-            raise _not_a_number(name, ws.title, r0 + i, c0 + j, None)
-    return {name: arr for name, (_, _, arr) in boxes.items()}
+        boxes[name] = (e["row"], e["col"], rows, cols)
+    declared = sum(rows * cols for _, _, rows, cols in boxes.values())
+    if declared * MIN_CELL_BYTES > wb.part_size(sheet):
+        # allocate only what the file can back: each cell is at least <c><v>0</v></c>
+        raise SheetnetError(f"{wb.path.name}: the manifest places {declared:,} weight cells on "
+                            f"sheet {sheet!r}, more than its {wb.part_size(sheet):,} bytes hold")
+    arrays = {name: np.full((rows, cols), np.nan) for name, (_, _, rows, cols) in boxes.items()}
+    top = min(r for r, _, _, _ in boxes.values())
+    bottom = max(r + rows for r, _, rows, _ in boxes.values())
+    left = min(c for _, c, _, _ in boxes.values())
+    right = max(c + cols for _, c, _, cols in boxes.values())
+    bad, done = {}, [top]
+
+    def on_cell(r, c, kind, text):
+        value = _number(kind, text)
+        for name, (r0, c0, rows, cols) in boxes.items():
+            if r0 <= r < r0 + rows and c0 <= c < c0 + cols:
+                if value is None:
+                    bad[(r, c)] = (kind, text)
+                else:
+                    arrays[name][r - r0, c - c0] = value
+
+    def check_through(last):
+        for r in range(done[0], last + 1):
+            for name, (r0, c0, rows, cols) in boxes.items():
+                if r0 <= r < r0 + rows:
+                    _check_row(wb, name, sheet, r, c0, arrays[name][r - r0], bad,
+                               dtypes.get(entries[name]["source"], "float64"))
+            bad_keys = [k for k in bad if k[0] == r]
+            for k in bad_keys:
+                del bad[k]
+        done[0] = max(done[0], last + 1)
+    wb.cells(sheet, (top, bottom), (left, right), on_cell, check_through)
+    check_through(bottom - 1)   # rows the sheet does not have at all
+    return arrays
 
 
-def _not_a_number(name: str, sheet: str, row: int, col: int, value) -> SheetnetError:
-    if value is None:
-        what = "is empty"
-    elif isinstance(value, str) and value in openpyxl.cell.cell.ERROR_CODES:
-        what = f"holds the error {value}"
-    elif isinstance(value, str):
-        what = f"holds text {value[:40] + '...' if len(value) > 40 else value!r}"
+_NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+
+
+def _number(kind: str, text: str | None) -> float | None:
+    # a number cell's value; None for anything else (text, a boolean, an error, NaN, empty)
+    if kind != "n" or text is None or not _NUMBER.fullmatch(text.strip()):
+        return None
+    value = float(text)
+    return value if math.isfinite(value) else None
+
+
+def _check_row(wb: Book, name: str, sheet: str, r: int, c0: int, values: np.ndarray, bad: dict,
+               dtype: str) -> None:
+    missing = np.flatnonzero(np.isnan(values))
+    if missing.size:
+        c = c0 + int(missing[0])
+        kind, text = bad.get((r, c), ("n", None))
+        raise _not_a_number(wb, name, sheet, r, c, kind, text)
+    target = getattr(torch, dtype)
+    if target.is_floating_point:   # a typed 1e308 is inf in float32: refused, not changed
+        over = np.flatnonzero(torch.isinf(torch.from_numpy(values).to(target)).numpy())
+    elif target == torch.bool:
+        over = np.flatnonzero((values != 0) & (values != 1))
     else:
-        what = f"holds {str(value).upper() if isinstance(value, bool) else repr(value)}"
+        info = torch.iinfo(target)
+        over = np.flatnonzero((values < info.min) | (values > info.max))
+    if over.size:
+        c = c0 + int(over[0])
+        raise SheetnetError(f"weight {name}: {quote_sheet(sheet)}!{col_letter(c)}{r + 1} holds "
+                            f"{values[over[0]]:g}, more than its checkpoint's {dtype} can hold")
+
+
+def _not_a_number(wb: Book, name: str, sheet: str, row: int, col: int, kind: str,
+                  text: str | None) -> SheetnetError:
+    if text is None:
+        what = "is empty"
+    elif kind == "e":
+        what = f"holds the error {text}"
+    elif kind == "b":
+        what = f"holds {'TRUE' if text.strip() in ('1', 'true') else 'FALSE'}"
+    elif kind == "n":   # a number cell whose text is no finite number: NaN, INF, -INF, junk
+        word = text.strip()
+        what = f"holds {_NON_FINITE.get(word.lower().lstrip('+'), repr(word[:40]))}"
+    else:
+        if kind == "s":
+            text = wb.strings({int(text)}).get(int(text), "") if text.strip().isdigit() else ""
+        what = f"holds text {text[:40] + '...' if len(text) > 40 else text!r}"
     return SheetnetError(f"weight {name}: {quote_sheet(sheet)}!{col_letter(col)}{row + 1} "
                          f"{what}, not a number")
+
+
+_NON_FINITE = {"nan": "NaN", "inf": "INF", "-inf": "-INF", "infinity": "INF",
+               "-infinity": "-INF"}
 
 
 def rebuild_state(rec: dict, nodes: dict, cells: dict, say) -> dict[str, torch.Tensor]:
@@ -227,7 +301,7 @@ def rebuild_state(rec: dict, nodes: dict, cells: dict, say) -> dict[str, torch.T
 # --- writers: one per format, each writing what that format's own programs read -----------------
 def _write_sheetnet(out, rec, state, metadata, force, say):
     with atomic_path(out, force=force) as tmp:
-        torch.save(payload(rec["architecture"], rec["config"], state, metadata), tmp)
+        torch_save(payload(rec["architecture"], rec["config"], state, metadata), tmp)
 
 
 def _write_nanogpt(out, rec, state, metadata, force, say):
@@ -244,7 +318,7 @@ def _write_nanogpt(out, rec, state, metadata, force, say):
     ck["config"] = metadata.get("train_config", {})
     vocab_file = _vocab_file(out.parent, metadata, force)
     with atomic_path(out, force=force) as tmp:
-        torch.save(ck, tmp)
+        torch_save(ck, tmp)
     _write_vocab_file(vocab_file, metadata, say)
     say("not carried: the optimizer state (not a weight); sample.py reads this checkpoint, "
         "train.py's init_from='resume' needs a fresh optimizer")
@@ -255,11 +329,11 @@ def _write_mingpt(out, rec, state, metadata, force, say):
     if metadata.get("layout") == "file":
         vocab_file = _vocab_file(out.parent, metadata, force)
         with atomic_path(out, force=force) as tmp:
-            torch.save({"model": state, "config": cfg}, tmp)
+            torch_save({"model": state, "config": cfg}, tmp)
         _write_vocab_file(vocab_file, metadata, say)
         return
     with atomic_dir(out, force=force) as tmp:   # chargpt's work folder
-        torch.save(state, tmp / "model.pt")
+        torch_save(state, tmp / "model.pt")
         (tmp / "config.json").write_text(json.dumps(cfg, indent=4), encoding="utf-8")
         _write_vocab_file(_vocab_file(tmp, metadata, force), metadata, None)
 
@@ -275,7 +349,10 @@ def _write_hf_gpt2(out, rec, state, metadata, force, say):
                                                     sort_keys=True) + "\n", encoding="utf-8")
         save_file(tensors, str(tmp / "model.safetensors"), metadata={"format": "pt"})
         for name, text in rec.get("files", {}).items():   # tokenizer files, as they were
-            (tmp / name).write_text(text, encoding="utf-8")
+            if not plain_file_name(name):   # read_manifest refused it already; never write it
+                raise SheetnetError(f"{name!r} is not a plain file name")
+            with open(tmp / name, "x", encoding="utf-8") as f:   # "x": never through a link
+                f.write(text)
     say("written: " + ", ".join(["config.json", "model.safetensors", *rec.get("files", {})]))
     if rec.get("files_left"):
         say(f"not carried (binary or too big to keep): {', '.join(rec['files_left'])}")
@@ -283,15 +360,18 @@ def _write_hf_gpt2(out, rec, state, metadata, force, say):
 
 def _write_mlp_module(out, rec, state, metadata, force, say):
     from .models.mlp import build_sequential
-    model = build_sequential(rec["config"]["layers"]).to(next(iter(state.values())).dtype)
-    model.load_state_dict(state)
+    model = build_sequential(rec["config"].get("layers")).to(next(iter(state.values())).dtype)
+    try:
+        model.load_state_dict(state)
+    except RuntimeError:
+        raise SheetnetError("the manifest's layers do not match its tensors (mlp config)") from None
     with atomic_path(out, force=force) as tmp:
-        torch.save(model, tmp)
+        torch_save(model, tmp)
 
 
 def _write_mlp_state_dict(out, rec, state, metadata, force, say):
     with atomic_path(out, force=force) as tmp:
-        torch.save(state, tmp)
+        torch_save(state, tmp)
     if metadata.get("activations"):
         say(f"a bare state dict: export it with --activations {metadata['activations']}")
 

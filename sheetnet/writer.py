@@ -3,7 +3,7 @@
 Knows cells, styles and charts; nothing about the IR.  xlsx.py streams it to SpreadsheetML:
 numbers with the shortest exact text (every weight reads back bit for bit), strings always as
 text cells (even "=1+1").  The file is written to a temporary name beside the target and
-renamed, so a failed export leaves nothing behind.  Reading back uses openpyxl.
+renamed, so a failed export leaves nothing behind.  Reading back: manifest.py.
 """
 from __future__ import annotations
 
@@ -15,10 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import openpyxl
 
-from .errors import SheetnetError
 from .files import atomic_path
+from .manifest import MANIFEST_SHEET, read_manifest  # noqa: F401 (read_manifest: its readers' name)
 from .xlsx import write_xlsx
 
 
@@ -30,7 +29,6 @@ def _templates_dir() -> Path:
 
 
 TEMPLATES = _templates_dir()
-MANIFEST_SHEET = "_sheetnet"
 _CHUNK = 30_000  # characters of manifest JSON per cell (a cell holds at most 32,767)
 
 
@@ -140,29 +138,3 @@ def _manifest_sheet(manifest: dict) -> SheetSpec:
     for k in range(0, max(len(text), 1), _CHUNK):
         spec.put(k // _CHUNK, 0, text[k:k + _CHUNK])
     return spec
-
-
-def read_manifest(path: str | os.PathLike) -> dict:
-    """The manifest sheetnet wrote into a workbook.
-
-    Raises:
-        SheetnetError: not an .xlsx, or not written by sheetnet.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise SheetnetError(f"workbook {path} does not exist")
-    try:
-        wb = openpyxl.load_workbook(path, read_only=True)
-    except Exception as exc:
-        raise SheetnetError(f"{path} is not a readable .xlsx workbook ({type(exc).__name__})") from None
-    try:
-        if MANIFEST_SHEET not in wb.sheetnames:
-            raise SheetnetError(f"{path} was not written by sheetnet (no {MANIFEST_SHEET} sheet)")
-        chunks = [row[0] for row in wb[MANIFEST_SHEET].iter_rows(values_only=True) if row[0]]
-    finally:
-        wb.close()
-    try:
-        return json.loads("".join(chunks))
-    except ValueError:
-        raise SheetnetError(f"{path}: the sheetnet manifest is damaged") from None
-

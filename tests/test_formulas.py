@@ -103,7 +103,7 @@ GPT_CELL_CASES = [
      "'Vocab'!B5:B7)))+3)<3,(SUMPRODUCT(MIN((ROW('Vocab'!B5:B7)-ROW('Vocab'!B5)-3)*EXACT(B22,"
      "'Vocab'!B5:B7)))+3),\"not in vocab: '\"&B22&\"'\"))"),
     (P, ir.PromptNote("p", "id", 4), (0, 0),
-     'IF(SUMPRODUCT(ISTEXT(D21:D24)*1)>0,"not in vocab: see the id column",IF(LEN(B5)>4,'
+     'IF(COUNT(D21:D24)<4,"not in vocab: see the id column",IF(LEN(B5)>4,'
      '"the prompt has "&LEN(B5)&" characters; the context holds 4: the sheet reads the last 4",'
      'IF(LEN(B5)=0,"type a prompt","ok")))'),
     (G, ir.Lookup("wte", "id"), (1, 1), "INDEX('Embedding'!B5:C7,'Prompt'!D22+1,2)"),
@@ -124,11 +124,21 @@ GPT_CELL_CASES = [
     (G, ir.PickRow("s", "t"), (0, 2), "INDEX(B31:E34,MAX(B43,1),3)"),
     (G, ir.Divide("row", "t"), (0, 1), "C41/B43"),
     (G, ir.Largest("row", 2), (1, 0), "LARGE(B41:D41,2)"),
-    (G, ir.LargestIds("row", 2), (0, 0), "MATCH(LARGE(B41:D41,1),B41:D41,0)-1"),
-    (Refs(GPT_REGIONS, here="S", node="z"), ir.LargestIds("row", 2), (1, 0),
-     "IF(LARGE(B41:D41,2)=LARGE(B41:D41,1),G31+MATCH(LARGE(B41:D41,2),INDEX(B41:D41,G31+2):"
-     "INDEX(B41:D41,3),0),MATCH(LARGE(B41:D41,2),B41:D41,0)-1)"),
+    # the (i+1 - values above)-th position holding the (i+1)-th largest: ties each once, in order
+    (G, ir.LargestIds("row", 2), (1, 0),
+     "SMALL(IF(B41:D41=LARGE(B41:D41,2),COLUMN(B41:D41)-COLUMN(B41)+ROW(B41:D41)-ROW(B41),3),"
+     "2-SUMPRODUCT((B41:D41>LARGE(B41:D41,2))*1))"),
 ]
+
+# one-cell array formulas: Gnumeric computes these element by element only as arrays
+ARRAY_CELL_OPS = (ir.TokenId, ir.RowSumExp, ir.LargestIds, ir.WordId, ir.FilledCount)
+
+
+@pytest.mark.parametrize("refs, op, cell, expected", GPT_CELL_CASES,
+                         ids=[f"{type(c[1]).__name__}-{c[2]}" for c in GPT_CELL_CASES])
+def test_gpt_cell_formula_is_an_array_exactly_when_gnumeric_needs_it(refs, op, cell, expected):
+    from sheetnet.emit.formulas import ArrayText
+    assert isinstance(cell_formula(op, refs, *cell), ArrayText) == isinstance(op, ARRAY_CELL_OPS)
 
 
 @pytest.mark.parametrize("refs, op, cell, expected", GPT_CELL_CASES,
@@ -140,7 +150,10 @@ def test_gpt_cell_formula(refs, op, cell, expected):
 GPT_ARRAY_CASES = [
     (ir.CausalScores("q", "k"), 'IF(TRANSPOSE(ROW(D21:D24))-ROW(D21)<=ROW(B21:B24)-ROW(B21),'
      'MMULT(B21:C24,TRANSPOSE(D21:E24))/SQRT(2),"")'),
-    (ir.Softmax("s", "mx", "z", causal=True), "IF(ISNUMBER(B31:E34),EXP(B31:E34-F31:F34)/G31:G34,0)"),
+    (ir.Softmax("s", "mx", "z", causal=True), 'IF(B31:E34="",0,EXP(B31:E34-F31:F34)/G31:G34)'),
+    # row t of s as a one-hot row times s (IronCalc's INDEX reads an array's cells too early)
+    (ir.PickRow("s", "t"), "MMULT(TRANSPOSE(IF(ROW(B31:B34)-ROW(B31)+COLUMN(B31:B34)-COLUMN(B31)"
+     "+1=MAX(B43,1),1,0)),B31:E34)"),
     (ir.Softmax("row", "t", "t"), "EXP(B41:D41-B43)/B43"),
     (ir.MatMul("s", "q"), "MMULT(B31:E34,B21:C24)"),
     (ir.Normalize("x", "m", "v", 1e-5), "(B5:C8-D5:D8)/SQRT(E5:E8+1e-05)"),
@@ -185,7 +198,7 @@ def test_textnet_cell_formula(refs, op, cell, expected):
 # Excel added later is stored with an _xlfn. prefix and would show up here as one.
 EXCEL_2010 = {"ABS", "AND", "AVERAGE", "CHOOSE", "COLUMN", "COUNT", "ERF", "EXACT", "EXP", "IF",
               "IFERROR", "INDEX", "INT", "ISNUMBER", "ISTEXT", "LARGE", "LEN", "LN", "MATCH", "MAX",
-              "MID", "MIN", "MMULT", "NOT", "OR", "PI", "ROW", "SQRT", "SUM", "SUMPRODUCT", "TANH",
+              "MID", "MIN", "MMULT", "SMALL", "NOT", "OR", "PI", "ROW", "SQRT", "SUM", "SUMPRODUCT", "TANH",
               "TRANSPOSE"}
 
 

@@ -3,6 +3,9 @@
 Elementwise ops reuse their cell formula with whole ranges in place of single cells (the same
 pattern, so it lives in one place); ops whose cell form would collapse inside an array formula
 get their own entry: MAX(0, Z) collapses to one number, so ReLU becomes IF(Z>0, Z, 0).
+IronCalc applies neither ERF (nor NORMSDIST) nor ISNUMBER to each cell of a range inside an array
+formula: GELU stays one formula per cell (it is not in ARRAY_FORMULAS), and a masked score is
+found by ``x=""`` instead of ISNUMBER.
 """
 from __future__ import annotations
 
@@ -38,7 +41,7 @@ def linear(op: ir.Linear, r: Refs) -> str:
     return f"{out}+TRANSPOSE({r.all(op.b)})" if op.b else out
 
 
-ARRAY_FORMULAS = {op: _elementwise for op in (ir.Tanh, ir.Sigmoid, ir.Gelu, ir.Copy, ir.Add,
+ARRAY_FORMULAS = {op: _elementwise for op in (ir.Tanh, ir.Sigmoid, ir.Copy, ir.Add,
                                               ir.Sub, ir.Sqrt, ir.Step, ir.LeakyRelu)}
 ARRAY_FORMULAS.update({
     ir.Linear: linear,
@@ -61,7 +64,18 @@ def softmax(op: ir.Softmax, r: Refs) -> str:
     # max and sum are (N, 1) columns broadcast along the rows; masked (blank) cells give 0
     x, m, s = r.all(op.x), r.all(op.max), r.all(op.sum)
     probs = f"EXP({x}-{m})/{s}"
-    return f"IF(ISNUMBER({x}),{probs},0)" if op.causal else probs
+    return f'IF({x}="",0,{probs})' if op.causal else probs
+
+
+def pick_row(op: ir.PickRow, r: Refs) -> str:
+    # row max(n, 1) of x, as a one-hot row times x.  Not INDEX: IronCalc's INDEX reads the cells
+    # of an array formula's range before that formula has run (zeros); MMULT waits for them.
+    # Adding exact zeros changes nothing: the row comes out bit for bit.
+    first, x0 = r.col(op.x, 0), r.cell(op.x, 0, 0)   # the tensor's rows, down its first column
+    at = f"ROW({first})-ROW({x0})+COLUMN({first})-COLUMN({x0})+1"  # 1, 2, ... either layout
+    hot = f"IF({at}=MAX({r.cell(op.n, 0, 0)},1),1,0)"
+    hot = hot if r.regions[op.x].transposed else f"TRANSPOSE({hot})"  # a (1, T) row
+    return f"MMULT({hot},{r.all(op.x)})"
 
 
 ARRAY_FORMULAS.update({op: _elementwise for op in (ir.Normalize, ir.ScaleShift, ir.Divide)})
@@ -69,6 +83,7 @@ ARRAY_FORMULAS.update({
     ir.CausalScores: causal_scores,
     ir.Softmax: softmax,
     ir.MatMul: lambda op, r: f"MMULT({r.all(op.a)},{r.all(op.b)})",
+    ir.PickRow: pick_row,
 })
 
 

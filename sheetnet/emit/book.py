@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 
@@ -11,7 +12,7 @@ from ..layout import MAX_FORMULA_CHARS, Plan, Region
 from ..writer import (TEMPLATES, ArraySpec, BookSpec, ChartSpec, Formula, Rule, SheetSpec,
                       TextRun, load_styles)
 from .a1 import Refs, absolute, col_letter, defined_name, quote_sheet
-from .formulas import cell_formula
+from .formulas import ArrayText, cell_formula
 
 MANIFEST_VERSION = 1
 GUIDE = "Guide"
@@ -113,7 +114,10 @@ def _emit_node(sheet: SheetSpec, node: ir.Node, regions: dict[str, Region], arra
     for i in range(region.shape[0]):
         for j in range(region.shape[1]):
             text = _checked(node, cell_formula(node.op, refs, i, j))
-            sheet.put(*region.at(i, j), Formula(text), kind)
+            if isinstance(text, ArrayText):  # {=...}: see formulas.ArrayText
+                sheet.arrays.append(ArraySpec(*region.at(i, j), 1, 1, text, kind))
+            else:
+                sheet.put(*region.at(i, j), Formula(text), kind)
 
 
 def _checked(node: ir.Node, text: str) -> str:
@@ -160,11 +164,22 @@ def _add_rules(sheet: SheetSpec, region: Region, kind: str, formula: str, error:
 def _guide_sheet(graph: ir.Graph, values: dict, legend: list) -> SheetSpec:
     texts = json.loads((TEMPLATES / "guide.json").read_text())
     arch = graph.meta.get("guide_text", graph.meta.get("architecture", "mlp"))
-    lines = texts.get(arch, texts["mlp"]) + texts["common_tail"]
+    values = {**guide_defaults(graph), **{k: v for k, v in values.items() if v not in ("", None)}}
     spec = SheetSpec(GUIDE)
     spec.put(0, 0, "sheetnet", "heading")
     row = 2
-    for line in lines:
+    for line in texts.get(arch, texts["mlp"]):
+        spec.put(row, 0, _fill(line, values), "text")
+        row += 1
+    layers = graph.meta.get("architecture_lines") or []
+    if layers:  # what export read from the file (see loaders/describe.py)
+        row += 1
+        spec.put(row, 0, texts["architecture_heading"], "title")
+        for line in layers:
+            row += 1
+            spec.put(row, 0, "    " + str(line), "text")
+        row += 1
+    for line in texts["common_tail"]:
         spec.put(row, 0, _fill(line, values), "text")
         row += 1
     row += 1
@@ -177,10 +192,32 @@ def _guide_sheet(graph: ir.Graph, values: dict, legend: list) -> SheetSpec:
     return spec
 
 
+def guide_defaults(graph: ir.Graph) -> dict:
+    """The Guide's placeholders that the graph itself can fill: a summary of the layers (the
+    MLP captures write none) and the sqrt net's training interval."""
+    out = {"summary": graph.meta.get("summary") or _widths_summary(graph)}
+    x_range = graph.meta.get("x_range")
+    if isinstance(x_range, (list, tuple)) and len(x_range) == 2:
+        out["x_lo"], out["x_hi"] = (f"{float(v):g}" for v in x_range)
+    return out
+
+
+def _widths_summary(graph: ir.Graph) -> str:
+    # "an MLP 1 -> 16 -> 16 -> 1": the widths of the Linear layers, in order
+    weights = [graph.nodes[n.op.w].shape for n in graph.of_type(ir.Linear)
+               if not n.name.startswith("walk.")]
+    if not weights:
+        return "as described below"
+    widths = [weights[0][1], *(w[0] for w in weights)]
+    return f"an MLP {' -> '.join(map(str, widths))} ({len(weights)} Linear layers)"
+
+
+_PLACEHOLDER = re.compile(r"\{(\w+)\}")
+
+
 def _fill(line: str, values: dict) -> str:
-    for key, value in values.items():
-        line = line.replace("{" + key + "}", str(value))
-    return line
+    # a placeholder without a value says so rather than showing its {name}
+    return _PLACEHOLDER.sub(lambda m: str(values.get(m.group(1), "(not recorded)")), line)
 
 
 def manifest(graph: ir.Graph, plan: Plan) -> dict:

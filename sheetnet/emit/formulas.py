@@ -1,13 +1,29 @@
 """Op -> formula text, one function per op, in one table (``CELL_FORMULAS``).
 
 Each function gets the op, the references (``Refs``) and the output cell (i, j) and returns the
-formula without its leading "=".  Only functions that Excel 2010+ and LibreOffice both compute.
+formula without its leading "=".  Only functions and forms that Excel 2010+, LibreOffice,
+Gnumeric and IronCalc all compute (tests/test_engines.py recalculates every example in each):
+no range built from two INDEXes, no ISTEXT over a range, and a formula that applies a function
+to each cell of a range (EXACT, EXP) inside a SUMPRODUCT is an ``ArrayText``.
 This module knows nothing about openpyxl or the layout beyond ``Refs``.
 """
 from __future__ import annotations
 
 from ..ir import graph as ir
 from .a1 import Refs, number
+
+
+class ArrayText(str):
+    """Formula text entered as a one-cell array formula ({=...}).
+
+    Gnumeric evaluates ``EXACT(range, x)`` or ``EXP(range - x)`` inside a plain SUMPRODUCT cell
+    at one cell of the range, not at each (wrong answers, no error); as an array formula every
+    engine evaluates them cell by cell, and LibreOffice's and Excel's values do not change.
+    """
+
+
+def _array(fn):
+    return lambda *args: ArrayText(fn(*args))
 
 
 def linear(op: ir.Linear, r: Refs, i: int, j: int) -> str:
@@ -35,16 +51,15 @@ def _binary(pattern: str):
 
 
 def largest_id(op: ir.LargestIds, r: Refs, i: int, j: int) -> str:
-    # the column of the (i+1)-th largest value.  MATCH finds the first column holding it, so a
-    # value equal to the one above (a tie: probabilities that underflowed to 0, say) is searched
-    # for after the column found above, each column once: INDEX(x, a):INDEX(x, n) is that range
-    x, value = r.all(op.x), f"LARGE({r.all(op.x)},{i + 1})"
-    first = f"MATCH({value},{x},0)-1"
-    if i == 0:
-        return first
-    above, n = r.mine(i - 1, 0), r.shape(op.x)[1]
-    after = f"{above}+MATCH({value},INDEX({x},{above}+2):INDEX({x},{n}),0)"
-    return f"IF({value}=LARGE({x},{i}),{after},{first})"
+    # the position of the (i+1)-th largest value v.  Ties (probabilities that underflowed to 0,
+    # say) take their positions in order, each once: v's first occurrence has rank (the count of
+    # values above v) + 1, so rank i+1 is v's (i+1 - count above)-th occurrence, which SMALL
+    # finds among the positions holding v (n, past the end, elsewhere).  The positions count
+    # along the row or down the column alike (a transposed layout), one of the two terms is 0.
+    x, x0, n = r.all(op.x), r.cell(op.x, 0, 0), r.shape(op.x)[1]
+    v = f"LARGE({x},{i + 1})"
+    at = f"COLUMN({x})-COLUMN({x0})+ROW({x})-ROW({x0})"
+    return ArrayText(f"SMALL(IF({x}={v},{at},{n}),{i + 1}-SUMPRODUCT(({x}>{v})*1))")
 
 
 CELL_FORMULAS = {
@@ -78,6 +93,7 @@ def chars(op: ir.Chars, r: Refs, i: int, j: int) -> str:
     return f"MID({t},LEN({t})-{r.cell(op.n, 0, 0)}+{i + 1},1)"
 
 
+@_array
 def token_id(op: ir.TokenId, r: Refs, i: int, j: int) -> str:
     # EXACT tells 'a' from 'A' (MATCH would not).  SUMPRODUCT evaluates EXACT and ROW over the
     # vocabulary column without an array formula (Excel 2010+), and MIN finds the first matching
@@ -92,7 +108,9 @@ def prompt_note(op: ir.PromptNote, r: Refs, i: int, j: int) -> str:
     t, cap = r.cell(op.text, 0, 0), op.cap
     too_long = (f'"the prompt has "&LEN({t})&" characters; the context holds {cap}: '
                 f'the sheet reads the last {cap}"')
-    return (f'IF(SUMPRODUCT(ISTEXT({r.all(op.ids)})*1)>0,"not in vocab: see the id column",'
+    # COUNT, not SUMPRODUCT(ISTEXT(...)) (0 in IronCalc): an id cell holds a number or a message
+    ids, n = r.all(op.ids), r.shape(op.ids)[0] * r.shape(op.ids)[1]
+    return (f'IF(COUNT({ids})<{n},"not in vocab: see the id column",'
             f'IF(LEN({t})>{cap},{too_long},IF(LEN({t})=0,"type a prompt","ok")))')
 
 
@@ -138,8 +156,8 @@ CELL_FORMULAS.update({
         f"+{r.cell(op.bias, 0, j)}" if op.bias else ""),
     ir.CausalScores: causal_scores,
     ir.RowMax: lambda op, r, i, j: f"MAX({_upto_diagonal(r, op.x, i, op.causal)})",
-    ir.RowSumExp: lambda op, r, i, j: "SUMPRODUCT(EXP({x}-{m}))".format(
-        x=_upto_diagonal(r, op.x, i, op.causal), m=r.cell(op.max, i, 0)),
+    ir.RowSumExp: _array(lambda op, r, i, j: "SUMPRODUCT(EXP({x}-{m}))".format(
+        x=_upto_diagonal(r, op.x, i, op.causal), m=r.cell(op.max, i, 0))),
     ir.Softmax: softmax,
     # a row times a column: MMULT gives the one number (SUMPRODUCT needs equal shapes)
     ir.MatMul: lambda op, r, i, j: f"MMULT({r.row(op.a, i)},{r.col(op.b, j)})",
@@ -152,6 +170,7 @@ CELL_FORMULAS.update({
 
 
 # --- the tiny text net: whole words ------------------------------------------------------------
+@_array
 def word_id(op: ir.WordId, r: Refs, i: int, j: int) -> str:
     # EXACT, not MATCH: MATCH ignores case ("Hello" = "hello") and reads * ? ~ as wildcards
     w, words, ids = r.cell(op.word, i, 0), r.all(op.words), r.all(op.ids)
@@ -179,12 +198,14 @@ def checked_ids(op: ir.CheckedIds, r: Refs, i: int, j: int) -> str:
 
 CELL_FORMULAS.update({
     # a blank cell, or one that computes to "", is not filled
-    ir.FilledCount: lambda op, r, i, j: f'SUMPRODUCT(({r.all(op.x)}<>"")*1)',
+    ir.FilledCount: _array(lambda op, r, i, j: f'SUMPRODUCT(({r.all(op.x)}<>"")*1)'),
     ir.CheckedIds: checked_ids,
     ir.TokenText: lambda op, r, i, j: 'IF({n}>{i},{text},"")'.format(
         n=r.cell(op.n, 0, 0), i=i, text=r.index(op.table, f"{r.cell(op.ids, i, 0)}+1", 1)),
-    ir.IdsNote: lambda op, r, i, j: 'IF(SUMPRODUCT(ISTEXT({ids})*1)>0,"{bad}",IF({n}=0,"{empty}","ok"))'
-    .format(ids=r.all(op.ids), n=r.cell(op.n, 0, 0), bad=op.BAD, empty=op.EMPTY),
+    # COUNT, not SUMPRODUCT(ISTEXT(...)) (see prompt_note)
+    ir.IdsNote: lambda op, r, i, j: 'IF(COUNT({ids})<{size},"{bad}",IF({n}=0,"{empty}","ok"))'
+    .format(ids=r.all(op.ids), size=r.shape(op.ids)[0] * r.shape(op.ids)[1],
+            n=r.cell(op.n, 0, 0), bad=op.BAD, empty=op.EMPTY),
 })
 
 

@@ -55,20 +55,17 @@ def _detached(state_dict: dict) -> dict:
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
-    """Read a sheetnet checkpoint without executing code from it.
+    """Read a sheetnet checkpoint without executing code from it, through the one safe loader
+    every format uses (``loaders.safe.torch_load``: weights only, zip records and shared
+    references bounded by the file's size).
 
     Raises:
-        SheetnetError: missing file, not a torch file, unsafe pickle, or not a sheetnet checkpoint.
+        SheetnetError: missing file, not a torch file, unsafe pickle, a file that expands far past
+            its size, or not a sheetnet checkpoint.
     """
+    from .loaders.safe import torch_load   # here: loaders import this module
     path = Path(path)
-    if not path.is_file():
-        raise SheetnetError(f"model file {path} does not exist")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for corrupt / foreign / unsafe files
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise SheetnetError(f"{path} is not a loadable PyTorch checkpoint ({first[:200]})") from None
-    return check_payload(payload, path)
+    return check_payload(torch_load(path), path)
 
 
 def check_payload(payload: Any, path: str | os.PathLike) -> dict[str, Any]:
@@ -78,5 +75,9 @@ def check_payload(payload: Any, path: str | os.PathLike) -> dict[str, Any]:
     for key in ("architecture", "config", "state_dict"):
         if key not in payload:
             raise SheetnetError(f"{path} is a damaged sheetnet checkpoint: '{key}' is missing")
+    for key in ("config", "state_dict", "metadata"):
+        if key in payload and not isinstance(payload[key], dict):
+            raise SheetnetError(f"{path} is a damaged sheetnet checkpoint: '{key}' is a "
+                                f"{type(payload[key]).__name__}, not a dict")
     return payload
 

@@ -30,7 +30,8 @@ from .mingpt import looks_like_gpt, read_mingpt
 from .nanogpt import read_nanogpt
 from .safe import read_json
 from .sequential import looks_like_sequential, read_module, read_state_dict
-from .source import Source, describe
+from .source import Source
+from .source import describe as describe_object  # "describe" is also the module describe.py
 
 READERS: dict[str, Callable[[Source], dict]] = {
     "sheetnet": lambda src: check_payload(src.content(), src.path),
@@ -66,7 +67,31 @@ def load(path: str | os.PathLike, fmt: str | None = None, meta: str | os.PathLik
         fmt = detect(src)
     out = READERS[fmt](src)
     out.setdefault("metadata", {}).setdefault("source_format", fmt)
+    check_vocab(out["metadata"].get("vocab"), src.path)
     return out
+
+
+MAX_CELL_CHARS = 32_767   # Excel's limit on the text of one cell
+
+
+def check_vocab(vocab: object, path: Path) -> None:
+    """The vocabulary a reader found (None: none), checked once for every format: a list of
+    strings, each short enough for the cell it is written to.
+
+    Raises:
+        SheetnetError: not a list of strings, or a string longer than MAX_CELL_CHARS (its id named).
+    """
+    if vocab is None:
+        return
+    if not isinstance(vocab, list):
+        raise SheetnetError(f"{path}: the vocabulary must be a list of strings, found a "
+                            f"{type(vocab).__name__}")
+    for i, word in enumerate(vocab):
+        if not isinstance(word, str):
+            raise SheetnetError(f"{path}: vocabulary id {i} is a {type(word).__name__}, not a string")
+        if len(word) > MAX_CELL_CHARS:
+            raise SheetnetError(f"{path}: vocabulary id {i} is {len(word):,} characters long; a "
+                                f"spreadsheet cell holds at most {MAX_CELL_CHARS:,}")
 
 
 def detect(src: Source) -> str:
@@ -103,5 +128,5 @@ def detect(src: Source) -> str:
             return "mlp-state-dict"
         if looks_like_gpt(obj):
             return "mingpt"
-    raise SheetnetError(f"cannot tell the format of {path}: it holds {describe(obj)}; "
+    raise SheetnetError(f"cannot tell the format of {path}: it holds {describe_object(obj)}; "
                         f"give --format (one of {', '.join(READERS)})")

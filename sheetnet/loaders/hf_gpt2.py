@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import SheetnetError
+from ..models.fit import config_choice, config_int, config_number
 from .safe import read_json, torch_load
 from .source import Source, is_state_dict, payload
 
@@ -55,10 +56,17 @@ def gpt_config(cfg: dict, where: Path) -> dict:
         raise SheetnetError(f"{where}: model_type {cfg.get('model_type')!r} is not supported; "
                             "supported: gpt2")
     act = cfg.get("activation_function", "gelu_new")
-    if act not in GELU_FORMS:
+    if not isinstance(act, str) or act not in GELU_FORMS:
         raise SheetnetError(f"{where}: activation_function {act!r} is not supported; "
                             f"supported: {', '.join(GELU_FORMS)}")
-    n_embd = cfg.get("n_embd", 768)
+    # each value checked under its config.json name (GPTConfig would name sheetnet's)
+    sizes = {key: config_int(cfg.get(key, default), key, str(where))
+             for key, default in (("vocab_size", 50257), ("n_positions", 1024), ("n_layer", 12),
+                                  ("n_head", 12), ("n_embd", 768))}
+    eps = config_number(cfg.get("layer_norm_epsilon", 1e-5), "layer_norm_epsilon", str(where))
+    tied = config_choice(cfg.get("tie_word_embeddings", True), "tie_word_embeddings", str(where),
+                         (True, False))
+    n_embd = sizes["n_embd"]
     unsupported = {
         "n_inner": cfg.get("n_inner") not in (None, 4 * n_embd),
         "scale_attn_weights": cfg.get("scale_attn_weights", True) is not True,
@@ -69,10 +77,9 @@ def gpt_config(cfg: dict, where: Path) -> dict:
     if bad:
         raise SheetnetError(f"{where}: {bad[0]} = {cfg.get(bad[0])!r} is not supported (sheetnet's "
                             "GPT has a 4x MLP and attention scaled by 1/sqrt(head size))")
-    return {"vocab_size": cfg.get("vocab_size", 50257), "block_size": cfg.get("n_positions", 1024),
-            "n_layer": cfg.get("n_layer", 12), "n_head": cfg.get("n_head", 12), "n_embd": n_embd,
-            "bias": True, "gelu": GELU_FORMS[act], "tied": bool(cfg.get("tie_word_embeddings", True)),
-            "ln_eps": cfg.get("layer_norm_epsilon", 1e-5)}
+    return {"vocab_size": sizes["vocab_size"], "block_size": sizes["n_positions"],
+            "n_layer": sizes["n_layer"], "n_head": sizes["n_head"], "n_embd": n_embd,
+            "bias": True, "gelu": GELU_FORMS[act], "tied": tied, "ln_eps": eps}
 
 
 def _weights(path: Path, folder: Path) -> dict:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 
 from ..errors import SheetnetError
+from ..models.fit import check_tensors
 from .nanogpt import find_meta, read_meta_vocab
 from .safe import read_json
 from .source import Source, describe, is_state_dict, payload
@@ -40,16 +41,22 @@ def read_mingpt(src: Source) -> dict:
     """A minGPT checkpoint (see the module docstring) -> a sheetnet "gpt" payload."""
     state, cfg = _state_and_config(src)
     model_cfg = cfg.get("model", cfg) if isinstance(cfg.get("model"), dict) else cfg
+    check_tensors(state, f"{src.path}: the state dict")
     wte, wpe = state["transformer.wte.weight"], state.get("transformer.wpe.weight")
     if wpe is None or "lm_head.weight" not in state:
         raise SheetnetError(f"{src.path}: a minGPT state dict has transformer.wpe.weight and "
                             "lm_head.weight; this one lacks "
                             + ("transformer.wpe.weight" if wpe is None else "lm_head.weight"))
+    flat = [k for k in ("transformer.wte.weight", "transformer.wpe.weight") if state[k].dim() != 2]
+    if flat:
+        raise SheetnetError(f"{src.path}: {flat[0]} is {tuple(state[flat[0]].shape)}, not a "
+                            "2-D table")
     blocks = {int(m.group(1)) for k in state if (m := _BLOCK.match(k))}
     found = {"vocab_size": wte.shape[0], "n_embd": wte.shape[1], "block_size": wpe.shape[0],
              "n_layer": len(blocks)}
     preset = model_cfg.get("model_type")
-    given = dict(zip(("n_layer", "n_head", "n_embd"), PRESETS[preset])) if preset in PRESETS else {}
+    known = isinstance(preset, str) and preset in PRESETS
+    given = dict(zip(("n_layer", "n_head", "n_embd"), PRESETS[preset])) if known else {}
     given.update({k: model_cfg[k] for k in ("n_layer", "n_head", "n_embd", "vocab_size", "block_size")
                   if model_cfg.get(k) is not None})
     if "n_head" not in given:

@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 
 from ..errors import SheetnetError
+from ..models.fit import check_tensors
 from .safe import read_plain_pickle
 from .source import Source, describe, payload
 
@@ -33,6 +34,7 @@ def read_nanogpt(src: Source) -> dict:
         raise SheetnetError(f"{src.path}: nanoGPT model_args lack {', '.join(missing)}")
     config = {k: args[k] for k in MODEL_ARGS}
     config.update(gelu="erf", tied=True, ln_eps=1e-5)
+    check_tensors(ck["model"], f"{src.path}: model")
     state = {k[len(COMPILED_PREFIX):] if k.startswith(COMPILED_PREFIX) else k: v
              for k, v in ck["model"].items()}
     # what import needs to write the checkpoint back as train.py saved it (not the optimizer)

@@ -12,6 +12,7 @@ import io
 import json
 import pickle
 import warnings
+import zipfile
 from pathlib import Path
 
 import torch
@@ -36,6 +37,7 @@ def torch_load(path: Path) -> object:
     """
     if not path.is_file():
         raise SheetnetError(f"model file {path} does not exist")
+    check_archive(path)
     try:
         found = torch.serialization.get_unsafe_globals_in_checkpoint(str(path))
     except Exception:  # not a zip checkpoint, or opcodes the scan does not know: the load decides
@@ -52,7 +54,7 @@ def torch_load(path: Path) -> object:
         with torch.serialization.safe_globals([MODULE_CLASSES[g] for g in layers]), \
                 warnings.catch_warnings():
             warnings.simplefilter("ignore")   # e.g. "Detected pickle protocol 4": the errors say more
-            return torch.load(path, map_location="cpu", weights_only=True)
+            content = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         name = _global_named(str(exc))
         if name:
@@ -60,6 +62,118 @@ def torch_load(path: Path) -> object:
         raise _unreadable(path, exc) from None
     except Exception as exc:  # torch raises many types for corrupt / foreign files
         raise _unreadable(path, exc) from None
+    check_expansion(content, path)
+    return content
+
+
+# A zip record may inflate to at most the file's own size plus this (torch.save stores its
+# records uncompressed, so a real checkpoint's records add up to less than the file)
+ZIP_SLACK = 64 << 20
+ZIP_MAGIC = b"PK\x03\x04"   # what torch.load looks for to read a file as a zip archive
+
+
+def check_archive(path: Path) -> None:
+    """Refuse a zip archive whose records declare more bytes than the file could hold stored.
+
+    A 4 MB file can deflate a 4 GB record, which torch.load would inflate into memory; its
+    central directory says so (file_size) before anything is read.
+
+    Raises:
+        SheetnetError: a damaged zip, or records inflating past the file's size + ZIP_SLACK.
+    """
+    with path.open("rb") as f:
+        if f.read(4) != ZIP_MAGIC:
+            return   # a legacy (pre-1.6) torch file: its storages are read as the file holds them
+    try:
+        with zipfile.ZipFile(path) as archive:
+            records = archive.infolist()
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError) as exc:
+        raise SheetnetError(f"{path} is not a loadable PyTorch checkpoint (a damaged zip "
+                            f"archive: {str(exc)[:100]})") from None
+    size = path.stat().st_size
+    total = sum(r.file_size for r in records)
+    if total > size + ZIP_SLACK:
+        big = max(records, key=lambda r: r.file_size)
+        how = "compressed" if big.compress_type != zipfile.ZIP_STORED else "stored"
+        raise SheetnetError(f"{path}: its zip records inflate to {total:,} bytes from a "
+                            f"{size:,}-byte file ({big.filename} alone: {big.file_size:,} bytes, "
+                            f"{how} in {big.compress_size:,}); sheetnet refuses a file that "
+                            "expands that much (torch.save stores records uncompressed)")
+
+
+# what a loaded object may expand to, in elements (tensor values, string characters, container
+# entries), counting shared references each time they are reached: per byte of file, plus this
+EXPANSION_SLACK = 16_000_000
+
+
+def check_expansion(content: object, path: Path) -> None:
+    """Refuse loaded content that would cost far more memory than its file when used.
+
+    A pickle shares objects by reference: a tensor can be a stride-0 view of one stored number
+    that copying turns into gigabytes, and a list can hold the same big list twice, nested fifty
+    times (2^50 entries once written out as JSON).  Both are measured here, each shared object
+    counted every time it is reached (memoised, so measuring is linear in the file).
+
+    Raises:
+        SheetnetError: a tensor larger than the values stored for it, a reference cycle, or a
+            total past twice the file's size (in elements) + EXPANSION_SLACK.
+    """
+    limit = 2 * path.stat().st_size + EXPANSION_SLACK
+    if _expanded_size(content, path, limit) > limit:
+        raise SheetnetError(f"{path} expands to more than {limit:,} values once its shared "
+                            "references are followed; sheetnet refuses a file that expands that much")
+
+
+def _expanded_size(root: object, path: Path, limit: int) -> int:
+    # iterative post-order over containers, sizes memoised by id; a cycle is refused
+    sizes: dict[int, int] = {}
+    keep = []   # objects whose id is in sizes stay alive, so no id is reused meanwhile
+    stack: list[tuple[object, bool]] = [(root, False)]
+    open_ids: set[int] = set()
+    while stack:
+        obj, done = stack.pop()
+        if id(obj) in sizes:
+            continue
+        kids = _children(obj)
+        if kids is None:
+            sizes[id(obj)] = _leaf_size(obj, path)
+        elif done:
+            open_ids.discard(id(obj))
+            sizes[id(obj)] = min(limit + 1, 1 + sum(sizes[id(k)] for k in kids))
+        elif id(obj) in open_ids:
+            raise SheetnetError(f"{path} holds a container that contains itself; sheetnet "
+                                "refuses reference cycles")
+        else:
+            open_ids.add(id(obj))
+            stack.append((obj, True))
+            stack.extend((k, False) for k in kids if id(k) not in sizes)
+            if any(id(k) in open_ids for k in kids):
+                raise SheetnetError(f"{path} holds a container that contains itself; sheetnet "
+                                    "refuses reference cycles")
+        keep.append(obj)
+    return sizes[id(root)]
+
+
+def _children(obj: object) -> list | None:
+    # the objects a container holds (dict keys are strings, numbers or tuples of them)
+    if isinstance(obj, dict):
+        return [*obj.keys(), *obj.values()]
+    if isinstance(obj, (list, tuple, set, frozenset)):
+        return list(obj)
+    if isinstance(obj, nn.Module):
+        return list(obj.state_dict(keep_vars=True).values())
+    return None
+
+
+def _leaf_size(obj: object, path: Path) -> int:
+    if isinstance(obj, torch.Tensor):
+        stored = obj.untyped_storage().nbytes() if obj.device.type != "meta" else 0
+        if obj.numel() * obj.element_size() > stored:
+            raise SheetnetError(f"{path} holds a {tuple(obj.shape)} tensor backed by only "
+                                f"{stored:,} stored bytes (a view repeating its values); sheetnet "
+                                "refuses tensors larger than their data")
+        return obj.numel()
+    return len(obj) if isinstance(obj, (str, bytes)) else 1
 
 
 def refused(path: Path, names: list[str]) -> SheetnetError:

@@ -12,6 +12,7 @@ import re
 from torch import nn
 
 from ..errors import SheetnetError
+from ..models.fit import MAX_LAYERS
 from ..models.mlp import LAYER_TYPES, activation_spec, layer_specs
 from .source import Source, describe, is_state_dict, payload
 
@@ -59,6 +60,9 @@ def sequential_layers(state: dict, acts: list[dict], src: Source) -> list[dict]:
     identity (Dropout is the identity at inference).
     """
     index = sorted({int(_KEY.match(k).group(1)) for k in state})
+    if index[-1] >= MAX_LAYERS:   # the gaps before it become Identity layers, one each
+        raise SheetnetError(f"{src.path}: layer index {index[-1]} is past the {MAX_LAYERS:,} "
+                            "layers sheetnet builds")
     width = None
     for i in index:
         w = state.get(f"{i}.weight")

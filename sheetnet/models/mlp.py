@@ -19,6 +19,8 @@ from torch import nn
 
 from ..checkpoint import save_checkpoint
 from ..errors import SheetnetError
+from .fit import (MAX_LAYERS, build_on_meta, config_choice, config_int, config_ints,
+                  config_number, load_fitted)
 
 ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "gelu": nn.GELU,
                "identity": nn.Identity}
@@ -26,12 +28,13 @@ X_RANGE = (0.0, 10.0)  # the sqrt net learns y = sqrt(x) on this interval
 
 
 def build_mlp(sizes: list[int], activation: str = "relu") -> nn.Sequential:
-    """Linear(sizes[0] -> sizes[1]), act, ..., Linear(-> sizes[-1]); no activation after the last."""
-    if len(sizes) < 2 or any(int(s) < 1 for s in sizes):
-        raise SheetnetError(f"MLP sizes must be two or more positive widths, got {sizes}")
-    if activation not in ACTIVATIONS:
-        raise SheetnetError(f"activation {activation!r} is not supported; supported: "
-                            + ", ".join(ACTIVATIONS))
+    """Linear(sizes[0] -> sizes[1]), act, ..., Linear(-> sizes[-1]); no activation after the last.
+
+    Raises:
+        SheetnetError: sizes that are not two or more widths, or an unknown activation.
+    """
+    sizes = config_ints(sizes, "sizes", "mlp config", shortest=2)
+    config_choice(activation, "activation", "mlp config", tuple(ACTIVATIONS))
     layers: list[nn.Module] = []
     for i, (n_in, n_out) in enumerate(zip(sizes, sizes[1:])):
         layers.append(nn.Linear(n_in, n_out))
@@ -40,12 +43,12 @@ def build_mlp(sizes: list[int], activation: str = "relu") -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-# layer spec "type" -> how to build it from the spec
+# layer spec "type" -> how to build it from the spec (checked by _checked_spec first)
 _BUILD = {
-    "linear": lambda d: nn.Linear(int(d["in"]), int(d["out"]), bias=bool(d.get("bias", True))),
+    "linear": lambda d: nn.Linear(d["in"], d["out"], bias=d.get("bias", True)),
     "relu": lambda d: nn.ReLU(), "tanh": lambda d: nn.Tanh(), "sigmoid": lambda d: nn.Sigmoid(),
     "gelu": lambda d: nn.GELU(approximate=d.get("approximate", "none")),
-    "leaky_relu": lambda d: nn.LeakyReLU(float(d.get("slope", 0.01))),
+    "leaky_relu": lambda d: nn.LeakyReLU(d.get("slope", 0.01)),
     "identity": lambda d: nn.Identity(),
 }
 # module class -> its spec (the inverse of _BUILD)
@@ -63,22 +66,34 @@ SUPPORTED_LAYERS = ", ".join(t.__name__ for t in LAYER_TYPES)
 
 
 def build_sequential(layers: list[dict]) -> nn.Sequential:
-    """The Sequential a list of layer specs (see the module docstring) describes, freshly initialised."""
-    if not isinstance(layers, list) or not layers:
-        raise SheetnetError("mlp config 'layers' must be a non-empty list of layer specs")
-    mods = []
-    for i, spec in enumerate(layers):
-        kind = spec.get("type") if isinstance(spec, dict) else None
-        if kind not in _BUILD:
-            raise SheetnetError(f"mlp layer {i}: type {kind!r} is not supported; supported: "
-                                + ", ".join(_BUILD))
-        if kind == "gelu" and spec.get("approximate", "none") not in ("none", "tanh"):
-            raise SheetnetError(f"mlp layer {i}: GELU approximate must be 'none' or 'tanh'")
-        try:
-            mods.append(_BUILD[kind](spec))
-        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
-            raise SheetnetError(f"mlp layer {i} ({kind}): bad spec {spec!r} ({exc})") from None
-    return nn.Sequential(*mods)
+    """The Sequential a list of layer specs (see the module docstring) describes, freshly initialised.
+
+    Raises:
+        SheetnetError: naming the layer, the key and the bad value.
+    """
+    if not isinstance(layers, list) or not 1 <= len(layers) <= MAX_LAYERS:
+        raise SheetnetError(f"mlp config: layers must be a list of 1 to {MAX_LAYERS:,} layer "
+                            "specs")
+    return nn.Sequential(*(_BUILD[spec["type"]](spec)
+                           for spec in (_checked_spec(i, s) for i, s in enumerate(layers))))
+
+
+def _checked_spec(i: int, spec: object) -> dict:
+    # every value a layer spec may hold, checked before a module is built from it
+    kind = spec.get("type") if isinstance(spec, dict) else None
+    if not isinstance(kind, str) or kind not in _BUILD:
+        raise SheetnetError(f"mlp config: layer {i}: type {kind!r} is not supported; "
+                            "supported: " + ", ".join(_BUILD))
+    where = f"mlp config: layer {i} ({kind})"
+    if kind == "linear":
+        config_int(spec.get("in"), "in", where)
+        config_int(spec.get("out"), "out", where)
+        config_choice(spec.get("bias", True), "bias", where, (True, False))
+    elif kind == "gelu":
+        config_choice(spec.get("approximate", "none"), "approximate", where, ("none", "tanh"))
+    elif kind == "leaky_relu":
+        config_number(spec.get("slope", 0.01), "slope", where)
+    return spec
 
 
 def layer_specs(seq: nn.Module) -> list[dict]:
@@ -118,24 +133,22 @@ def activation_spec(name: str) -> dict:
 
 
 def mlp_from_checkpoint(payload: dict) -> nn.Sequential:
-    """Rebuild the Sequential a sheetnet "mlp" checkpoint describes and load its weights."""
+    """Rebuild the Sequential a sheetnet "mlp" checkpoint describes, holding its weights.
+
+    The config is checked and the module built on the meta device before any weight memory is
+    used (see models/fit.py).
+
+    Raises:
+        SheetnetError: a bad config value, or weights that do not fit the config.
+    """
     cfg = payload["config"]
+    if not isinstance(cfg, dict) or not ("layers" in cfg or "sizes" in cfg):
+        raise SheetnetError("mlp config must be a dict with 'layers' or 'sizes'")
     if "layers" in cfg:
-        model = build_sequential(list(cfg["layers"]))
+        model = build_on_meta(lambda: build_sequential(cfg["layers"]))
     else:
-        model = build_mlp(list(cfg["sizes"]), cfg.get("activation", "relu"))
-    try:
-        model = model.to(_dtype(payload["state_dict"]))   # float64 weights stay float64
-        model.load_state_dict(payload["state_dict"])
-    except RuntimeError as exc:
-        raise SheetnetError(f"checkpoint weights do not fit its config: {str(exc).splitlines()[0]}")
-    return model
-
-
-def _dtype(state: dict) -> torch.dtype:
-    # the weights' floating dtype (load_state_dict would cast them to the module's float32)
-    return next((v.dtype for v in state.values() if torch.is_tensor(v) and v.is_floating_point()),
-                torch.float32)
+        model = build_on_meta(lambda: build_mlp(cfg["sizes"], cfg.get("activation", "relu")))
+    return load_fitted(model, payload["state_dict"], "mlp checkpoint")
 
 
 def train_sqrt(hidden: list[int], seed: int = 0, steps: int = 3000, lr: float = 0.01,

@@ -18,6 +18,7 @@ from torch import nn
 
 from ..checkpoint import load_checkpoint, save_checkpoint
 from ..errors import SheetnetError
+from .fit import build_on_meta, config_int, config_ints, load_fitted
 
 ARCHITECTURE = "textnet"
 MIN_MARGIN = 0.5      # logit gap between the target and the runner-up for a pair to count as learned
@@ -54,20 +55,31 @@ class TextNet(nn.Module):
 
     @classmethod
     def from_checkpoint(cls, payload: dict) -> "TextNet":
+        """Rebuild a text net from its payload: the config checked, the module built on the meta
+        device and handed the stored tensors (see models/fit.py), in eval mode.
+
+        Raises:
+            TextNetError: another architecture, a bad config value, weights that do not fit the
+                config, or a vocabulary of another size.
+        """
         if payload.get("architecture") != ARCHITECTURE:
             raise TextNetError(f"checkpoint architecture is {payload.get('architecture')!r}, not 'textnet'")
         cfg = payload["config"]
+        if not isinstance(cfg, dict):
+            raise TextNetError("textnet config must be a dict (vocab_size, embed, hidden)")
+        where = "textnet config"
+        size = config_int(cfg.get("vocab_size"), "vocab_size", where, least=2)
+        embed = config_int(cfg.get("embed"), "embed", where)
+        hidden = config_ints(cfg.get("hidden"), "hidden", where)
         try:
-            model = cls(int(cfg["vocab_size"]), int(cfg["embed"]), tuple(cfg["hidden"]))
-            model = model.to(payload["state_dict"]["embed.weight"].dtype)   # float64 stays float64
-            model.load_state_dict(payload["state_dict"])
-        except (KeyError, TypeError, RuntimeError) as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise TextNetError(f"damaged textnet checkpoint ({first[:200]})") from None
+            model = load_fitted(build_on_meta(lambda: cls(size, embed, tuple(hidden))),
+                                payload["state_dict"], "textnet checkpoint")
+        except SheetnetError as exc:
+            raise TextNetError(str(exc)) from None
         vocab = payload.get("metadata", {}).get("vocab")
         if vocab is not None and len(vocab) != model.vocab_size:
             raise TextNetError(f"textnet checkpoint has {len(vocab)} words but vocab_size {model.vocab_size}")
-        return model.eval()
+        return model
 
 
 def read_pairs(path: str | os.PathLike) -> list[tuple[str, str]]:

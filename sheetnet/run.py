@@ -1,11 +1,11 @@
-"""Set a workbook's input cells, let LibreOffice recalculate, and read the outputs."""
+"""Set a workbook's input cells, let an engine (LibreOffice by default) recalculate, and read the
+outputs."""
 from __future__ import annotations
 
 import numpy as np
 
-from .engine import Engine
 from .errors import SheetnetError
-from .verify import numeric, read_nodes
+from .verify import numeric, read_nodes, with_engine
 from .writer import read_manifest
 
 
@@ -30,14 +30,16 @@ def input_edits(manifest: dict, name: str, values) -> list[tuple[str, int, int, 
              entry["col"] + (k // cols if down else k % cols), v) for k, v in enumerate(flat)]
 
 
-def run(book, inputs: list[float] | None = None, engine: Engine | None = None,
-        edits: list | None = None, **named) -> dict:
+def run(book, inputs: list[float] | None = None, engine="libreoffice",
+        edits: list | None = None, timeout: float = 300.0, **named) -> dict:
     """Recalculate ``book`` with new input values and return its outputs.
 
     Args:
         book: an exported workbook.
         inputs: values for the (first) input node, row by row; None keeps the workbook's.
-        engine: a running Engine to reuse; default a one-shot one.
+        engine: an engine's name (libreoffice, gnumeric, ironcalc: one is started for this
+            call), or a running engine to reuse.
+        timeout: seconds the engine may take (when started here).
         edits: further (sheet, row, col, value) edits.
         named: values for the model's named inputs, as its capture declared them in
             ``meta["run"]["inputs"]`` (e.g. prompt="hello", temperature=0.7); None is skipped.
@@ -64,11 +66,7 @@ def run(book, inputs: list[float] | None = None, engine: Engine | None = None,
     report = spec.get("report", {})
     names = list(dict.fromkeys([first, *manifest["outputs"], *report.values(),
                                 *([spec["positions"]["count"]] if "positions" in spec else [])]))
-    if engine is None:
-        with Engine() as eng:
-            cells = read_nodes(eng, book, manifest, names, edits=all_edits)
-    else:
-        cells = read_nodes(engine, book, manifest, names, edits=all_edits)
+    cells = with_engine(engine, timeout, read_nodes, book, manifest, names, edits=all_edits)
     outputs = np.concatenate([numeric(cells[n]) for n in manifest["outputs"]], axis=1)
     result = {"inputs": [_plain(v) for v in cells[first].flat], "outputs": outputs.tolist()}
     for key, name in report.items():

@@ -1,4 +1,5 @@
-"""Recalculate a workbook in LibreOffice and compare every tensor with PyTorch in float64.
+"""Recalculate a workbook in a spreadsheet engine (LibreOffice by default; Gnumeric, IronCalc)
+and compare every tensor with PyTorch in float64.
 
 Expected values come from the model itself: nodes with a ``ref`` are compared with the PyTorch
 intermediate of that name; the rest (the sheet's own helpers: sqrt(x), on/off patterns) with the
@@ -20,7 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .capture import Captured
-from .engine import Block, Engine, FormulaError
+from .engines import Block, FormulaError, open_engine
 from .errors import SheetnetError
 from .export import lower
 from .ir import reference
@@ -92,6 +93,28 @@ class Report:
         return "\n".join(lines)
 
 
+def engines_table(reports: dict[str, Report]) -> str:
+    """One row per tensor, one column of max abs errors per engine (``verify --engine all``)."""
+    names = list(reports)
+    first = reports[names[0]]
+    width = max([len(r.name) for r in first.rows] + [5])
+    cols = max(12, *(len(n) for n in names))
+    lines = [f"{'layer':<{width}}  {'sheet':<14} {'cells':>7}  "
+             + "  ".join(f"{n:>{cols}}" for n in names)]
+    for k, row in enumerate(first.rows):
+        errs = [reports[n].rows[k] for n in names]
+        cells = ["-" if e.skipped else f"{e.max_abs_err:.3g}" + ("" if e.ok(reports[n].tol)
+                                                                 else " !")
+                 for n, e in zip(names, errs)]
+        lines.append(f"{row.name:<{width}}  {row.sheet[:14]:<14} {row.cells:>7}  "
+                     + "  ".join(f"{c:>{cols}}" for c in cells))
+    lines.append(f"{'max':<{width}}  {'':<14} {'':>7}  "
+                 + "  ".join(f"{reports[n].max_abs_err:>{cols}.3g}" for n in names))
+    verdicts = [f"{n} {'all match' if reports[n].ok else 'MISMATCH'}" for n in names]
+    lines.append(f"{'; '.join(verdicts)} (tolerance {first.tol:g}; ! marks a mismatch)")
+    return "\n".join(lines)
+
+
 def numeric(values: np.ndarray) -> np.ndarray:
     """Object array from the engine -> float64; text or empty cells become NaN (a mismatch)."""
     out = np.full(values.shape, np.nan)
@@ -109,7 +132,7 @@ def block(entry: dict) -> Block:
     return Block(entry["sheet"], entry["row"], entry["col"], rows, cols)
 
 
-def read_nodes(engine: Engine, book, manifest: dict, names: list[str], edits=()) -> dict:
+def read_nodes(engine, book, manifest: dict, names: list[str], edits=()) -> dict:
     """Recalculate ``book`` (after ``edits``) and return the named nodes' cells (object arrays).
 
     Raises:
@@ -128,7 +151,7 @@ def read_nodes(engine: Engine, book, manifest: dict, names: list[str], edits=())
             for n, e, v in zip(names, entries, values)}
 
 
-def _messages(engine: Engine, book, manifest: dict, edits) -> list[str]:
+def _messages(engine, book, manifest: dict, edits) -> list[str]:
     # the distinct texts in the cells the model declares as messages, in sheet order
     names = manifest["meta"].get("run", {}).get("errors", [])
     if not names:
@@ -150,9 +173,9 @@ def check_matches(captured: Captured, manifest: dict, book) -> None:
 
 
 def verify(book, model_path, tol: float | None = None, fmt: str | None = None,
-           engine: Engine | None = None, meta: str | None = None,
-           activations: str | None = None) -> Report:
-    """Compare every computed tensor of ``book``, recalculated by LibreOffice, with the model.
+           engine="libreoffice", meta: str | None = None,
+           activations: str | None = None, timeout: float = 300.0) -> Report:
+    """Compare every computed tensor of ``book``, recalculated by an engine, with the model.
 
     Args:
         book: an exported workbook.
@@ -161,7 +184,9 @@ def verify(book, model_path, tol: float | None = None, fmt: str | None = None,
             workbook exported with precision "float32" (recorded in its manifest).
         fmt, meta, activations: how to load the checkpoint (loaders.load); each None takes what
             the export recorded in the workbook.
-        engine: a running Engine to reuse (tests); default: a one-shot one.
+        engine: an engine's name (libreoffice, gnumeric, ironcalc: one is started for this
+            call), or a running engine to reuse (tests).
+        timeout: seconds the engine may take (when started here).
     Returns:
         the Report; ``report.ok`` is False on any mismatch.
     """
@@ -179,11 +204,7 @@ def verify(book, model_path, tol: float | None = None, fmt: str | None = None,
     weights = [n for n, e in manifest["nodes"].items() if e["kind"] == "weight"]
     skip = set(weights) if _cells(manifest, weights) > WEIGHTS_REREAD_MAX else set()
     names = [n for n, e in manifest["nodes"].items() if e["op"] != "View" and n not in skip]
-    if engine is None:
-        with Engine() as eng:
-            cells = read_nodes(eng, book, manifest, names)
-    else:
-        cells = read_nodes(engine, book, manifest, names)
+    cells = with_engine(engine, timeout, read_nodes, book, manifest, names)
     leaves = {n.name: _leaf_values(cells[n.name]) for n in graph.nodes.values()
               if manifest["nodes"][n.name]["kind"] in ("input", "const")}
     torch_values = captured.trace(captured.model, graph, leaves)
@@ -216,6 +237,18 @@ def verify(book, model_path, tol: float | None = None, fmt: str | None = None,
                                "weights" if entry["kind"] == "weight" else against,
                                scale=_scale(expected) if precision == "float32" else 1.0))
     return report
+
+
+def with_engine(engine, timeout: float, fn, *args, **kwargs):
+    """fn(engine, *args, **kwargs), with ``engine`` started here when it is a name.
+
+    Raises:
+        SheetnetError: an unknown engine name, or the engine is not installed.
+    """
+    if not isinstance(engine, str):
+        return fn(engine, *args, **kwargs)
+    with open_engine(engine, timeout=timeout) as eng:
+        return fn(eng, *args, **kwargs)
 
 
 def _scale(expected: np.ndarray) -> float:

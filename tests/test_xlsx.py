@@ -116,3 +116,52 @@ def test_every_row_and_cell_is_written_once_in_order(examples, tmp_path, name, s
                     now = column_index_from_string(letters) if ref else col + 1
                     assert now > col and (not ref or number == row), (part, row, letters)
                     col = now
+
+
+def test_every_cell_carries_its_reference_in_order(tmp_path):
+    # IronCalc refuses a cell without r="B5"; Gnumeric drops it silently
+    sheet = SheetSpec("S")
+    sheet.blocks.append((3, 2, np.arange(12, dtype=np.float64).reshape(3, 4) / 7, "weight"))
+    sheet.blocks.append((7, 27, np.float32([[0.1, 1 / 3, 2e-9]]), "weight"))
+    sheet.arrays.append(ArraySpec(9, 0, 2, 2, "B4:C5"))
+    sheet.put(0, 0, "title")
+    for precision in ("float64", "float32"):
+        path = tmp_path / f"r_{precision}.xlsx"
+        write_xlsx(BookSpec([sheet], {}), path, load_styles(), precision=precision)
+        xml = zipfile.ZipFile(path).read("xl/worksheets/sheet1.xml").decode()
+        cells = re.findall(r"<c( r=\"([A-Z]+)([0-9]+)\")?[ >/]", xml)
+        assert all(has_r for has_r, _, _ in cells)
+        want = (["A1"] + [f"{c}{r}" for r in (4, 5, 6) for c in "CDEF"]
+                + ["AB8", "AC8", "AD8"] + [f"{c}{r}" for r in (10, 11) for c in "AB"])
+        assert [f"{c}{r}" for _, c, r in cells] == want
+        wb = openpyxl.load_workbook(path)
+        got = np.array([[c.value for c in row] for row in wb["S"]["C4:F6"]])
+        want64 = np.arange(12).reshape(3, 4) / 7
+        cast = np.float64 if precision == "float64" else np.float32  # float32: 8-9 digits
+        assert np.array_equal(got.astype(cast), want64.astype(cast))
+        f32 = [c.value for c in wb["S"]["AB8:AD8"][0]]
+        assert np.array_equal(np.float32(f32), np.float32([0.1, 1 / 3, 2e-9]))
+
+
+def test_a_one_cell_array_formula_names_its_cell_alone(tmp_path):
+    sheet = SheetSpec("S")
+    sheet.arrays.append(ArraySpec(4, 1, 1, 1, "SUMPRODUCT(EXP(C1:C3))"))
+    path = tmp_path / "one.xlsx"
+    write_xlsx(BookSpec([sheet], {}), path, load_styles())
+    xml = zipfile.ZipFile(path).read("xl/worksheets/sheet1.xml").decode()
+    assert re.search(r'<c r="B5" s="[0-9]+"><f t="array" ref="B5">SUMPRODUCT\(EXP\(C1:C3\)\)'
+                     r'</f></c>', xml)
+
+
+def test_the_theme_part_is_written_and_named(tmp_path):
+    # without it LibreOffice draws every chart blank
+    from sheetnet.xlsx_theme import ACCENTS
+    path = tmp_path / "t.xlsx"
+    write_xlsx(BookSpec([SheetSpec("S")], {}), path, load_styles())
+    z = zipfile.ZipFile(path)
+    theme = z.read("xl/theme/theme1.xml").decode()
+    assert all(f'<a:accent{k + 1}><a:srgbClr val="{c}"/>' in theme for k, c in enumerate(ACCENTS))
+    assert 'Target="theme/theme1.xml"' in z.read("xl/_rels/workbook.xml.rels").decode()
+    assert ('PartName="/xl/theme/theme1.xml" ContentType="application/vnd.openxmlformats-'
+            'officedocument.theme+xml"') in z.read("[Content_Types].xml").decode()
+    assert openpyxl.load_workbook(path).loaded_theme == theme.encode()

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import itertools
+import math
 import numbers
 import os
 import re
@@ -54,6 +55,7 @@ _RECALC_ALWAYS = """<?xml version="1.0" encoding="UTF-8"?>
 # other code it displays as "Err:NNN" (502 = invalid argument, e.g. SQRT(-1)).
 _ERROR_NAMES = {503: "#NUM!", 519: "#VALUE!", 521: "#NULL!", 524: "#REF!",
                 525: "#NAME?", 532: "#DIV/0!", 32767: "#N/A"}
+DEFAULT_TIMEOUT = 300.0  # seconds for start-up and, separately, each recalculation
 _MAX_LISTED_ERRORS = 1000  # each listed cell costs one UNO round trip
 _SHOWN_ERRORS = 5
 
@@ -131,6 +133,21 @@ def _soffice_command(profile: str, pipe: str) -> list[str]:
             "--nofirststartwizard", f"--accept=pipe,name={pipe};urp;StarOffice.ComponentContext"]
 
 
+def check_timeout(seconds: float) -> float:
+    """A LibreOffice timeout as a float.
+
+    Raises:
+        EngineError: ``seconds`` is not a number above 0.
+    """
+    try:
+        seconds = float(seconds)
+    except (TypeError, ValueError):
+        raise EngineError(f"timeout must be a number of seconds, not {seconds!r}") from None
+    if not (seconds > 0 and math.isfinite(seconds)):  # NaN too; a timer cannot wait for ever
+        raise EngineError(f"timeout must be a finite number of seconds above 0, not {seconds:g}")
+    return seconds
+
+
 def _uno():
     """Import pyuno lazily, so sheetnet imports fine without LibreOffice."""
     for d in _UNO_DIRS:
@@ -170,8 +187,8 @@ class Engine:
     :meth:`recalculate` call; it may be changed between calls.
     """
 
-    def __init__(self, timeout: float = 300.0):
-        self.timeout = float(timeout)
+    def __init__(self, timeout: float = DEFAULT_TIMEOUT):
+        self.timeout = check_timeout(timeout)
         self._proc: subprocess.Popen | None = None
         self._desktop = None
         self._finalizer = None
@@ -199,23 +216,25 @@ class Engine:
         self.close()
         profile = tempfile.mkdtemp(prefix="sheetnet-lo-")
         pipe = f"sheetnet_{os.getpid()}_{uuid.uuid4().hex[:12]}"
-        os.makedirs(f"{profile}/user")
-        os.makedirs(f"{profile}/tmp")  # soffice's scratch files die with the profile
-        Path(f"{profile}/user/registrymodifications.xcu").write_text(_RECALC_ALWAYS)
+        # from here any exception (a signal turned into one, too) must take the profile and a
+        # started soffice with it: __exit__ never runs when __enter__ raises
         try:
+            os.makedirs(f"{profile}/user")
+            os.makedirs(f"{profile}/tmp")  # soffice's scratch files die with the profile
+            Path(f"{profile}/user/registrymodifications.xcu").write_text(_RECALC_ALWAYS)
             cmd = _soffice_command(profile, pipe)
-            self._proc = subprocess.Popen(
+            proc = subprocess.Popen(
                 cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                 env={**os.environ, "TMPDIR": f"{profile}/tmp"}, start_new_session=True)
-        except BaseException:
-            shutil.rmtree(profile, ignore_errors=True)
-            raise
-        self._finalizer = weakref.finalize(self, _cleanup, self._proc, profile, pipe)
-        try:
+            self._proc = proc
+            self._finalizer = weakref.finalize(self, _cleanup, proc, profile, pipe)
             with self._watchdog("starting up"):
                 self._desktop = self._connect(pipe, time.monotonic() + self.timeout)
         except BaseException:
-            self.close()  # __exit__ never runs when __enter__ raises
+            if self._finalizer is None and self._proc is not None:
+                _cleanup(self._proc, profile, pipe)  # started, not yet registered
+            self.close()
+            shutil.rmtree(profile, ignore_errors=True)
             raise
 
     def _connect(self, pipe: str, deadline: float):
@@ -250,10 +269,11 @@ class Engine:
         """
         uno_exception = _uno().getClass("com.sun.star.uno.Exception")
         fired = threading.Event()
+        proc = self._proc  # close() may clear self._proc while the timer fires
 
         def bite():
             fired.set()
-            _kill_group(self._proc)
+            _kill_group(proc)
 
         timer = threading.Timer(self.timeout, bite)
         timer.daemon = True
@@ -393,7 +413,7 @@ def _formula_errors(doc) -> tuple[list[CellError], int]:
 
 def recalculate(path: str | os.PathLike, reads: Sequence[Block],
                 edits: Sequence[tuple[str, int, int, float | str]] = (),
-                timeout: float = 300.0, check_errors: bool = True) -> list[np.ndarray]:
+                timeout: float = DEFAULT_TIMEOUT, check_errors: bool = True) -> list[np.ndarray]:
     """One-shot :meth:`Engine.recalculate` with a soffice started and stopped for this call.
 
     Args:

@@ -16,8 +16,9 @@ from pathlib import Path
 
 import click
 
+from .engine import DEFAULT_TIMEOUT
 from .errors import SheetnetError
-from .options import TOLERANCE, TOLERANCE_FLOAT32, ExportOptions
+from .options import MAX_RECALC_S, TOLERANCE, TOLERANCE_FLOAT32, ExportOptions
 
 
 def _one_line_errors(fn):
@@ -120,6 +121,23 @@ class _Main(click.Group):
             sys.exit(128 + exc.signum)
 
 
+def _timeout_option(fn):
+    # verify and run: how long LibreOffice may take (checked by engine.check_timeout before use)
+    return click.option("--timeout", type=float, default=DEFAULT_TIMEOUT, show_default=True,
+                        help="seconds LibreOffice may take to start and, separately, to "
+                             "recalculate")(fn)
+
+
+def _engine_option(all_too: bool):
+    # verify and run: which spreadsheet recalculates (verify may ask every one)
+    from .engines import DEFAULT, ENGINES
+    names = list(ENGINES) + (["all"] if all_too else [])
+    return click.option("--engine", type=click.Choice(names), default=DEFAULT, show_default=True,
+                        help="the spreadsheet engine that recalculates BOOK"
+                             + ("; all: each one, a column of max errors per engine"
+                                if all_too else ""))
+
+
 @click.group(cls=_Main)
 @click.version_option(package_name="sheetnet")
 def main():
@@ -202,7 +220,8 @@ def _export_options(fn):
         click.option("--tokens", default=None,
                      help="GPT: comma-separated token ids instead of a prompt"),
         click.option("--context", type=int, default=None,
-                     help="GPT: positions to compute (default: block size)"),
+                     help="GPT: positions to compute, 1 to the block size (default: the block "
+                          "size up to 64, or as many as the prompt or --tokens fill)"),
         click.option("--precision", type=click.Choice(["float64", "float32", "auto"]),
                      default="auto", show_default=True, help="weight cells: float64 (shortest "
                      "exact text); float32 (shortest text that reads back as the same float32: "
@@ -221,16 +240,23 @@ def _options(tokens=None, **given) -> ExportOptions:
 @click.argument("model", type=click.Path(dir_okay=True))
 @click.argument("out", type=click.Path(dir_okay=False))
 @click.option("--force", is_flag=True, help="overwrite OUT if it exists")
+@click.option("--max-recalc", type=float, default=MAX_RECALC_S, show_default=True,
+              help="refuse a workbook whose estimated LibreOffice recalculation (as inspect "
+                   "reports it) takes longer, in seconds")
 @_export_options
 @_one_line_errors
 def export(model, out, force, **given):
     """Write MODEL (a file, or a Hugging Face / minGPT folder) as the workbook OUT."""
+    from .capture.gpt import positions_text
     from .export import export as do_export
     with _SheetProgress() as progress:
         res = do_export(model, out, _options(force=force, **given), progress=progress)
     click.echo(f"wrote {res.path}: {res.sheets} sheets, {res.weight_cells} weight cells, "
                f"{res.formula_cells} formula cells (style {res.style}) in {res.seconds:.2f} s"
-               + (f", precision {res.precision}" if res.precision != "float64" else ""))
+               + (f", precision {res.precision}" if res.precision != "float64" else "")
+               + (f"; it {positions_text(*res.positions)}" if res.positions else ""))
+    for line in res.architecture:
+        click.echo(f"  {line}")
     for note in res.notes:
         click.echo(f"  note: {note}")
 
@@ -278,16 +304,24 @@ def inspect_cmd(path, as_json, **given):
               f"{TOLERANCE:g}; for a workbook exported with precision float32, "
               f"{TOLERANCE_FLOAT32:g} x max(1, each tensor's largest |value|)]")
 @_load_options
+@_timeout_option
+@_engine_option(all_too=True)
 @_one_line_errors
-def verify(book, model, tol, fmt, meta, activations):
-    """Recalculate BOOK in LibreOffice and compare every layer with MODEL in PyTorch.
+def verify(book, model, tol, fmt, meta, activations, timeout, engine):
+    """Recalculate BOOK in a spreadsheet engine (LibreOffice unless --engine says otherwise) and
+    compare every layer with MODEL in PyTorch.
 
     MODEL is read as the export read it unless --format, --meta or --activations say otherwise."""
+    from .engine import check_timeout
+    from .engines import ENGINES
+    from .verify import engines_table
     from .verify import verify as do_verify
-    report = do_verify(book, model, tol=tol, fmt=None if fmt == "auto" else fmt, meta=meta,
-                       activations=activations)
-    click.echo(report.table())
-    if not report.ok:
+    reports = {name: do_verify(book, model, tol=tol, fmt=None if fmt == "auto" else fmt,
+                               meta=meta, activations=activations, engine=name,
+                               timeout=check_timeout(timeout))
+               for name in (ENGINES if engine == "all" else [engine])}
+    click.echo(engines_table(reports) if engine == "all" else reports[engine].table())
+    if not all(r.ok for r in reports.values()):
         sys.exit(1)
 
 
@@ -298,12 +332,17 @@ def verify(book, model, tol, fmt, meta, activations):
 @click.option("--tokens", default=None, help="GPT: comma-separated token ids")
 @click.option("--temperature", type=float, default=None, help="softmax temperature cell")
 @click.option("--json", "as_json", is_flag=True, help="print JSON")
+@_timeout_option
+@_engine_option(all_too=False)
 @_one_line_errors
-def run(book, inputs, prompt, tokens, temperature, as_json):
-    """Set BOOK's inputs, recalculate in LibreOffice and print the outputs."""
+def run(book, inputs, prompt, tokens, temperature, as_json, timeout, engine):
+    """Set BOOK's inputs, recalculate (in LibreOffice unless --engine says otherwise) and print
+    the outputs."""
+    from .engine import check_timeout
     from .run import run as do_run
     result = do_run(book, inputs=_floats(inputs) if inputs is not None else None,
-                    prompt=prompt, tokens=_ints(tokens), temperature=temperature)
+                    prompt=prompt, tokens=_ints(tokens), temperature=temperature,
+                    timeout=check_timeout(timeout), engine=engine)
     if as_json:
         click.echo(json.dumps(result))
     else:

@@ -17,7 +17,8 @@ from .errors import SheetnetError
 from .files import check_output
 from .importer import checkpoint_record
 from .ir import graph as ir
-from .options import AUTO_ARRAYS_ABOVE, AUTO_FLOAT32_ABOVE, PRECISIONS, STYLES, ExportOptions
+from .options import (AUTO_ARRAYS_ABOVE, AUTO_FLOAT32_ABOVE, LOAD_S_PER_WEIGHT, RECALC_S_PER_CELL,
+                      ExportOptions)
 from .writer import write_book
 
 
@@ -31,6 +32,8 @@ class ExportResult:
     style: str = "cells"    # the style written ("auto" resolved)
     precision: str = "float64"  # the weights' text ("auto" resolved)
     notes: tuple[str, ...] = ()  # what the user should know about how the model was read
+    positions: tuple[int, int] | None = None  # a GPT: positions computed, of its block size
+    architecture: tuple[str, ...] = ()  # the model as read, one line per layer
 
 
 def lower(model_path, options: ExportOptions) -> Captured:
@@ -38,8 +41,14 @@ def lower(model_path, options: ExportOptions) -> Captured:
 
     The graph's meta["load"] records how it was loaded (format, --meta, --activations), so that
     verify reads the same model without being told again; meta["checkpoint"] what import needs to
-    write the checkpoint back from the weight cells (format, config, metadata, every entry).
+    write the checkpoint back from the weight cells (format, config, metadata, every entry);
+    meta["architecture_lines"] the model as read, one line per layer.
+
+    Raises:
+        SheetnetError: bad options (ExportOptions.check, before the file is read), an unreadable
+            model, or non-finite weights.
     """
+    options.check()
     payload = loaders.load(model_path, options.fmt, meta=options.meta, activations=options.activations)
     captured = capture(payload, options)
     check_finite(captured.graph)
@@ -49,7 +58,16 @@ def lower(model_path, options: ExportOptions) -> Captured:
            payload["metadata"].get("vocab_file")}  # a meta.pkl the loader found, not beside
     captured.graph.meta["load"] = {k: v for k, v in how.items() if v is not None}
     captured.graph.meta["checkpoint"] = checkpoint_record(payload, captured.graph, model_path)
+    captured.graph.meta["architecture_lines"] = _architecture_lines(payload)
     return captured
+
+
+def _architecture_lines(payload: dict) -> list[str]:
+    try:  # TODO(issue 12): loaders/describe.py is being written; then call it directly
+        from .loaders.describe import architecture_lines
+    except ImportError:
+        return []
+    return list(architecture_lines(payload))
 
 
 def check_finite(graph: ir.Graph) -> None:
@@ -75,16 +93,13 @@ def export(model_path, out_path, options: ExportOptions | None = None,
     Returns:
         what was written, with counts and time.
     Raises:
-        SheetnetError: any bad input; no file is left at ``out_path`` then.
+        SheetnetError: any bad input, or a workbook LibreOffice would take longer than
+            ``options.max_recalc`` seconds to recalculate; no file is left at ``out_path`` then.
     """
     options = options or ExportOptions()
     start = time.perf_counter()
+    options.check()  # lower checks again; a bad option must not wait for the output's checks
     out_path = check_output(out_path, options.force)  # before any work; write_book checks again
-    if options.style not in STYLES:
-        raise SheetnetError(f"style {options.style!r} is not one of: {', '.join(STYLES)}")
-    if options.precision not in PRECISIONS:
-        raise SheetnetError(f"precision {options.precision!r} is not one of: "
-                            f"{', '.join(PRECISIONS)}")
     with _no_cyclic_gc():
         return _export(model_path, out_path, options, progress, start)
 
@@ -96,6 +111,7 @@ def _export(model_path, out_path: Path, options: ExportOptions, progress, start:
     guide = {"summary": graph.meta.get("summary", ""), "book": out_path.name,
              "model": Path(model_path).name, **graph.meta.get("guide", {})}
     style = choose_style(graph, options.style)
+    check_recalc(graph, style, options.max_recalc)
     arrays = ARRAY_FORMULAS if style == "arrays" else None
     book = build_book(graph, plan, guide=guide, array_ops=arrays)
     precision = choose_precision(graph, options.precision)
@@ -106,7 +122,9 @@ def _export(model_path, out_path: Path, options: ExportOptions, progress, start:
                                                             spec.name)))
     return ExportResult(out_path, len(book.sheets), formula_cells(graph), weight_cells(graph),
                         time.perf_counter() - start, style, precision,
-                        tuple(graph.meta.get("notes", ())))
+                        tuple(graph.meta.get("notes", ())),
+                        tuple(graph.meta["positions"]) if "positions" in graph.meta else None,
+                        tuple(graph.meta["architecture_lines"]))
 
 
 @contextlib.contextmanager
@@ -141,6 +159,35 @@ def formula_cells(graph: ir.Graph) -> int:
     """How many cells of the graph's nodes hold formulas (every op but leaves and views)."""
     ops = [n for n in graph.nodes.values() if not isinstance(n.op, (*ir.LEAF_TYPES, ir.View))]
     return sum(n.shape[0] * n.shape[1] for n in ops)
+
+
+def estimated_recalc_s(graph: ir.Graph, style: str) -> float:
+    """LibreOffice's load + recalculation of the workbook, estimated on this machine (see
+    options.py for the measurements); inspect reports it, export refuses above max_recalc.
+
+    Args:
+        graph: the captured graph.
+        style: "cells" or "arrays" (resolved).
+    Returns:
+        seconds.
+    """
+    return (weight_cells(graph) * LOAD_S_PER_WEIGHT
+            + formula_cells(graph) * RECALC_S_PER_CELL[style])
+
+
+def check_recalc(graph: ir.Graph, style: str, max_recalc: float | None) -> None:
+    """Refuse a workbook whose estimated recalculation passes ``max_recalc`` seconds.
+
+    Raises:
+        SheetnetError: naming the estimate and the options that change it.
+    """
+    seconds = estimated_recalc_s(graph, style)
+    if max_recalc is not None and seconds > max_recalc:
+        fewer = " or fewer positions (--context)" if "positions" in graph.meta else ""
+        about = f"{seconds:,.0f}" if seconds >= 1 else f"{seconds:.2g}"
+        raise SheetnetError(f"LibreOffice would take about {about} s to recalculate this "
+                            f"workbook (estimated, style {style}), over --max-recalc "
+                            f"{max_recalc:g}: raise --max-recalc to write it anyway{fewer}")
 
 
 def choose_style(graph: ir.Graph, style: str) -> str:

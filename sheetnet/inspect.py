@@ -6,6 +6,7 @@ from collections import Counter
 from pathlib import Path
 
 from . import layout
+from .capture.gpt import positions_text
 from .errors import SheetnetError
 from .ir import graph as ir
 from .layout import MAX_COLS, MAX_FORMULA_CHARS, MAX_ROWS
@@ -15,17 +16,12 @@ from .options import ExportOptions
 BYTES_PER_NUMBER = 14.5     # a float64 weight cell in the zipped file
 BYTES_PER_FLOAT32 = 7.1     # a weight cell written with precision float32 (GPT-2 small, random)
 BYTES_PER_FORMULA = 12.0    # a formula cell, zipped (they repeat, so they compress well)
-# LibreOffice load + recalculation: loading weight cells dominates big models (bench_scale.py:
-# GPT-2 small's 124M weights, 124 s; 17M, 16 s), formula cells small ones (bench_style.py: ~15 us
-# per cell formula, ~5 us per cell of an array formula).  Within ~25% for the measured shapes
-# from 1M weights up; small books are dominated by a fixed ~0.3 s.
-LOAD_S_PER_WEIGHT = 1.0e-6
-RECALC_S_PER_CELL = {"cells": 15e-6, "arrays": 5e-6}
+# LibreOffice's load + recalculation: export.estimated_recalc_s, the estimate export refuses on
 
 
 def inspect_model(model_path, options: ExportOptions) -> dict:
     """What ``export`` would write for this model, per sheet, plus estimates and limits."""
-    from .export import choose_precision, choose_style, lower
+    from .export import choose_precision, choose_style, estimated_recalc_s, lower
     graph = lower(model_path, options).graph
     plan = layout.plan(graph)
     style = choose_style(graph, options.style)
@@ -43,14 +39,15 @@ def inspect_model(model_path, options: ExportOptions) -> dict:
     totals = sum(per_sheet.values(), Counter())
     return {
         "model": str(model_path), "architecture": graph.meta.get("architecture"),
+        "architecture_lines": graph.meta.get("architecture_lines", []),
+        "positions": graph.meta.get("positions"),
         "style": style, "precision": precision,
         "sheets": {s: dict(c) for s, c in per_sheet.items()},
         "weights": totals["weights"], "formulas": totals["formulas"], "data": totals["data"],
         "estimated_mb": round((totals["weights"] * (BYTES_PER_FLOAT32 if precision == "float32"
                                                     else BYTES_PER_NUMBER)
                                + totals["formulas"] * BYTES_PER_FORMULA) / 2**20, 2),
-        "estimated_recalc_s": round(totals["weights"] * LOAD_S_PER_WEIGHT
-                                    + totals["formulas"] * RECALC_S_PER_CELL[style], 1),
+        "estimated_recalc_s": round(estimated_recalc_s(graph, style), 1),
         "limits": {"rows": MAX_ROWS, "cols": MAX_COLS, "formula_chars": MAX_FORMULA_CHARS},
     }
 
@@ -87,6 +84,9 @@ def inspect(path, options: ExportOptions | None = None) -> dict:
 def describe(info: dict) -> str:
     """The report as lines of text for the terminal."""
     lines = [f"{info.get('model') or info.get('book')}: {info.get('architecture')}"]
+    lines += [f"  {line}" for line in info.get("architecture_lines") or ()]
+    if info.get("positions"):
+        lines.append(f"the workbook {positions_text(*info['positions'])}")
     lines.append(f"{'sheet':<20} {'weights':>10} {'formulas':>10} {'data':>8}")
     for sheet, c in info["sheets"].items():
         lines.append(f"{sheet[:20]:<20} {c.get('weights', 0):>10,} {c.get('formulas', 0):>10,} "

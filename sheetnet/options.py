@@ -3,6 +3,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .errors import SheetnetError
+
+MAX_CELL_CHARS = 32_767   # Excel's limit on the text of one cell (a longer one is cut or refused)
+# export refuses a workbook whose estimated LibreOffice load + recalculation (export.py's
+# estimated_recalc_s, which inspect reports too) passes this, unless --max-recalc says more
+MAX_RECALC_S = 600.0
+
 
 @dataclass
 class ExportOptions:
@@ -15,9 +22,30 @@ class ExportOptions:
     input_value: float | None = None  # sqrt net: the x written into the input cell (default 2.0)
     prompt: str | None = None     # text models: the prompt / word written into the input cell
     tokens: list[int] | None = None   # GPT: token ids instead of a prompt
-    context: int | None = None    # GPT: positions the sheets compute (None = block_size)
+    context: int | None = None    # GPT: positions the sheets compute (None = the block size up
+                                  # to capture/gpt.py's DEFAULT_CONTEXT, more if the prompt needs)
     precision: str = "auto"       # weight text: "float64" (shortest exact), "float32" (shortest
                                   # text that reads back as the same float32), "auto" (below)
+    max_recalc: float | None = MAX_RECALC_S  # export: refuse a workbook LibreOffice would take
+                                  # longer to recalculate (seconds, estimated); None = no limit
+
+    def check(self) -> None:
+        """Refuse what no model could take, before any file is read.
+
+        Raises:
+            SheetnetError: an unknown style or precision, a prompt longer than a cell holds, or
+                a max_recalc that is not above 0.
+        """
+        if self.style not in STYLES:
+            raise SheetnetError(f"style {self.style!r} is not one of: {', '.join(STYLES)}")
+        if self.precision not in PRECISIONS:
+            raise SheetnetError(f"precision {self.precision!r} is not one of: "
+                                f"{', '.join(PRECISIONS)}")
+        if self.prompt is not None and len(self.prompt) > MAX_CELL_CHARS:
+            raise SheetnetError(f"the prompt is {len(self.prompt):,} characters long; a cell "
+                                f"holds at most {MAX_CELL_CHARS:,} (Excel's limit)")
+        if self.max_recalc is not None and not self.max_recalc > 0:
+            raise SheetnetError(f"--max-recalc must be above 0 seconds, not {self.max_recalc:g}")
 
 
 TOLERANCE = 1e-9  # verify: max |workbook - PyTorch float64| per cell
@@ -46,3 +74,10 @@ PRECISIONS = ("float64", "float32", "auto")
 # but 27k formula cells recalculated faster as cells (1.8 s) than as arrays (2.4 s).
 AUTO_ARRAYS_ABOVE = 200_000
 STYLES = ("cells", "arrays", "auto")
+
+# Estimated LibreOffice load + recalculation (export.estimated_recalc_s): loading weight cells
+# dominates big models (bench_scale.py: GPT-2 small's 124M weights, 124 s; 17M, 16 s), formula
+# cells small ones (bench_style.py: ~15 us per cell formula, ~5 us per cell of an array formula).
+# Within ~25% for the measured shapes from 1M weights up; small books take a fixed ~0.3 s more.
+LOAD_S_PER_WEIGHT = 1.0e-6
+RECALC_S_PER_CELL = {"cells": 15e-6, "arrays": 5e-6}

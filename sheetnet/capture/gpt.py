@@ -12,7 +12,8 @@ Node names are the trace names of ``GPT.forward`` (``h0.attn.q1``, ``ln_f.var`` 
 node's ``ref`` is its own name.  A vocabulary wider than a sheet (GPT-2's 50,257) puts the
 logits and the next-token rows on the Output sheet transposed (layout.py decides; nothing here).
 
-The workbook computes T positions (the model's block_size, or a smaller ``context``).  A shorter
+The workbook computes T positions (``context``; by default the block size up to DEFAULT_CONTEXT,
+or as many as the prompt fills; the Guide sheet says how many of the model's).  A shorter
 prompt fills positions 0..n-1; the positions after it hold the pad id and compute on it like any
 token, but causal attention keeps them from touching positions before them, and the next
 character is read at position n-1.  A longer prompt: the sheet reads its last T characters
@@ -37,6 +38,10 @@ from . import Captured
 PAD = 0         # token id of the positions after the prompt (never seen by the prompt's positions)
 TOP_K = 5       # candidates listed on the Output sheet
 DEFAULT_PROMPT = "The cell"
+# positions computed without --context: every position of a model whose block size is at most
+# this, else this many (or as many as the prompt or token ids fill).  Cells grow with T and the
+# scores with T^2: GPT-2 small at its 1024 ran past 15 minutes and 2.2 GB and never finished.
+DEFAULT_CONTEXT = 64
 
 
 def char_label(ch: str) -> str:
@@ -119,13 +124,39 @@ def lower_gpt(payload: dict, options=None) -> Captured:
     return Captured(model, graph, trace_gpt_tokens)
 
 
-def check_context(model, context: int | None) -> int:
-    """The positions T the sheets compute: ``context``, default and at most block_size."""
-    t = context or model.config.block_size
-    if not 1 <= t <= model.config.block_size:
-        raise SheetnetError(f"context {t} must be between 1 and the model's block_size "
-                            f"{model.config.block_size}")
-    return t
+def check_context(model, context: int | None, needed: int = 1) -> int:
+    """The positions T the sheets compute.
+
+    Args:
+        model: the GPT.
+        context: the positions asked for, or None: the block size up to DEFAULT_CONTEXT, or
+            ``needed`` if more (never past the block size).
+        needed: positions the prompt or token ids fill.
+    Returns:
+        T, 1 <= T <= block_size.
+    Raises:
+        SheetnetError: ``context`` is given and outside 1..block_size.
+    """
+    block = model.config.block_size
+    if context is None:
+        return min(block, max(DEFAULT_CONTEXT, needed))
+    if not 1 <= context <= block:
+        raise SheetnetError(f"context {context} must be between 1 and the model's block_size "
+                            f"{block}")
+    return context
+
+
+def positions_text(t: int, block: int) -> str:
+    """How many of the model's positions the workbook computes, as export, inspect and the
+    Guide sheet say it."""
+    more = f" (--context up to {block} for more)" if t < block else ""
+    return f"computes {t} of the model's {block} positions{more}"
+
+
+def context_meta(t: int, block: int) -> tuple[dict, str]:
+    """The graph's meta entries for T positions of ``block``, and the summary's words for them."""
+    meta = {"context": t, "positions": [t, block], "capture_options": {"context": t}}
+    return meta, f"context {t}" + (f": the workbook {positions_text(t, block)}" if t < block else "")
 
 
 def capture_gpt(model, vocab: list[str], prompt: str = DEFAULT_PROMPT,
@@ -136,19 +167,20 @@ def capture_gpt(model, vocab: list[str], prompt: str = DEFAULT_PROMPT,
         model: the GPT (any dtype; weights are taken as float64).
         vocab: the characters in id order (checkpoint metadata "vocab").
         prompt: the text written into the prompt cell.
-        context: positions T the sheets compute (default and maximum: block_size).
+        context: positions T the sheets compute (default: see ``check_context``).
     Returns:
         the graph, with ``meta["run"]`` declaring the prompt/temperature inputs and the report.
     """
     cfg = model.config
-    t = check_context(model, context)
+    t = check_context(model, context, len(prompt))
     if not is_char_vocab(vocab, cfg.vocab_size):
         raise SheetnetError(f"the gpt vocabulary must list {cfg.vocab_size} single characters "
                             "(checkpoint metadata 'vocab')")
+    positions, said = context_meta(t, cfg.block_size)
     g = ir.Graph(meta={
-        "architecture": "gpt", "context": t, "vocab": list(vocab), "capture_options": {"context": t},
+        "architecture": "gpt", "vocab": list(vocab), **positions,
         "summary": (f"a character-level GPT: {cfg.n_layer} blocks, {cfg.n_head} heads, "
-                    f"{cfg.n_embd}-wide, {len(vocab)} characters, context {t}"),
+                    f"{cfg.n_embd}-wide, {len(vocab)} characters, {said}"),
         "guide": {"context": t, "layers": cfg.n_layer, "last_sheet": f"B{cfg.n_layer} MLP"}})
     pos = [f"t{i}" for i in range(t)]
     _prompt(g, vocab, prompt, t, pos)

@@ -19,7 +19,7 @@ import numpy as np
 from ..errors import SheetnetError
 from ..ir import graph as ir
 from ..ir.reference import checked_id
-from .gpt import PAD, Front, build_body, char_label, check_context, trace_ids
+from .gpt import PAD, Front, build_body, char_label, check_context, context_meta, trace_ids
 
 DEFAULT_TOKENS = [0]  # the prompt written into the cells when export is given none
 
@@ -40,15 +40,15 @@ def capture_gpt_tokens(model, tokens: list[int], strings: list[str] | None = Non
         model: the GPT (a models.gpt.GPT).
         tokens: the ids written into the input cells (at most ``context`` of them).
         strings: each id's token string, in id order, or None: the sheets show ids only.
-        context: positions T the sheets compute (default and maximum: block_size).
+        context: positions T the sheets compute (default: see gpt.check_context).
     Returns:
         the graph, with ``meta["run"]`` declaring the tokens/temperature inputs and the report.
     Raises:
         SheetnetError: more ids than positions, or an id outside the vocabulary.
     """
     cfg = model.config
-    t, v = check_context(model, context), cfg.vocab_size
     tokens = [int(i) for i in tokens]
+    t, v = check_context(model, context, len(tokens)), cfg.vocab_size
     if len(tokens) > t:
         raise SheetnetError(f"{len(tokens)} token ids given; the workbook holds {t} positions "
                             "(its context)")
@@ -56,11 +56,11 @@ def capture_gpt_tokens(model, tokens: list[int], strings: list[str] | None = Non
     if bad:
         raise SheetnetError(ir.CheckedIds.OUTSIDE.format(bad[0], v - 1))
     named = "" if strings is None else " and their strings"
+    positions, said = context_meta(t, cfg.block_size)
     g = ir.Graph(meta={
-        "architecture": "gpt", "guide_text": "gpt-tokens", "context": t,
-        "capture_options": {"context": t},
+        "architecture": "gpt", "guide_text": "gpt-tokens", **positions,
         "summary": (f"a GPT: {cfg.n_layer} blocks, {cfg.n_head} heads, {cfg.n_embd}-wide, "
-                    f"{v:,} token ids{named}, context {t}"),
+                    f"{v:,} token ids{named}, {said}"),
         "guide": {"context": t, "layers": cfg.n_layer, "last_sheet": f"B{cfg.n_layer} MLP",
                   "last_id": v - 1}})
     pos = [f"t{i}" for i in range(t)]

@@ -1,56 +1,111 @@
-"""Render the README's pictures from real exported workbooks: export -> LibreOffice PDF -> PNG.
+"""Render the README's pictures straight from exported workbooks: export -> LibreOffice PDF -> PNG.
 
-Each sheet prints one page wide (the writer sets fit-to-width), so page k of the PDF is the k-th
-sheet.  Needs soffice and pdftoppm (Debian: poppler-utils).
+The exported file itself is printed (never a copy re-saved by another library, which would add
+parts the export lacks: a re-saved copy once hid that charts drew blank).  Every sheet prints one
+page wide (the writer sets fit-to-width); a picture is the part of a page between an anchor text
+(a title on the sheet, found with pdftotext's word boxes) and a height below it.  Needs soffice
+and poppler-utils (pdftoppm, pdftotext).
 
     python scripts/render_pictures.py            # writes docs/img/*.png
 """
 from __future__ import annotations
 
+import html
+import os
+import re
 import shutil
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "docs" / "img"
-
-# (picture name, example checkpoint, export options, sheet name, print area)
-PICTURES = [
-    ("sqrt_layer", "sqrt_2x2.pt", [], "Layer 1", "A1:F22"),
-    ("sqrt_walk", "sqrt_2x2.pt", [], "Walk", "A1:T68"),
-    ("textnet_input", "textnet.pt", [], "Input", "A1:I40"),
-    ("gpt_prompt", "gpt.pt", ["--prompt", "The cell"], "Prompt", "A1:N30"),
-    ("gpt_attention", "gpt.pt", ["--prompt", "The cell"], "B1 Attention", "A285:J295"),
-    ("gpt_output", "gpt.pt", ["--prompt", "The cell"], "Output", "A1:F16"),
-]
 DPI = 110
 
+# (picture, example, export options, anchor text (first match, in page order), height in points;
+# the picture starts a little above the anchor, spans the page's width)
+PICTURES = [
+    ("sqrt_layer", "sqrt_2x2.pt", [], "Layer 1: weights", 230),
+    ("sqrt_walk", "sqrt_2x2.pt", [], "Walk", 330),
+    ("textnet_input", "textnet.pt", [], "Input", 330),
+    ("gpt_prompt", "gpt.pt", ["--prompt", "The cell"], "Prompt", 300),
+    ("gpt_attention", "gpt.pt", ["--prompt", "The cell"], "head 0: attention", 200),
+    ("gpt_output", "gpt.pt", ["--prompt", "The cell"], "Output", 250),
+]
 
-def render(name, model, options, sheet, area, work: Path) -> Path:
-    import openpyxl
-    book = work / f"{name}.xlsx"
-    subprocess.run([sys.executable, "-m", "sheetnet", "export", str(ROOT / "examples" / model),
-                    str(book), "--force", *options], check=True, capture_output=True)
-    # print only `area` of `sheet`, one page wide: the PDF's first page is the picture
-    wb = openpyxl.load_workbook(book)
-    for ws in wb.worksheets:
-        if ws.title != sheet:
-            ws.sheet_state = "hidden"
-    wb[sheet].print_area = area
-    wb.active = wb.sheetnames.index(sheet)
-    wb.save(book)
-    subprocess.run(["soffice", "--headless", "--convert-to", "pdf", "--outdir", str(work),
-                    str(book)], check=True, capture_output=True)
+
+def pdf_of(book: Path, work: Path) -> Path:
+    """Print the workbook ``book`` to PDF with LibreOffice (a private profile in ``work``)."""
+    profile = (work / "lo-profile").resolve().as_uri()
+    subprocess.run(["soffice", f"-env:UserInstallation={profile}", "--headless", "--convert-to",
+                    "pdf", "--outdir", str(work), str(book)], check=True, capture_output=True,
+                   timeout=600)
+    pdf = work / (book.stem + ".pdf")
+    if not pdf.is_file():
+        raise RuntimeError(f"LibreOffice wrote no PDF for {book}")
+    return pdf
+
+
+def pages(pdf: Path, dpi: int = 72):
+    """Yield every page of ``pdf`` as an (h, w, 3) uint8 RGB array (pdftoppm's PPM, read
+    directly), one page at a time: a GPT's 20 pages at 300 dpi would hold ~500 MB at once."""
+    info = subprocess.run(["pdfinfo", str(pdf)], check=True, capture_output=True, text=True)
+    count = int(re.search(r"^Pages:\s+(\d+)", info.stdout, re.M).group(1))
+    with tempfile.TemporaryDirectory() as tmp:
+        for k in range(1, count + 1):
+            subprocess.run(["pdftoppm", "-r", str(dpi), "-f", str(k), "-l", str(k),
+                            "-singlefile", str(pdf), f"{tmp}/p"], check=True)
+            yield _ppm(Path(tmp) / "p.ppm")
+
+
+def _ppm(path: Path) -> np.ndarray:
+    data = path.read_bytes()
+    m = re.match(rb"P6\s+(\d+)\s+(\d+)\s+(\d+)\s", data)
+    w, h = int(m.group(1)), int(m.group(2))
+    return np.frombuffer(data, np.uint8, w * h * 3, m.end()).reshape(h, w, 3)
+
+
+def colour_pixels(image: np.ndarray, rgb: str, tol: int = 6) -> int:
+    """How many pixels of ``image`` are within ``tol`` of the colour RRGGBB in every channel."""
+    want = np.array([int(rgb[k:k + 2], 16) for k in (0, 2, 4)])
+    return int((np.abs(image.astype(int) - want).max(axis=-1) <= tol).sum())
+
+
+def find_text(pdf: Path, text: str) -> tuple[int, float]:
+    """(1-based page, y in points) of the first line of ``pdf`` that starts with ``text``."""
+    out = subprocess.run(["pdftotext", "-bbox-layout", str(pdf), "-"], check=True,
+                         capture_output=True, text=True).stdout
+    for k, page in enumerate(out.split("<page ")[1:], start=1):
+        for line in re.findall(r"<line[^>]*>(.*?)</line>", page, re.S):
+            words = re.findall(r'<word xMin="[^"]*" yMin="([^"]*)"[^>]*>(.*?)</word>', line)
+            if words and " ".join(html.unescape(w) for _, w in words).startswith(text):
+                return k, float(words[0][0])
+    raise RuntimeError(f"{text!r} is not on any page of {pdf.name}")
+
+
+def render(name, model, options, anchor, height, work: Path) -> Path:
+    book = work / f"{model}.{'_'.join(options) or 'plain'}.xlsx"
+    if not book.exists():
+        subprocess.run([sys.executable, "-m", "sheetnet", "export", str(ROOT / "examples" / model),
+                        str(book), "--force", *options], check=True, capture_output=True)
+    pdf = work / (book.stem + ".pdf")
+    if not pdf.exists():
+        pdf_of(book, work)
+    page, y = find_text(pdf, anchor)
+    scale = DPI / 72
+    top = max(0, int((y - 12) * scale))
     target = OUT / name
-    subprocess.run(["pdftoppm", "-png", "-r", str(DPI), "-f", "1", "-l", "1", "-singlefile",
-                    "-cropbox", str(work / f"{name}.pdf"), str(target)], check=True)
+    subprocess.run(["pdftoppm", "-png", "-r", str(DPI), "-f", str(page), "-l", str(page),
+                    "-y", str(top), "-H", str(int(height * scale)), "-W", "100000",
+                    "-singlefile", str(pdf), str(target)], check=True)
     return target.with_suffix(".png")
 
 
 def main() -> None:
-    for tool in ("soffice", "pdftoppm"):
+    for tool in ("soffice", "pdftoppm", "pdftotext"):
         if not shutil.which(tool):
             sys.exit(f"error: {tool} is needed (apt-get install libreoffice-calc-nogui poppler-utils)")
     OUT.mkdir(parents=True, exist_ok=True)
@@ -60,4 +115,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    os.chdir(ROOT)
     main()

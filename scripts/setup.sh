@@ -2,7 +2,10 @@
 # Install sheetnet on a fresh Debian machine with Python 3.11:
 #   - LibreOffice headless (Debian packages), the recalculation engine, when soffice is missing;
 #   - a virtual environment in .venv with sheetnet, the CPU build of torch (torch==2.13.0: any
-#     other spec pulls a multi-GB CUDA build) and, with --test, the test tools.
+#     other spec pulls a multi-GB CUDA build) and, with --test, the test tools;
+#   - with --test: Gnumeric (ssconvert) and poppler-utils (pdftoppm) when missing, since the tests
+#     recalculate every example in Gnumeric and render charts to PNG; IronCalc comes with the
+#     test extra.
 # Usage: bash scripts/setup.sh [--test]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,6 +19,17 @@ if ! command -v soffice >/dev/null 2>&1; then
   echo "setup: installing LibreOffice headless (libreoffice-calc-nogui, python3-uno)"
   $sudo apt-get update -q
   $sudo apt-get install -y -q --no-install-recommends libreoffice-calc-nogui python3-uno
+fi
+
+if [ -n "$extras" ]; then
+  missing=""
+  command -v ssconvert >/dev/null 2>&1 || missing="$missing gnumeric"
+  command -v pdftoppm >/dev/null 2>&1 || missing="$missing poppler-utils"
+  if [ -n "$missing" ]; then
+    echo "setup: installing$missing"
+    $sudo apt-get update -q
+    $sudo apt-get install -y -q --no-install-recommends $missing
+  fi
 fi
 
 python=${PYTHON:-python3.11}

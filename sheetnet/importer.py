@@ -33,7 +33,8 @@ from .errors import SheetnetError
 from .files import atomic_dir, atomic_path, check_output, torch_save
 from .ir import graph as ir
 from .loaders.source import payload
-from .manifest import MIN_CELL_BYTES, Book, plain_file_name, read_manifest
+from .manifest import plain_file_name, read_manifest
+from .xlsx_read import MIN_CELL_BYTES, Book
 
 KEPT_NUMBERS = 4096          # a tensor the workbook does not show is kept up to this many numbers
 VOCAB_IN_META = "meta.vocab"  # metadata "vocab" equal to the manifest's meta["vocab"]: kept once

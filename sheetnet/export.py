@@ -17,6 +17,7 @@ from .errors import SheetnetError
 from .files import check_output
 from .importer import checkpoint_record
 from .ir import graph as ir
+from .loaders.describe import architecture_lines
 from .options import (AUTO_ARRAYS_ABOVE, AUTO_FLOAT32_ABOVE, LOAD_S_PER_WEIGHT, RECALC_S_PER_CELL,
                       ExportOptions)
 from .writer import write_book
@@ -58,16 +59,8 @@ def lower(model_path, options: ExportOptions) -> Captured:
            payload["metadata"].get("vocab_file")}  # a meta.pkl the loader found, not beside
     captured.graph.meta["load"] = {k: v for k, v in how.items() if v is not None}
     captured.graph.meta["checkpoint"] = checkpoint_record(payload, captured.graph, model_path)
-    captured.graph.meta["architecture_lines"] = _architecture_lines(payload)
+    captured.graph.meta["architecture_lines"] = architecture_lines(payload)
     return captured
-
-
-def _architecture_lines(payload: dict) -> list[str]:
-    try:  # TODO(issue 12): loaders/describe.py is being written; then call it directly
-        from .loaders.describe import architecture_lines
-    except ImportError:
-        return []
-    return list(architecture_lines(payload))
 
 
 def check_finite(graph: ir.Graph) -> None:

@@ -5,12 +5,11 @@ than a cell holds (32,767 characters) are refused in one line, the prompt before
 read.  "Also": a GPT with a large block size exported without ``--context`` computes at most 64
 positions and says so (the "wrote" line and the Guide sheet); a workbook LibreOffice would take
 longer than ``--max-recalc`` seconds to recalculate (default 600, inspect's estimate) is refused
-before anything is written; verify's and run's ``--timeout`` must be above 0.  Case 4 (part): an
-export into a full or read-only folder says so in one line and leaves nothing there.
+before anything is written; verify's and run's ``--timeout`` must be above 0.  (Case 4's export
+into a full or read-only folder: test_import_output.py's test_output_folder_refuses_the_write.)
 """
 from __future__ import annotations
 
-import subprocess
 import zipfile
 from dataclasses import asdict
 from pathlib import Path
@@ -18,7 +17,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from hostile.helpers import files_in, no_temp_files, refused, run_cli
+from hostile.helpers import files_in, refused, run_cli
 from sheetnet.checkpoint import save_checkpoint
 from sheetnet.models.gpt import GPT, GPTConfig
 
@@ -97,33 +96,3 @@ def test_estimated_recalc_over_ten_minutes_refused_before_writing(tmp_path):
     assert res.code == 1, line
     assert files_in(tmp_path) == {"wide.pt"}
 
-
-# --- case 4 (part): a full or read-only output folder -------------------------------------------
-
-def _mount(*args) -> None:
-    subprocess.run(["mount", *map(str, args)], check=True, capture_output=True)
-
-
-@pytest.fixture(params=["full", "read-only"])
-def bad_folder(request, tmp_path):
-    """A folder export cannot write into: an 8 kB tmpfs, or a read-only bind mount of a folder."""
-    folder = tmp_path / "mnt"
-    folder.mkdir()
-    if request.param == "full":
-        _mount("-t", "tmpfs", "-o", "size=8k", "tmpfs", folder)
-    else:
-        source = tmp_path / "src"
-        source.mkdir()
-        _mount("--bind", source, folder)
-        _mount("-o", "remount,bind,ro", folder)
-    yield request.param, folder
-    subprocess.run(["umount", folder], check=True)
-
-
-def test_export_into_full_or_read_only_folder(tiny, tmp_path, bad_folder):
-    kind, folder = bad_folder
-    res = run_cli("export", tiny, folder / "out.xlsx", cwd=tmp_path)
-    assert res.code == 1
-    refused(res, str(folder))
-    no_temp_files(folder)
-    assert files_in(folder) == set(), kind

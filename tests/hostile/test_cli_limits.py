@@ -41,7 +41,6 @@ def tiny(tmp_path_factory) -> Path:
 # (arguments after the command's; {model} and {book} are filled in, words the line must hold)
 REFUSALS = {
     "context 0": (["export", "{model}", "{book}", "--context", "0"], ["context 0", "between 1"]),
-    "context -3": (["export", "{model}", "{book}", "--context", "-3"], ["context -3"]),
     # checked before the model is read: the model given here does not even exist
     "112k-character prompt": (["export", "missing.pt", "{book}", "--prompt", "x" * 112_000],
                               ["prompt", "112,000", "32,767"]),

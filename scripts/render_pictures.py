@@ -25,15 +25,16 @@ ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "docs" / "img"
 DPI = 110
 
-# (picture, example, export options, anchor text (first match, in page order), height in points;
-# the picture starts a little above the anchor, spans the page's width)
+# (picture, example, export options, anchor text (first match, in page order), height and width
+# in points (None: the page's width), dots per inch; the picture starts a little above the
+# anchor, at the page's left edge.  A wide sheet prints small (one page wide): more dpi)
 PICTURES = [
-    ("sqrt_layer", "sqrt_2x2.pt", [], "Layer 1: weights", 230),
-    ("sqrt_walk", "sqrt_2x2.pt", [], "Walk", 330),
-    ("textnet_input", "textnet.pt", [], "Input", 330),
-    ("gpt_prompt", "gpt.pt", ["--prompt", "The cell"], "Prompt", 300),
-    ("gpt_attention", "gpt.pt", ["--prompt", "The cell"], "head 0: attention", 200),
-    ("gpt_output", "gpt.pt", ["--prompt", "The cell"], "Output", 250),
+    ("sqrt_layer", "sqrt_2x2.pt", [], "Layer 1: weights", 230, None, DPI),
+    ("sqrt_walk", "sqrt_2x2.pt", [], "Walk", 330, 280, 3 * DPI),
+    ("textnet_input", "textnet.pt", [], "Input", 330, None, DPI),
+    ("gpt_prompt", "gpt.pt", ["--prompt", "The cell"], "Prompt", 300, None, DPI),
+    ("gpt_attention", "gpt.pt", ["--prompt", "The cell"], "head 0: attention", 75, 420, 3 * DPI),
+    ("gpt_output", "gpt.pt", ["--prompt", "The cell"], "Output", 250, None, DPI),
 ]
 
 
@@ -86,7 +87,7 @@ def find_text(pdf: Path, text: str) -> tuple[int, float]:
     raise RuntimeError(f"{text!r} is not on any page of {pdf.name}")
 
 
-def render(name, model, options, anchor, height, work: Path) -> Path:
+def render(name, model, options, anchor, height, width, dpi, work: Path) -> Path:
     book = work / f"{model}.{'_'.join(options) or 'plain'}.xlsx"
     if not book.exists():
         subprocess.run([sys.executable, "-m", "sheetnet", "export", str(ROOT / "examples" / model),
@@ -95,11 +96,12 @@ def render(name, model, options, anchor, height, work: Path) -> Path:
     if not pdf.exists():
         pdf_of(book, work)
     page, y = find_text(pdf, anchor)
-    scale = DPI / 72
+    scale = dpi / 72
     top = max(0, int((y - 12) * scale))
     target = OUT / name
-    subprocess.run(["pdftoppm", "-png", "-r", str(DPI), "-f", str(page), "-l", str(page),
-                    "-y", str(top), "-H", str(int(height * scale)), "-W", "100000",
+    subprocess.run(["pdftoppm", "-png", "-r", str(dpi), "-f", str(page), "-l", str(page),
+                    "-y", str(top), "-H", str(int(height * scale)),
+                    "-W", str(int(width * scale) if width else 100000),
                     "-singlefile", str(pdf), str(target)], check=True)
     return target.with_suffix(".png")
 

@@ -13,7 +13,7 @@ import os
 
 from .errors import SheetnetError
 from .layout import MAX_COLS, MAX_ROWS
-from .xlsx_read import Book
+from .xlsx_read import MIN_CELL_BYTES, Book
 
 MANIFEST_SHEET = "_sheetnet"
 MANIFEST_CHARS = 64 * 2**20   # GPT-2 small's manifest (BPE vocabulary, tokenizer files): ~6 MB
@@ -22,36 +22,63 @@ MANIFEST_CHARS = 64 * 2**20   # GPT-2 small's manifest (BPE vocabulary, tokenize
 MANIFEST_CONTAINERS = 1_000_000
 
 def read_manifest(path: str | os.PathLike) -> dict:
-    """The manifest sheetnet wrote into a workbook, checked (see ``check``).
+    """The manifest sheetnet wrote into a workbook, checked (see ``check``), every node's cells
+    backed by its sheet's real size (see ``_check_backed``).
 
     Raises:
         SheetnetError: not an .xlsx, not written by sheetnet, a damaged or tampered manifest.
     """
     with Book(path) as book:
-        if MANIFEST_SHEET not in book.sheets:
-            raise SheetnetError(f"{book.path} was not written by sheetnet "
-                                f"(no {MANIFEST_SHEET} sheet)")
-        chunks: list[tuple[str, str | None]] = []
-        size = [0]
+        manifest = _parse(_manifest_text(book), path)
+        check(manifest, path)
+        _check_backed(book, manifest)
+    return manifest
 
-        def cell(row, col, kind, text):
-            size[0] += len(text or "")
-            if size[0] > MANIFEST_CHARS:
-                raise SheetnetError(f"{book.path}: the sheetnet manifest is longer than "
-                                    f"{MANIFEST_CHARS:,} characters")
-            chunks.append((kind, text))
-        book.cells(MANIFEST_SHEET, (0, MAX_ROWS), (0, 1), cell)
-        shared = book.strings({int(t) for k, t in chunks if k == "s" and (t or "").isdigit()})
-        text = "".join(shared.get(int(t), "") if k == "s" and (t or "").isdigit() else (t or "")
-                       for k, t in chunks)
+
+def _manifest_text(book: Book) -> str:
+    if MANIFEST_SHEET not in book.sheets:
+        raise SheetnetError(f"{book.path} was not written by sheetnet (no {MANIFEST_SHEET} sheet)")
+    chunks: list[tuple[str, str | None]] = []
+    size = [0]
+
+    def cell(row, col, kind, text):
+        size[0] += len(text or "")
+        if size[0] > MANIFEST_CHARS:
+            raise SheetnetError(f"{book.path}: the sheetnet manifest is longer than "
+                                f"{MANIFEST_CHARS:,} characters")
+        chunks.append((kind, text))
+    book.cells(MANIFEST_SHEET, (0, MAX_ROWS), (0, 1), cell)
+    shared = book.strings({int(t) for k, t in chunks if k == "s" and (t or "").isdigit()})
+    return "".join(shared.get(int(t), "") if k == "s" and (t or "").isdigit() else (t or "")
+                   for k, t in chunks)
+
+
+def _parse(text: str, path) -> object:
     if text.count("{") + text.count("[") > MANIFEST_CONTAINERS:
         raise SheetnetError(f"{path}: the sheetnet manifest is damaged (too deeply built)")
     try:
-        manifest = json.loads(text)
+        return json.loads(text)
     except (ValueError, RecursionError):
         raise SheetnetError(f"{path}: the sheetnet manifest is damaged") from None
-    check(manifest, path)
-    return manifest
+
+
+def _check_backed(book: Book, manifest: dict) -> None:
+    # Readers allocate a node's cells (import: the weights; verify and run: what the engine
+    # reads), so a node may claim only as many cells as its sheet's XML can hold: each cell is
+    # at least MIN_CELL_BYTES.  Views own no cells.
+    cells: dict[str, int] = {}
+    first: dict[str, str] = {}
+    for name, e in manifest["nodes"].items():
+        if e["op"] != "View":
+            cells[e["sheet"]] = cells.get(e["sheet"], 0) + e["shape"][0] * e["shape"][1]
+            first.setdefault(e["sheet"], name)
+    for sheet, n in cells.items():
+        if sheet not in book.sheets:
+            raise SheetnetError(f"{first[sheet]}: sheet {sheet!r} is missing from "
+                                f"{book.path.name}")
+        if n * MIN_CELL_BYTES > book.part_size(sheet):
+            raise SheetnetError(f"{book.path.name}: the manifest places {n:,} cells on sheet "
+                                f"{sheet!r}, more than its {book.part_size(sheet):,} bytes hold")
 
 
 # --- the manifest's structure: every value a reader uses, checked once -------------------------

@@ -313,7 +313,7 @@ def _set(sheet, ref, value):
     (lambda wb: wb["Layer 1"].insert_rows(3), "weight L1.W: 'Layer 1'!B5 holds text 'x', not a number"),
     # a weight column deleted: the bias column moved into the weights, its own cells are empty
     (lambda wb: wb["Layer 2"].delete_cols(3), "weight L2.b: 'Layer 2'!D5 is empty, not a number"),
-    (lambda wb: wb.remove(wb["Layer 2"]), "weight L2.W: sheet 'Layer 2' is missing from bad.xlsx"),
+    (lambda wb: wb.remove(wb["Layer 2"]), "L2.W: sheet 'Layer 2' is missing from bad.xlsx"),
 ])
 def test_damaged_workbook_one_line_naming_the_cell(small_book, tmp_path, damage, message):
     assert _damaged(small_book, tmp_path, damage) == message

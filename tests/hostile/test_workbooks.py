@@ -227,7 +227,7 @@ def test_declared_shape_the_file_cannot_back(sqrt_book, tmp_path):
     book = with_manifest(sqrt_book, tmp_path / "big.xlsx", manifest)
     assert book.stat().st_size < 100_000
     out = run_cli("import", book, tmp_path / "out.pt")
-    refused(out, "weight cells on sheet 'Layer 1', more than its")
+    refused(out, "cells on sheet 'Layer 1', more than its")
     assert out.peak_mb < MEMORY_BOUND_MB, out.peak_mb
     no_temp_files(tmp_path)
 
@@ -271,4 +271,17 @@ def test_long_shared_string_within_the_ratio_is_streamed(sqrt_book, tmp_path):
     book = write_parts(tmp_path / "long.xlsx", with_shared_strings(parts))
     out = run_cli("import", book, tmp_path / "out.pt")
     refused(out, "shared string 0 holds more than 32,767 characters")
+    assert out.peak_mb < MEMORY_BOUND_MB, out.peak_mb
+
+
+@pytest.mark.parametrize("command", ["run", "verify"])
+def test_declared_formula_cells_the_file_cannot_back(sqrt_book, tmp_path, command):
+    # verify and run read every node's cells through the engine: a formula node claiming a
+    # sheet's worth of cells would be allocated there, so read_manifest refuses it first
+    manifest = manifest_of(sqrt_book)
+    manifest["nodes"]["L1.z"]["shape"] = [1_000_000, 16_000]
+    book = with_manifest(sqrt_book, tmp_path / "big.xlsx", manifest)
+    args = [book] if command == "run" else [book, EXAMPLES / "sqrt_2x2.pt"]
+    out = run_cli(command, *args)
+    refused(out, "cells on sheet 'Layer 1', more than its")
     assert out.peak_mb < MEMORY_BOUND_MB, out.peak_mb

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import pickle
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,12 +20,14 @@ from sheetnet import loaders
 from sheetnet.errors import SheetnetError
 from sheetnet.export import export, lower
 from sheetnet.ir import reference
+from sheetnet.loaders.describe import architecture_lines
 from sheetnet.loaders.safe import MODULE_CLASSES
 from sheetnet.models.gpt import GPT
 from sheetnet.models.mlp import mlp_from_checkpoint
 from sheetnet.options import ExportOptions
 from cli_helpers import invoke, one_line_error
 
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 IDS = torch.tensor([[1, 4, 0, 9, 2, 7], [3, 3, 10, 5, 8, 1]])
 TOL = 1e-10
 
@@ -330,3 +333,70 @@ def test_malicious_meta_pkl_never_runs(tmp_path):
     res = invoke("export", path, tmp_path / "o.xlsx")
     one_line_error(res, "meta.pkl asks to run code", "builtins.exec")
     assert not marker.exists() and not (tmp_path / "o.xlsx").exists()
+
+
+# ---------------------------------------------------------------- the architecture, as read
+def _arch_case(tmp_path, fmt: str):
+    # (path, load kwargs) of a small model in format ``fmt``
+    if fmt == "mlp-module":
+        seq = nn.Sequential(nn.Linear(3, 4, bias=False), nn.GELU(approximate="tanh"),
+                            nn.Linear(4, 2), nn.LeakyReLU(0.2))
+        torch.save(seq, tmp_path / "m.pt")
+        return tmp_path / "m.pt", {}
+    if fmt == "mlp-state-dict":   # an Embedding(8, 8) table, saved bare: read as a Linear
+        torch.save({"0.weight": nn.Embedding(8, 8).weight.detach()}, tmp_path / "m.pt")
+        return tmp_path / "m.pt", {}
+    if fmt == "mlp-state-dict activations":
+        seq = nn.Sequential(nn.Linear(2, 3), nn.Tanh(), nn.Linear(3, 1))
+        torch.save(seq.state_dict(), tmp_path / "m.pt")
+        return tmp_path / "m.pt", {"activations": "tanh"}
+    if fmt == "nanogpt":
+        return write_nanogpt(tmp_path / "out", random_gpt(seed=1, bias=False)), {}
+    if fmt == "mingpt":
+        return write_mingpt_workdir(tmp_path / "w", random_gpt(seed=2, gelu="tanh", tied=False)), {}
+    if fmt == "hf-gpt2":
+        hf_gpt2(n_layer=1).save_pretrained(tmp_path / "hf")
+        return tmp_path / "hf", {}
+    return EXAMPLES / fmt, {}
+
+
+ARCH_LINES = [
+    ("sqrt_2x2.pt", ["0: Linear 1 -> 2", "1: ReLU", "2: Linear 2 -> 2", "3: ReLU",
+                     "4: Linear 2 -> 1"]),
+    ("textnet.pt", ["embedding: 7 words x 2", "layer 1: Linear 2 -> 2, ReLU",
+                    "layer 2: Linear 2 -> 2, ReLU", "output: Linear 2 -> 7 (one logit per word)"]),
+    ("gpt.pt", ["token embedding: 64 x 32", "position embedding: 32 x 32",
+                "blocks 0-1: LayerNorm, attention 2 heads x 16, LayerNorm, MLP 32 -> 128 -> 32 "
+                "(GELU erf)", "final LayerNorm (eps 1e-05)", "head: tied to the token embedding"]),
+    ("mlp-module", ["0: Linear 3 -> 4, no bias", "1: GELU (tanh)", "2: Linear 4 -> 2",
+                    "3: LeakyReLU 0.2"]),
+    ("mlp-state-dict", ["0: Linear 8 -> 8, no bias",
+                        "(a bare state dict: every weight read as a Linear layer, activations "
+                        "from --activations (none: one Linear))"]),
+    ("mlp-state-dict activations", ["0: Linear 2 -> 3", "1: Tanh", "2: Linear 3 -> 1",
+                                    "(a bare state dict: every weight read as a Linear layer, "
+                                    "activations from --activations tanh)"]),
+    ("nanogpt", ["token embedding: 11 x 8", "position embedding: 8 x 8",
+                 "blocks 0-1: LayerNorm, attention 2 heads x 4, LayerNorm, MLP 8 -> 32 -> 8 "
+                 "(GELU erf), no biases", "final LayerNorm (eps 1e-05)",
+                 "head: tied to the token embedding", loaders.describe.ASSUMED["nanogpt"]]),
+    ("mingpt", ["token embedding: 11 x 8", "position embedding: 8 x 8",
+                "blocks 0-1: LayerNorm, attention 2 heads x 4, LayerNorm, MLP 8 -> 32 -> 8 "
+                "(GELU tanh)", "final LayerNorm (eps 1e-05)", "head: Linear 8 -> 11, no bias",
+                loaders.describe.ASSUMED["mingpt"]]),
+    ("hf-gpt2", ["token embedding: 50 x 16", "position embedding: 16 x 16",
+                 "block 0: LayerNorm, attention 2 heads x 8, LayerNorm, MLP 16 -> 64 -> 16 "
+                 "(GELU tanh)", "final LayerNorm (eps 1e-05)", "head: tied to the token embedding",
+                 loaders.describe.ASSUMED["hf-gpt2"]]),
+]
+
+
+@pytest.mark.parametrize("fmt, lines", ARCH_LINES, ids=[c[0] for c in ARCH_LINES])
+def test_architecture_lines_say_what_was_read(tmp_path, fmt, lines):
+    path, kwargs = _arch_case(tmp_path, fmt)
+    assert architecture_lines(loaders.load(path, **kwargs)) == lines
+
+
+def test_architecture_lines_name_a_bad_config_value():
+    with pytest.raises(SheetnetError, match="sizes must be .* got 'abc'"):
+        architecture_lines({"architecture": "mlp", "config": {"sizes": "abc"}})

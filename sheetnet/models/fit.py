@@ -111,6 +111,19 @@ def check_fit(model: nn.Module, state_dict: dict, where: str) -> None:
         raise SheetnetError(f"{where}: the weights do not fit its config: {problem}")
 
 
+def check_keys_early(expected: dict[str, tuple], state_dict: dict, where: str) -> None:
+    """Compare a few keys' shapes, computed from the config, before building a big module (a
+    GPT of 1,000 blocks takes seconds even on the meta device); same message as check_fit.
+
+    Raises:
+        SheetnetError: a listed key missing or of another shape.
+    """
+    found = {k: tuple(state_dict[k].shape) for k in expected if k in state_dict}
+    problem = fit_problem(expected, found)
+    if problem:
+        raise SheetnetError(f"{where}: the weights do not fit its config: {problem}")
+
+
 def fit_problem(expected: dict[str, tuple], found: dict[str, tuple]) -> str | None:
     """What is wrong between the shapes a config needs and those a checkpoint has, or None."""
     for key, shape in expected.items():

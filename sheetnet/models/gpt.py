@@ -19,8 +19,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..errors import SheetnetError
-from .fit import (MAX_LAYERS, build_on_meta, check_tensors, config_choice, config_int,
-                  config_number, load_fitted)
+from .fit import (MAX_LAYERS, build_on_meta, check_keys_early, check_tensors, config_choice,
+                  config_int, config_number, load_fitted)
 
 ARCHITECTURE = "gpt"
 GELU_FORMS = ("erf", "tanh")
@@ -257,6 +257,9 @@ class GPT(nn.Module):
         # no second copy of the weights (GPT-2 small: ~2 s and 0.5 GB saved); the config's
         # shapes are checked against the tensors first (models/fit.py)
         sd = {"transformer.wte.weight": wte, **sd}   # its dtype is the model's
+        check_keys_early({"transformer.wte.weight": (config.vocab_size, config.n_embd),
+                          f"transformer.h.{config.n_layer - 1}.ln_1.weight": (config.n_embd,)},
+                         sd, where)
         model = load_fitted(build_on_meta(lambda: cls(config, init=False)), sd, where)
         if config.tied:
             model.lm_head.weight = model.transformer.wte.weight

@@ -18,7 +18,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sheetnet.engine import Block, Engine  # noqa: E402
+from sheetnet.engines import Block  # noqa: E402
+from sheetnet.engines.libreoffice import LibreOffice as Engine  # noqa: E402
 from sheetnet.export import export  # noqa: E402
 from sheetnet.options import ExportOptions  # noqa: E402
 from sheetnet.verify import verify  # noqa: E402

@@ -84,7 +84,7 @@ def recalc_step(ckpt: Path, book: Path, tokens: list[int]) -> dict:
     """Load + recalculate in LibreOffice, read the logits, compare with PyTorch float64."""
     return _child(f"""
 import time, numpy as np, torch
-from sheetnet.engine import Engine
+from sheetnet.engines.libreoffice import LibreOffice as Engine
 from sheetnet.loaders import load
 from sheetnet.models.gpt import GPT
 from sheetnet.verify import numeric, read_nodes

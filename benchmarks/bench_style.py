@@ -20,7 +20,8 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 
 from sheetnet.checkpoint import save_checkpoint  # noqa: E402
-from sheetnet.engine import Block, Engine  # noqa: E402
+from sheetnet.engines import Block  # noqa: E402
+from sheetnet.engines.libreoffice import LibreOffice as Engine  # noqa: E402
 from sheetnet.export import export  # noqa: E402
 from sheetnet.models.gpt import GPT, GPTConfig  # noqa: E402
 from sheetnet.options import ExportOptions  # noqa: E402

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import click
 
-from .engine import DEFAULT_TIMEOUT
+from .engines.base import DEFAULT_TIMEOUT
 from .errors import SheetnetError
 from .options import MAX_RECALC_S, TOLERANCE, TOLERANCE_FLOAT32, ExportOptions
 
@@ -312,8 +312,8 @@ def verify(book, model, tol, fmt, meta, activations, timeout, engine):
     compare every layer with MODEL in PyTorch.
 
     MODEL is read as the export read it unless --format, --meta or --activations say otherwise."""
-    from .engine import check_timeout
     from .engines import ENGINES
+    from .engines.libreoffice import check_timeout
     from .verify import engines_table
     from .verify import verify as do_verify
     reports = {name: do_verify(book, model, tol=tol, fmt=None if fmt == "auto" else fmt,
@@ -338,7 +338,7 @@ def verify(book, model, tol, fmt, meta, activations, timeout, engine):
 def run(book, inputs, prompt, tokens, temperature, as_json, timeout, engine):
     """Set BOOK's inputs, recalculate (in LibreOffice unless --engine says otherwise) and print
     the outputs."""
-    from .engine import check_timeout
+    from .engines.libreoffice import check_timeout
     from .run import run as do_run
     result = do_run(book, inputs=_floats(inputs) if inputs is not None else None,
                     prompt=prompt, tokens=_ints(tokens), temperature=temperature,

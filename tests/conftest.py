@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from sheetnet.engine import Engine
+from sheetnet.engines.libreoffice import LibreOffice as Engine
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"

@@ -8,7 +8,7 @@ import torch
 from foreign import CHARS, random_gpt
 from sheetnet.checkpoint import load_checkpoint, save_checkpoint
 from sheetnet.emit.a1 import cell_name
-from sheetnet.engine import Block
+from sheetnet.engines import Block
 from sheetnet.errors import SheetnetError
 from sheetnet.export import export
 from sheetnet.models.gpt import GPT

@@ -14,7 +14,7 @@ from foreign import (functional_gpt, hf_gpt2, random_gpt, write_meta_pkl, write_
                      write_nanogpt)
 from sheetnet.checkpoint import save_checkpoint
 from sheetnet.emit.a1 import cell_name
-from sheetnet.engine import Block
+from sheetnet.engines import Block
 from sheetnet.errors import SheetnetError
 from sheetnet.export import export
 from sheetnet.options import TOLERANCE, ExportOptions

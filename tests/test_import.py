@@ -25,7 +25,7 @@ from transformers import GPT2LMHeadModel
 from foreign import CHARS, functional_gpt, hf_gpt2, random_gpt, write_mingpt_workdir, write_nanogpt
 from sheetnet import loaders
 from sheetnet.cli import main
-from sheetnet.engine import soffice_path
+from sheetnet.engines.libreoffice import soffice_path
 from sheetnet.errors import SheetnetError
 from sheetnet.export import export
 from sheetnet.importer import import_book

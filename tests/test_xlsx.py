@@ -7,7 +7,7 @@ import openpyxl
 import pytest
 from openpyxl.utils import column_index_from_string
 
-from sheetnet.engine import Block
+from sheetnet.engines import Block
 from sheetnet.errors import SheetnetError
 from sheetnet.export import export
 from sheetnet.options import ExportOptions

@@ -4,7 +4,7 @@ Every engine is a context manager with ``recalculate(path, reads, edits=(), chec
 (see base.py), a ``timeout`` in seconds and ``timings`` of its last call.  ``open_engine(name)``
 makes one by name; a missing engine is an EngineError that says how to install it.
 
-    libreoffice  soffice headless over UNO (the default; sheetnet/engine.py for now)
+    libreoffice  soffice headless over UNO (the default)
     gnumeric     ssconvert --recalc, read back from the xlsx it writes (full precision)
     ironcalc     the ironcalc wheel, in a child process (a Rust evaluation cannot be interrupted)
 """
@@ -13,7 +13,7 @@ from __future__ import annotations
 import importlib
 
 from ..errors import SheetnetError
-from .base import Block, CellError, EngineError, FormulaError
+from .base import DEFAULT_TIMEOUT, Block, CellError, EngineError, FormulaError
 
 # name -> (module, class); imported on use, so a missing engine costs nothing until asked for
 ENGINES = {"libreoffice": ("libreoffice", "LibreOffice"),
@@ -37,7 +37,7 @@ def engine_class(name: str):
     return getattr(importlib.import_module(f"{__name__}.{module}"), cls)
 
 
-def open_engine(name: str = DEFAULT, timeout: float = 300.0):
+def open_engine(name: str = DEFAULT, timeout: float = DEFAULT_TIMEOUT):
     """A new engine called ``name``, not yet started: use it as a context manager.
 
     Args:

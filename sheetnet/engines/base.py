@@ -1,25 +1,72 @@
-"""What every engine shares: the Block to read, error types, and the checks around a call.
-
-Block, CellError, EngineError and FormulaError live in sheetnet/engine.py until LibreOffice's
-engine moves into this package; everything else imports them from here.
-"""
+"""What every engine shares: the Block to read, error types, and the checks around a call."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
-from ..engine import Block, CellError, EngineError, FormulaError
+from ..errors import SheetnetError
 
 __all__ = ["Block", "CellError", "EngineError", "FormulaError", "ERROR_NAMES", "MAX_LISTED",
-           "book_path", "errors_or_none", "need_program", "empty_blocks"]
+           "DEFAULT_TIMEOUT", "quote_sheet", "book_path", "errors_or_none", "need_program",
+           "empty_blocks"]
 
 # what a formula error reads as in Excel, Gnumeric and IronCalc
 ERROR_NAMES = ("#NULL!", "#DIV/0!", "#VALUE!", "#REF!", "#NAME?", "#NUM!", "#N/A", "#ERROR!",
                "#N/IMPL!", "#SPILL!", "#CALC!", "#CIRC!")
 MAX_LISTED = 1000  # error cells listed in a FormulaError (all are counted)
+_SHOWN_ERRORS = 5  # of them, named in its message
+DEFAULT_TIMEOUT = 300.0  # seconds for each recalculation (LibreOffice: start-up too, separately)
+
+
+@dataclass(frozen=True)
+class Block:
+    """A rectangle to read: 0-based top-left row/col and its size."""
+    sheet: str
+    row: int
+    col: int
+    nrows: int
+    ncols: int
+
+
+@dataclass(frozen=True)
+class CellError:
+    """A formula cell whose result is an error, e.g. ('Layer 1', 'C7', '#VALUE!')."""
+    sheet: str
+    cell: str
+    error: str
+
+
+class EngineError(SheetnetError):
+    """An engine is missing, crashed, hung, or could not read a workbook."""
+
+
+class FormulaError(EngineError):
+    """Formula cells computed to errors; ``errors`` lists them (at most MAX_LISTED).
+
+    ``total`` counts all of them, also those left out of ``errors``.
+    """
+
+    def __init__(self, errors: Sequence[CellError], total: int | None = None):
+        self.errors = list(errors)
+        self.total = len(self.errors) if total is None else total
+        shown = ", ".join(f"{quote_sheet(e.sheet)}!{e.cell} {e.error}"
+                          for e in self.errors[:_SHOWN_ERRORS])
+        more = ", ..." if self.total > _SHOWN_ERRORS else ""
+        noun = "cell computes" if self.total == 1 else "cells compute"
+        super().__init__(f"{self.total} formula {noun} to errors: {shown}{more}")
+
+
+def quote_sheet(name: str) -> str:
+    """Return a sheet name as a formula would spell it: 'Layer 1', 'O''Neil', Sheet1."""
+    if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name) and not re.fullmatch(r"[A-Za-z]{1,3}\d+", name):
+        return name
+    return "'" + name.replace("'", "''") + "'"
 
 
 def book_path(path: str | os.PathLike) -> Path:

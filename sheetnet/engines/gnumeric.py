@@ -12,7 +12,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from .base import EngineError, book_path, errors_or_none, need_program
+from .base import DEFAULT_TIMEOUT, EngineError, book_path, errors_or_none, need_program
 from .workbook import patched, read_values
 
 INSTALL_HINT = "Gnumeric (ssconvert) is not installed: apt-get install gnumeric"
@@ -23,7 +23,7 @@ class Gnumeric:
 
     name = "gnumeric"
 
-    def __init__(self, timeout: float = 300.0):
+    def __init__(self, timeout: float = DEFAULT_TIMEOUT):
         self.timeout = float(timeout)
         self.timings: dict[str, float] = {}
 
@@ -35,7 +35,7 @@ class Gnumeric:
         pass
 
     def recalculate(self, path, reads, edits=(), check_errors: bool = True):
-        """Recalculate ``path`` in Gnumeric and read blocks, as Engine.recalculate (engine.py)."""
+        """Recalculate ``path`` in Gnumeric and read blocks, as LibreOffice.recalculate."""
         path = book_path(path)
         program = need_program("ssconvert", INSTALL_HINT)
         with tempfile.TemporaryDirectory(prefix="sheetnet-gnm-") as tmp:

@@ -11,7 +11,7 @@ import os
 import time
 import traceback
 
-from .base import (MAX_LISTED, CellError, EngineError, book_path, empty_blocks,
+from .base import (DEFAULT_TIMEOUT, MAX_LISTED, CellError, EngineError, book_path, empty_blocks,
                    errors_or_none, plain)
 from ..emit.a1 import cell_name, quote_sheet
 
@@ -31,7 +31,7 @@ class IronCalc:
 
     name = "ironcalc"
 
-    def __init__(self, timeout: float = 300.0):
+    def __init__(self, timeout: float = DEFAULT_TIMEOUT):
         self.timeout = float(timeout)
         self.timings: dict[str, float] = {}
 
@@ -43,7 +43,7 @@ class IronCalc:
         pass
 
     def recalculate(self, path, reads, edits=(), check_errors: bool = True):
-        """Recalculate ``path`` in IronCalc and read blocks, as Engine.recalculate (engine.py)."""
+        """Recalculate ``path`` in IronCalc and read blocks, as LibreOffice.recalculate."""
         path = book_path(path)
         _module()
         ctx = multiprocessing.get_context("fork")

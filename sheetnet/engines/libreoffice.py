@@ -1,14 +1,377 @@
-"""LibreOffice headless, the default engine: sheetnet.engine.Engine under this package's name.
+"""LibreOffice headless as sheetnet's recalculation engine.
 
-The implementation stays in sheetnet/engine.py until its owner's work there is done; then it
-moves here (see the package docstring).
+A :class:`LibreOffice` engine owns one ``soffice`` process with a private profile that
+forces a full recalculation of every .xlsx on load (LibreOffice's default keeps
+whatever values the writer cached). Workbooks are driven over a UNO pipe:
+load read-only and hidden, apply edits, scan for error cells, read blocks.
+
+Every call into soffice runs under a watchdog: when the engine's timeout
+passes, the whole soffice process group is killed, the blocked UNO call
+returns with an exception, and the caller gets an :class:`EngineError`.
+If soffice died (crash or watchdog), the next call starts a fresh one.
+It is not thread-safe: use one per thread or process.
 """
 from __future__ import annotations
 
-from ..engine import Engine
+import contextlib
+import hashlib
+import itertools
+import math
+import numbers
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+import weakref
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+from openpyxl.utils.cell import get_column_letter
+
+from .base import (DEFAULT_TIMEOUT, MAX_LISTED, Block, CellError, EngineError, FormulaError,
+                   book_path, quote_sheet)
+
+_INSTALL_HINT = ("LibreOffice (soffice) is not installed: "
+                 "apt-get install libreoffice-calc-nogui python3-uno")
+_FALLBACK_SOFFICE = "/usr/lib/libreoffice/program/soffice"
+# Debian's python3-uno lives outside any venv; its .so matches Python 3.11.
+_UNO_DIRS = ("/usr/lib/python3/dist-packages", "/usr/lib/libreoffice/program")
+# OOXMLRecalcMode=0 means "always recalculate": cached <v> values are ignored.
+_RECALC_ALWAYS = """<?xml version="1.0" encoding="UTF-8"?>
+<oor:items xmlns:oor="http://openoffice.org/2001/registry"
+ xmlns:xs="http://www.w3.org/2001/XMLSchema" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">
+<item oor:path="/org.openoffice.Office.Calc/Formula/Load"><prop oor:name="OOXMLRecalcMode"
+ oor:op="fuse"><value>0</value></prop></item>
+</oor:items>
+"""
+# LibreOffice error codes that it displays with an Excel-style name; every
+# other code it displays as "Err:NNN" (502 = invalid argument, e.g. SQRT(-1)).
+_ERROR_NAMES = {503: "#NUM!", 519: "#VALUE!", 521: "#NULL!", 524: "#REF!",
+                525: "#NAME?", 532: "#DIV/0!", 32767: "#N/A"}
 
 
-class LibreOffice(Engine):
-    """soffice over UNO with a recalculate-always profile (see sheetnet/engine.py)."""
+def _a1(row: int, col: int) -> str:
+    """0-based (row, col) -> "C7"."""
+    return f"{get_column_letter(col + 1)}{row + 1}"
+
+
+def soffice_path() -> str:
+    """Locate the soffice executable.
+
+    Returns:
+        Its path: ``soffice`` on PATH, else LibreOffice's Debian install location.
+    Raises:
+        EngineError: with the install command, when neither exists.
+    """
+    found = shutil.which("soffice")
+    if found:
+        return found
+    if os.access(_FALLBACK_SOFFICE, os.X_OK):
+        return _FALLBACK_SOFFICE
+    raise EngineError(_INSTALL_HINT)
+
+
+def _soffice_command(profile: str, pipe: str) -> list[str]:
+    """The soffice command line: private profile, no UI, UNO listener on ``pipe``."""
+    return [soffice_path(), f"-env:UserInstallation={Path(profile).as_uri()}",
+            "--headless", "--invisible", "--nologo", "--norestore", "--nodefault",
+            "--nofirststartwizard", f"--accept=pipe,name={pipe};urp;StarOffice.ComponentContext"]
+
+
+def check_timeout(seconds: float) -> float:
+    """A LibreOffice timeout as a float.
+
+    Raises:
+        EngineError: ``seconds`` is not a number above 0.
+    """
+    try:
+        seconds = float(seconds)
+    except (TypeError, ValueError):
+        raise EngineError(f"timeout must be a number of seconds, not {seconds!r}") from None
+    if not (seconds > 0 and math.isfinite(seconds)):  # NaN too; a timer cannot wait for ever
+        raise EngineError(f"timeout must be a finite number of seconds above 0, not {seconds:g}")
+    return seconds
+
+
+def _uno():
+    """Import pyuno lazily, so sheetnet imports fine without LibreOffice."""
+    for d in _UNO_DIRS:
+        if d not in sys.path:
+            sys.path.append(d)
+    try:
+        import uno
+    except ImportError as exc:
+        raise EngineError(f"cannot import LibreOffice's Python bridge ({exc}); {_INSTALL_HINT}") from None
+    return uno
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    """SIGKILL soffice's whole process group (oosplash + soffice.bin) and reap it."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
+def _cleanup(proc: subprocess.Popen, profile: str, pipe: str) -> None:
+    """Kill soffice and remove what it leaves behind; safe to call twice."""
+    _kill_group(proc)
+    shutil.rmtree(profile, ignore_errors=True)
+    # A killed soffice leaves its pipes in /tmp (osl ignores TMPDIR): our UNO pipe and
+    # its single-instance pipe, named by the unpadded-hex MD5 of the UTF-16 profile URL.
+    digest = hashlib.md5(Path(profile).as_uri().encode("utf-16-le")).digest()
+    for name in (pipe, "SingleOfficeIPC_" + "".join(f"{b:x}" for b in digest)):
+        with contextlib.suppress(OSError):
+            os.unlink(f"/tmp/OSL_PIPE_{os.getuid()}_{name}")
+
+
+class LibreOffice:
+    """One soffice process with its own private profile directory.
+
+    Use as a context manager; leaving it kills soffice and removes the
+    profile. ``timeout`` (seconds) bounds start-up and, separately, each
+    :meth:`recalculate` call; it may be changed between calls.
+    """
 
     name = "libreoffice"
+
+    def __init__(self, timeout: float = DEFAULT_TIMEOUT):
+        self.timeout = check_timeout(timeout)
+        self._proc: subprocess.Popen | None = None
+        self._desktop = None
+        self._finalizer = None
+        self.timings: dict[str, float] = {}  # seconds of the last recalculate: load, scan, read
+
+    def __enter__(self) -> LibreOffice:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def alive(self) -> bool:
+        """True while our soffice process runs."""
+        return self._proc is not None and self._proc.poll() is None
+
+    def start(self) -> None:
+        """Start soffice and connect to it, unless it already runs.
+
+        Raises:
+            EngineError: soffice is missing, exits, or is not connectable within the timeout.
+        """
+        if self.alive():
+            return
+        self.close()
+        profile = tempfile.mkdtemp(prefix="sheetnet-lo-")
+        pipe = f"sheetnet_{os.getpid()}_{uuid.uuid4().hex[:12]}"
+        # from here any exception (a signal turned into one, too) must take the profile and a
+        # started soffice with it: __exit__ never runs when __enter__ raises
+        try:
+            os.makedirs(f"{profile}/user")
+            os.makedirs(f"{profile}/tmp")  # soffice's scratch files die with the profile
+            Path(f"{profile}/user/registrymodifications.xcu").write_text(_RECALC_ALWAYS)
+            cmd = _soffice_command(profile, pipe)
+            proc = subprocess.Popen(
+                cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                env={**os.environ, "TMPDIR": f"{profile}/tmp"}, start_new_session=True)
+            self._proc = proc
+            self._finalizer = weakref.finalize(self, _cleanup, proc, profile, pipe)
+            with self._watchdog("starting up"):
+                self._desktop = self._connect(pipe, time.monotonic() + self.timeout)
+        except BaseException:
+            if self._finalizer is None and self._proc is not None:
+                _cleanup(self._proc, profile, pipe)  # started, not yet registered
+            self.close()
+            shutil.rmtree(profile, ignore_errors=True)
+            raise
+
+    def _connect(self, pipe: str, deadline: float):
+        """Poll-connect to soffice's pipe (it appears ~1-3 s after launch); return its Desktop."""
+        uno = _uno()
+        no_connect = uno.getClass("com.sun.star.connection.NoConnectException")
+        local = uno.getComponentContext()
+        resolver = local.ServiceManager.createInstanceWithContext("com.sun.star.bridge.UnoUrlResolver", local)
+        while True:
+            if self._proc.poll() is not None:
+                raise EngineError(f"LibreOffice exited during start-up with code {self._proc.returncode}")
+            try:
+                ctx = resolver.resolve(f"uno:pipe,name={pipe};urp;StarOffice.ComponentContext")
+                return ctx.ServiceManager.createInstanceWithContext("com.sun.star.frame.Desktop", ctx)
+            except no_connect:
+                if time.monotonic() > deadline:
+                    raise EngineError(f"LibreOffice did not finish starting up within {self.timeout:g} s")
+                time.sleep(0.05)
+
+    def close(self) -> None:
+        """Kill soffice and remove its profile directory (idempotent)."""
+        if self._finalizer is not None:
+            self._finalizer()  # runs _cleanup once
+        self._proc = self._desktop = self._finalizer = None
+
+    @contextlib.contextmanager
+    def _watchdog(self, doing: str):
+        """Bound the enclosed soffice calls by ``self.timeout`` and turn failures into EngineError.
+
+        A UNO call into a hung soffice never returns on its own; killing the
+        process group from a timer thread makes it raise, so we can report.
+        """
+        uno_exception = _uno().getClass("com.sun.star.uno.Exception")
+        fired = threading.Event()
+        proc = self._proc  # close() may clear self._proc while the timer fires
+
+        def bite():
+            fired.set()
+            _kill_group(proc)
+
+        timer = threading.Timer(self.timeout, bite)
+        timer.daemon = True
+        timer.start()
+        try:
+            yield
+        except Exception as exc:
+            if fired.is_set():
+                raise EngineError(f"LibreOffice did not finish {doing} within {self.timeout:g} s") from None
+            if isinstance(exc, FormulaError):
+                raise
+            if not self.alive() or type(exc).__name__ == "DisposedException":
+                code = self._proc.poll()
+                _kill_group(self._proc)  # a half-dead group must not linger
+                raise EngineError(f"LibreOffice crashed while {doing}"
+                                  + (f" (exit code {code})" if code is not None else "")) from None
+            if isinstance(exc, uno_exception):
+                msg = (str(exc).splitlines() or [""])[0]
+                raise EngineError(f"LibreOffice failed while {doing}: {type(exc).__name__} {msg}") from None
+            raise
+        finally:
+            timer.cancel()
+
+    def recalculate(self, path: str | os.PathLike, reads: Sequence[Block],
+                    edits: Sequence[tuple[str, int, int, float | str]] = (),
+                    check_errors: bool = True) -> list[np.ndarray]:
+        """Recalculate a workbook in LibreOffice and read blocks of computed values.
+
+        Args:
+            path: the .xlsx file; it is opened read-only and never modified.
+            reads: rectangles to read after recalculation.
+            edits: (sheet, row, col, value) set after loading, 0-based; a number is
+                set as a number, a str always as literal text (even "=1+1").
+            check_errors: scan every sheet for formula cells whose result is an error.
+        Returns:
+            One object array of shape (nrows, ncols) per Block; elements are float
+            (full float64), str, or None for an empty (or, unchecked, error) cell.
+        Raises:
+            FormulaError: check_errors and some formula computed to an error.
+            EngineError: the file is missing or unreadable, a sheet is missing,
+                or soffice crashed or exceeded the timeout.
+        """
+        path = book_path(path)
+        self.start()  # restarts soffice if it died since the last call
+        with self._watchdog(f"recalculating {path.name}"):
+            clock = time.perf_counter()
+            doc = self._load(path)
+            self.timings = {"load": time.perf_counter() - clock}
+            try:
+                if edits:
+                    self._apply_edits(doc, edits, path.name)
+                    # Auto-calc already updated dependents; calculateAll makes it certain.
+                    doc.calculateAll()
+                clock = time.perf_counter()
+                if check_errors:
+                    errors, total = _formula_errors(doc)
+                    if total:
+                        raise FormulaError(errors, total)
+                self.timings["scan"] = time.perf_counter() - clock
+                clock = time.perf_counter()
+                out = [_read_block(_sheet(doc, b.sheet, path.name), b) for b in reads]
+                self.timings["read"] = time.perf_counter() - clock
+                return out
+            finally:
+                with contextlib.suppress(Exception):  # dead soffice: the real error is already raised
+                    doc.close(True)
+
+    def _load(self, path: Path):
+        """Open ``path`` hidden and read-only (no lock file); the profile makes this recalculate."""
+        props = tuple(_uno().createUnoStruct("com.sun.star.beans.PropertyValue", name, 0, True, 0)
+                      for name in ("Hidden", "ReadOnly"))
+        doc = self._desktop.loadComponentFromURL(path.as_uri(), "_blank", 0, props)
+        if doc is None:
+            raise EngineError(f"LibreOffice could not read {path} (corrupt or not a workbook)")
+        if not doc.supportsService("com.sun.star.sheet.SpreadsheetDocument"):
+            doc.close(True)
+            raise EngineError(f"LibreOffice did not open {path} as a spreadsheet")
+        return doc
+
+    @staticmethod
+    def _apply_edits(doc, edits, book: str) -> None:
+        """Set cells: numbers with setValue, strings with setString (never parsed as formulas)."""
+        for sheet_name, row, col, value in edits:
+            cell = _sheet(doc, sheet_name, book).getCellByPosition(col, row)
+            if isinstance(value, str):
+                # the read-only document ignores setString("") and clearContents (the old text
+                # stays): the empty text is written as a formula that gives ""
+                cell.setString(value) if value else cell.setFormula('=""')
+            elif isinstance(value, numbers.Real):
+                cell.setValue(float(value))
+            else:
+                raise TypeError(f"edit value must be a number or str, not {type(value).__name__}")
+
+
+def _sheet(doc, name: str, book: str):
+    """The sheet called ``name``, or EngineError naming the book."""
+    sheets = doc.Sheets
+    if not sheets.hasByName(name):
+        raise EngineError(f"{book} has no sheet {quote_sheet(name)}")
+    return sheets.getByName(name)
+
+
+def _read_block(sheet, b: Block) -> np.ndarray:
+    """Read one Block with a single getDataArray call; '' (empty or error) -> None."""
+    if not (b.nrows and b.ncols):
+        return np.empty((b.nrows, b.ncols), dtype=object)
+    rng = sheet.getCellRangeByPosition(b.col, b.row, b.col + b.ncols - 1, b.row + b.nrows - 1)
+    out = np.array(rng.getDataArray(), dtype=object)  # a rectangle of float / str
+    out[out == ""] = None
+    return out
+
+
+def _formula_errors(doc) -> tuple[list[CellError], int]:
+    """Find formula cells whose result is an error, on every sheet.
+
+    Returns:
+        (the first MAX_LISTED of them, the total count); each listed cell costs a UNO round trip.
+    """
+    error = _uno().getConstantByName("com.sun.star.sheet.FormulaResult.ERROR")
+    found: list[CellError] = []
+    total = 0
+    sheets = doc.Sheets
+    for i in range(sheets.getCount()):
+        sheet = sheets.getByIndex(i)
+        name = sheet.getName()
+        for a in sheet.queryFormulaCells(error).getRangeAddresses():
+            total += (a.EndRow - a.StartRow + 1) * (a.EndColumn - a.StartColumn + 1)
+            cells = ((r, c) for r in range(a.StartRow, a.EndRow + 1)
+                     for c in range(a.StartColumn, a.EndColumn + 1))
+            for r, c in itertools.islice(cells, max(0, MAX_LISTED - len(found))):
+                code = sheet.getCellByPosition(c, r).getError()
+                found.append(CellError(name, _a1(r, c), _ERROR_NAMES.get(code, f"Err:{code}")))
+    return found, total
+
+
+def recalculate(path: str | os.PathLike, reads: Sequence[Block],
+                edits: Sequence[tuple[str, int, int, float | str]] = (),
+                timeout: float = DEFAULT_TIMEOUT, check_errors: bool = True) -> list[np.ndarray]:
+    """One-shot :meth:`LibreOffice.recalculate` with a soffice started and stopped for this call.
+
+    Args:
+        path, reads, edits, check_errors: as for LibreOffice.recalculate.
+        timeout: seconds for start-up and, separately, for the recalculation.
+    Returns:
+        One object array per Block.
+    """
+    with LibreOffice(timeout) as engine:
+        return engine.recalculate(path, reads, edits, check_errors=check_errors)

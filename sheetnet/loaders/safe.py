@@ -1,4 +1,5 @@
-"""Reading files that other programs wrote, without running code from them.
+"""Reading files that other programs wrote, without running code from them, and without letting
+a small file cost far more memory than its size (``check_archive``, ``check_expansion``).
 
 A pickle can name any Python callable and have the unpickler call it; ``torch.load`` with
 ``weights_only=True`` refuses every callable outside a small allow-list.  Here that list grows,
@@ -121,7 +122,8 @@ def check_expansion(content: object, path: Path) -> None:
     limit = 2 * path.stat().st_size + EXPANSION_SLACK
     if _expanded_size(content, path, limit) > limit:
         raise SheetnetError(f"{path} expands to more than {limit:,} values once its shared "
-                            "references are followed; sheetnet refuses a file that expands that much")
+                            "references are followed; sheetnet refuses a file that expands that "
+                            "much")
 
 
 def _expanded_size(root: object, path: Path, limit: int) -> int:
@@ -216,16 +218,19 @@ def read_plain_pickle(path: Path) -> object:
     """Unpickle ``path`` allowing only plain data (no classes, no functions).
 
     Raises:
-        SheetnetError: missing or damaged file, or a pickle that names code.
+        SheetnetError: missing or damaged file, a pickle that names code, or one that expands
+            far past its size (see ``check_expansion``).
     """
     if not path.is_file():
         raise SheetnetError(f"{path} does not exist")
     try:
-        return _PlainUnpickler(io.BytesIO(path.read_bytes())).load()
+        content = _PlainUnpickler(io.BytesIO(path.read_bytes())).load()
     except _Named as exc:
         raise refused(path, [exc.args[0]]) from None
     except Exception as exc:
         raise SheetnetError(f"{path} is not a readable pickle ({type(exc).__name__}: {exc})") from None
+    check_expansion(content, path)   # a word shared by a million ids is a million cells of it
+    return content
 
 
 def read_json(path: Path) -> dict:

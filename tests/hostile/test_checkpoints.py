@@ -62,8 +62,9 @@ def _config_bombs(tmp_path: Path) -> dict[str, tuple[Path, tuple[str, ...]]]:
     # 2 KB files whose config asks for a 1 GB layer (each fits a sheet: only the tensors differ)
     hf = tmp_path / "hf"
     hf.mkdir()
-    (hf / "config.json").write_text(json.dumps({"model_type": "gpt2", "n_embd": 16000, "n_layer": 1,
-                                                "n_head": 2, "vocab_size": 16000, "n_positions": 8}))
+    (hf / "config.json").write_text(json.dumps({"model_type": "gpt2", "n_embd": 16000,
+                                                "n_layer": 1, "n_head": 2, "vocab_size": 16000,
+                                                "n_positions": 8}))
     save_file({"wte.weight": Z(4, 4)}, str(hf / "model.safetensors"))
     nano = tmp_path / "ckpt.pt"
     torch.save({"model": {"transformer.wte.weight": Z(4, 4)},
@@ -388,3 +389,15 @@ def test_guide_shows_the_architecture_lines(tmp_path):
     at = texts.index("The architecture, as sheetnet read it")
     assert [t.strip() for t in texts[at + 1:at + 6]] == [
         "0: Linear 1 -> 2", "1: ReLU", "2: Linear 2 -> 2", "3: ReLU", "4: Linear 2 -> 1"]
+
+
+def test_meta_pkl_sharing_one_long_word_among_many_ids_is_refused(tmp_path):
+    # 2 MB: 200,000 ids all referring to one 30,000-character word, 6 GB of cell text written out
+    gpt = example("gpt.pt")
+    cfg = {k: gpt["config"][k] for k in ("n_layer", "n_head", "n_embd", "block_size", "bias",
+                                         "vocab_size")}
+    torch.save({"model": gpt["state_dict"], "model_args": cfg}, tmp_path / "ckpt.pt")
+    word = "w" * 30_000
+    (tmp_path / "meta.pkl").write_bytes(pickle.dumps({"itos": {i: word for i in range(200_000)}}))
+    assert (tmp_path / "meta.pkl").stat().st_size < 10 << 20
+    refused_export(tmp_path, tmp_path / "ckpt.pt", "meta.pkl expands to more than")

@@ -122,7 +122,7 @@ class _Main(click.Group):
 
 
 def _timeout_option(fn):
-    # verify and run: how long LibreOffice may take (checked by engine.check_timeout before use)
+    # verify and run: how long LibreOffice may take (checked by engines.base.check_timeout before use)
     return click.option("--timeout", type=float, default=DEFAULT_TIMEOUT, show_default=True,
                         help="seconds LibreOffice may take to start and, separately, to "
                              "recalculate")(fn)
@@ -313,7 +313,7 @@ def verify(book, model, tol, fmt, meta, activations, timeout, engine):
 
     MODEL is read as the export read it unless --format, --meta or --activations say otherwise."""
     from .engines import ENGINES
-    from .engines.libreoffice import check_timeout
+    from .engines.base import check_timeout
     from .verify import engines_table
     from .verify import verify as do_verify
     reports = {name: do_verify(book, model, tol=tol, fmt=None if fmt == "auto" else fmt,
@@ -338,7 +338,7 @@ def verify(book, model, tol, fmt, meta, activations, timeout, engine):
 def run(book, inputs, prompt, tokens, temperature, as_json, timeout, engine):
     """Set BOOK's inputs, recalculate (in LibreOffice unless --engine says otherwise) and print
     the outputs."""
-    from .engines.libreoffice import check_timeout
+    from .engines.base import check_timeout
     from .run import run as do_run
     result = do_run(book, inputs=_floats(inputs) if inputs is not None else None,
                     prompt=prompt, tokens=_ints(tokens), temperature=temperature,

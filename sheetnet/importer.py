@@ -28,7 +28,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .emit.a1 import col_letter, quote_sheet
+from .a1 import col_letter, quote_sheet
 from .errors import SheetnetError
 from .files import atomic_dir, atomic_path, check_output, torch_save
 from .ir import graph as ir

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .errors import SheetnetError
+from .engines import DEFAULT_TIMEOUT
 from .verify import numeric, read_nodes, with_engine
 from .writer import read_manifest
 
@@ -31,7 +32,7 @@ def input_edits(manifest: dict, name: str, values) -> list[tuple[str, int, int, 
 
 
 def run(book, inputs: list[float] | None = None, engine="libreoffice",
-        edits: list | None = None, timeout: float = 300.0, **named) -> dict:
+        edits: list | None = None, timeout: float = DEFAULT_TIMEOUT, **named) -> dict:
     """Recalculate ``book`` with new input values and return its outputs.
 
     Args:

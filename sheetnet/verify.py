@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .capture import Captured
-from .engines import Block, FormulaError, open_engine
+from .engines import DEFAULT_TIMEOUT, Block, FormulaError, open_engine
 from .errors import SheetnetError
 from .export import lower
 from .ir import reference
@@ -174,7 +174,7 @@ def check_matches(captured: Captured, manifest: dict, book) -> None:
 
 def verify(book, model_path, tol: float | None = None, fmt: str | None = None,
            engine="libreoffice", meta: str | None = None,
-           activations: str | None = None, timeout: float = 300.0) -> Report:
+           activations: str | None = None, timeout: float = DEFAULT_TIMEOUT) -> Report:
     """Compare every computed tensor of ``book``, recalculated by an engine, with the model.
 
     Args:

@@ -20,7 +20,7 @@ from xml.sax.saxutils import escape
 
 import numpy as np
 
-from .emit.a1 import cell_name, col_letter
+from .a1 import cell_name, col_letter
 from .errors import SheetnetError
 from .xlsx_theme import ACCENTS, theme_xml
 

@@ -1,6 +1,7 @@
 """What every engine shares: the Block to read, error types, and the checks around a call."""
 from __future__ import annotations
 
+import math
 import os
 import re
 import shutil
@@ -13,7 +14,7 @@ import numpy as np
 from ..errors import SheetnetError
 
 __all__ = ["Block", "CellError", "EngineError", "FormulaError", "ERROR_NAMES", "MAX_LISTED",
-           "DEFAULT_TIMEOUT", "quote_sheet", "book_path", "errors_or_none", "need_program",
+           "DEFAULT_TIMEOUT", "check_timeout", "quote_sheet", "book_path", "errors_or_none", "need_program",
            "empty_blocks"]
 
 # what a formula error reads as in Excel, Gnumeric and IronCalc
@@ -22,6 +23,21 @@ ERROR_NAMES = ("#NULL!", "#DIV/0!", "#VALUE!", "#REF!", "#NAME?", "#NUM!", "#N/A
 MAX_LISTED = 1000  # error cells listed in a FormulaError (all are counted)
 _SHOWN_ERRORS = 5  # of them, named in its message
 DEFAULT_TIMEOUT = 300.0  # seconds for each recalculation (LibreOffice: start-up too, separately)
+
+
+def check_timeout(seconds: float) -> float:
+    """An engine's timeout as a float.
+
+    Raises:
+        EngineError: ``seconds`` is not a number above 0.
+    """
+    try:
+        seconds = float(seconds)
+    except (TypeError, ValueError):
+        raise EngineError(f"timeout must be a number of seconds, not {seconds!r}") from None
+    if not (seconds > 0 and math.isfinite(seconds)):  # NaN too; a timer cannot wait for ever
+        raise EngineError(f"timeout must be a finite number of seconds above 0, not {seconds:g}")
+    return seconds
 
 
 @dataclass(frozen=True)

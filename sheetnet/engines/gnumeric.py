@@ -12,7 +12,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from .base import DEFAULT_TIMEOUT, EngineError, book_path, errors_or_none, need_program
+from .base import DEFAULT_TIMEOUT, EngineError, book_path, check_timeout, errors_or_none, need_program
 from .workbook import patched, read_values
 
 INSTALL_HINT = "Gnumeric (ssconvert) is not installed: apt-get install gnumeric"
@@ -24,7 +24,7 @@ class Gnumeric:
     name = "gnumeric"
 
     def __init__(self, timeout: float = DEFAULT_TIMEOUT):
-        self.timeout = float(timeout)
+        self.timeout = check_timeout(timeout)
         self.timings: dict[str, float] = {}
 
     def __enter__(self) -> "Gnumeric":

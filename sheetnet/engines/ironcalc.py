@@ -11,9 +11,9 @@ import os
 import time
 import traceback
 
-from .base import (DEFAULT_TIMEOUT, MAX_LISTED, CellError, EngineError, book_path, empty_blocks,
-                   errors_or_none, plain)
-from ..emit.a1 import cell_name, quote_sheet
+from ..a1 import cell_name, quote_sheet
+from .base import (DEFAULT_TIMEOUT, MAX_LISTED, CellError, EngineError, book_path, check_timeout,
+                   empty_blocks, errors_or_none, plain)
 
 INSTALL_HINT = "IronCalc is not installed: pip install ironcalc (or pip install -e '.[test]')"
 
@@ -32,7 +32,7 @@ class IronCalc:
     name = "ironcalc"
 
     def __init__(self, timeout: float = DEFAULT_TIMEOUT):
-        self.timeout = float(timeout)
+        self.timeout = check_timeout(timeout)
         self.timings: dict[str, float] = {}
 
     def __enter__(self) -> "IronCalc":

@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import itertools
-import math
 import numbers
 import os
 import shutil
@@ -32,10 +31,10 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
-from openpyxl.utils.cell import get_column_letter
 
+from ..a1 import cell_name
 from .base import (DEFAULT_TIMEOUT, MAX_LISTED, Block, CellError, EngineError, FormulaError,
-                   book_path, quote_sheet)
+                   book_path, check_timeout, quote_sheet)
 
 _INSTALL_HINT = ("LibreOffice (soffice) is not installed: "
                  "apt-get install libreoffice-calc-nogui python3-uno")
@@ -54,11 +53,6 @@ _RECALC_ALWAYS = """<?xml version="1.0" encoding="UTF-8"?>
 # other code it displays as "Err:NNN" (502 = invalid argument, e.g. SQRT(-1)).
 _ERROR_NAMES = {503: "#NUM!", 519: "#VALUE!", 521: "#NULL!", 524: "#REF!",
                 525: "#NAME?", 532: "#DIV/0!", 32767: "#N/A"}
-
-
-def _a1(row: int, col: int) -> str:
-    """0-based (row, col) -> "C7"."""
-    return f"{get_column_letter(col + 1)}{row + 1}"
 
 
 def soffice_path() -> str:
@@ -82,21 +76,6 @@ def _soffice_command(profile: str, pipe: str) -> list[str]:
     return [soffice_path(), f"-env:UserInstallation={Path(profile).as_uri()}",
             "--headless", "--invisible", "--nologo", "--norestore", "--nodefault",
             "--nofirststartwizard", f"--accept=pipe,name={pipe};urp;StarOffice.ComponentContext"]
-
-
-def check_timeout(seconds: float) -> float:
-    """A LibreOffice timeout as a float.
-
-    Raises:
-        EngineError: ``seconds`` is not a number above 0.
-    """
-    try:
-        seconds = float(seconds)
-    except (TypeError, ValueError):
-        raise EngineError(f"timeout must be a number of seconds, not {seconds!r}") from None
-    if not (seconds > 0 and math.isfinite(seconds)):  # NaN too; a timer cannot wait for ever
-        raise EngineError(f"timeout must be a finite number of seconds above 0, not {seconds:g}")
-    return seconds
 
 
 def _uno():
@@ -358,7 +337,7 @@ def _formula_errors(doc) -> tuple[list[CellError], int]:
                      for c in range(a.StartColumn, a.EndColumn + 1))
             for r, c in itertools.islice(cells, max(0, MAX_LISTED - len(found))):
                 code = sheet.getCellByPosition(c, r).getError()
-                found.append(CellError(name, _a1(r, c), _ERROR_NAMES.get(code, f"Err:{code}")))
+                found.append(CellError(name, cell_name(r, c), _ERROR_NAMES.get(code, f"Err:{code}")))
     return found, total
 
 

@@ -15,7 +15,7 @@ from xml.etree.ElementTree import iterparse
 
 import numpy as np
 
-from ..emit.a1 import cell_name, quote_sheet
+from ..a1 import cell_name, quote_sheet
 from ..xlsx import xml_text
 from .base import MAX_LISTED, CellError, EngineError, empty_blocks, plain
 

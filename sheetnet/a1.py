@@ -1,0 +1,31 @@
+"""A1-style cell names, the one place for them: the writer, the formula emitters, the engines
+and import all name cells, and none of them may import another stage for it."""
+from __future__ import annotations
+
+
+def _letters(col: int) -> str:
+    out = ""
+    col += 1
+    while col:
+        col, rem = divmod(col - 1, 26)
+        out = chr(65 + rem) + out
+    return out
+
+
+_LETTERS = [_letters(c) for c in range(16_384)]  # every column a sheet has; a formula-heavy
+                                                  # export asks for letters millions of times
+
+
+def col_letter(col: int) -> str:
+    """0 -> A, 25 -> Z, 26 -> AA."""
+    return _LETTERS[col] if 0 <= col < len(_LETTERS) else _letters(col)
+
+
+def cell_name(row: int, col: int) -> str:
+    """0-based (row, col) -> "B3"."""
+    return f"{col_letter(col)}{row + 1}"
+
+
+def quote_sheet(sheet: str) -> str:
+    """'Layer 1' -> "'Layer 1'"; quotes inside a name are doubled, as both engines expect."""
+    return "'" + sheet.replace("'", "''") + "'"

@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import json
 import pickle
+import pickletools
 import warnings
 import zipfile
 from pathlib import Path
@@ -39,6 +40,7 @@ def torch_load(path: Path) -> object:
     if not path.is_file():
         raise SheetnetError(f"model file {path} does not exist")
     check_archive(path)
+    check_pickle_objects(path)
     try:
         found = torch.serialization.get_unsafe_globals_in_checkpoint(str(path))
     except Exception:  # not a zip checkpoint, or opcodes the scan does not know: the load decides
@@ -100,6 +102,58 @@ def check_archive(path: Path) -> None:
                             f"{size:,}-byte file ({big.filename} alone: {big.file_size:,} bytes, "
                             f"{how} in {big.compress_size:,}); sheetnet refuses a file that "
                             "expands that much (torch.save stores records uncompressed)")
+
+
+# objects a pickle may create; each costs up to ~250 bytes for one opcode byte (an empty dict),
+# so a 5 MB pickle of them would take 1.2 GB.  A GPT-2 checkpoint's pickle creates ~2,000.
+MAX_PICKLE_OBJECTS = 2_000_000
+# opcodes that create nothing new: framing, the memo, marks, and adding to a container
+_NO_NEW_OBJECT = frozenset({
+    "PROTO", "FRAME", "STOP", "MARK", "POP", "POP_MARK", "DUP", "PUT", "BINPUT", "LONG_BINPUT",
+    "MEMOIZE", "GET", "BINGET", "LONG_BINGET", "APPEND", "APPENDS", "SETITEM", "SETITEMS",
+    "ADDITEMS", "NONE", "NEWTRUE", "NEWFALSE", "BININT1"})   # BININT1: 0..255, cached ints
+
+
+def check_pickle_objects(path: Path, data: bytes | None = None) -> None:
+    """Count the objects the pickle(s) of a torch file (or ``data``) would create, statically.
+
+    Raises:
+        SheetnetError: more than MAX_PICKLE_OBJECTS.  A malformed pickle passes: loading it
+            then says what is wrong.
+    """
+    created = 0
+    try:
+        for stream, pickles in _pickle_streams(path, data):
+            with stream:
+                for _ in range(pickles):
+                    for op, _, _ in pickletools.genops(stream):
+                        created += op.name not in _NO_NEW_OBJECT
+                        if created > MAX_PICKLE_OBJECTS:
+                            raise SheetnetError(
+                                f"{path} holds a pickle creating more than "
+                                f"{MAX_PICKLE_OBJECTS:,} objects; sheetnet refuses a file that "
+                                "expands that much")
+    except SheetnetError:
+        raise
+    except Exception:   # not a pickle, or damaged: torch.load / the unpickler says so
+        return
+
+
+def _pickle_streams(path: Path, data: bytes | None):
+    # (stream, how many pickles to scan in it): the zip's data.pkl, or a legacy file's magic
+    # number, protocol, system info and main pickle in a row, or a plain pickle's bytes
+    if data is not None:
+        yield io.BytesIO(data), 1
+        return
+    with path.open("rb") as f:
+        is_zip = f.read(4) == ZIP_MAGIC
+    if not is_zip:
+        yield path.open("rb"), 4
+        return
+    with zipfile.ZipFile(path) as archive:
+        for name in archive.namelist():
+            if name.endswith("data.pkl"):
+                yield archive.open(name), 1
 
 
 # what a loaded object may expand to, in elements (tensor values, string characters, container
@@ -223,8 +277,10 @@ def read_plain_pickle(path: Path) -> object:
     """
     if not path.is_file():
         raise SheetnetError(f"{path} does not exist")
+    data = path.read_bytes()
+    check_pickle_objects(path, data)
     try:
-        content = _PlainUnpickler(io.BytesIO(path.read_bytes())).load()
+        content = _PlainUnpickler(io.BytesIO(data)).load()
     except _Named as exc:
         raise refused(path, [exc.args[0]]) from None
     except Exception as exc:

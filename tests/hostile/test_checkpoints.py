@@ -401,3 +401,22 @@ def test_meta_pkl_sharing_one_long_word_among_many_ids_is_refused(tmp_path):
     (tmp_path / "meta.pkl").write_bytes(pickle.dumps({"itos": {i: word for i in range(200_000)}}))
     assert (tmp_path / "meta.pkl").stat().st_size < 10 << 20
     refused_export(tmp_path, tmp_path / "ckpt.pt", "meta.pkl expands to more than")
+
+
+EMPTY_DICTS = 4_900_000   # one byte of pickle each, ~250 bytes of memory each once unpickled
+
+
+@pytest.mark.parametrize("where", ["torch file", "meta.pkl"])
+def test_pickle_of_millions_of_empty_dicts_is_refused(tmp_path, where):
+    # a 5 MB pickle: protocol 2, a list, MARK, 4.9M EMPTY_DICT, APPENDS, STOP; 1.2 GB before
+    bomb = b"\x80\x02](" + b"}" * EMPTY_DICTS + b"e."
+    if where == "torch file":
+        model = _torch_zip(tmp_path / "dicts.pt", bomb)
+    else:
+        gpt = example("gpt.pt")
+        cfg = {k: gpt["config"][k] for k in ("n_layer", "n_head", "n_embd", "block_size", "bias",
+                                             "vocab_size")}
+        model = tmp_path / "ckpt.pt"
+        torch.save({"model": gpt["state_dict"], "model_args": cfg}, model)
+        (tmp_path / "meta.pkl").write_bytes(bomb)
+    refused_export(tmp_path, model, "more than 2,000,000 objects")

@@ -223,7 +223,10 @@ def _children(obj: object) -> list | None:
 
 def _leaf_size(obj: object, path: Path) -> int:
     if isinstance(obj, torch.Tensor):
-        stored = obj.untyped_storage().nbytes() if obj.device.type != "meta" else 0
+        if obj.device.type == "meta":
+            raise SheetnetError(f"{path} holds a {tuple(obj.shape)} meta tensor: a shape without "
+                                "values")
+        stored = obj.untyped_storage().nbytes()
         if obj.numel() * obj.element_size() > stored:
             raise SheetnetError(f"{path} holds a {tuple(obj.shape)} tensor backed by only "
                                 f"{stored:,} stored bytes (a view repeating its values); sheetnet "

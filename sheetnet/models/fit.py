@@ -78,8 +78,10 @@ def check_tensors(state_dict: object, where: str) -> dict:
             raise SheetnetError(f"{where}: the state dict has a key {_short(key)}, not a name")
         if not isinstance(value, torch.Tensor):
             raise SheetnetError(f"{where}: {_short(key)} is a {type(value).__name__}, not a tensor")
-        real = value.dtype.is_floating_point or not (value.dtype.is_complex
-                                                     or value.dtype == torch.bool)
+        if value.device.type != "cpu":   # a meta tensor has a shape and no values
+            raise SheetnetError(f"{where}: {_short(key)} holds no values (a {value.device.type} "
+                                "tensor)")
+        real = not (value.dtype.is_complex or value.dtype == torch.bool)
         if not real or value.is_quantized or value.layout != torch.strided:
             kind = "quantized " if value.is_quantized else (
                 "sparse " if value.layout != torch.strided else "")

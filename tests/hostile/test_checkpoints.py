@@ -420,3 +420,10 @@ def test_pickle_of_millions_of_empty_dicts_is_refused(tmp_path, where):
         torch.save({"model": gpt["state_dict"], "model_args": cfg}, model)
         (tmp_path / "meta.pkl").write_bytes(bomb)
     refused_export(tmp_path, model, "more than 2,000,000 objects")
+
+
+def test_meta_tensor_without_values_is_refused(tmp_path):
+    payload = example("sqrt_2x2.pt")
+    payload["state_dict"]["0.weight"] = torch.zeros(2, 1, device="meta")
+    torch.save(payload, tmp_path / "meta.pt")
+    refused_inline(tmp_path, tmp_path / "meta.pt", "(2, 1) meta tensor")

@@ -23,3 +23,8 @@ def engine():
 @pytest.fixture(scope="session")
 def examples() -> Path:
     return EXAMPLES
+
+
+def pytest_addoption(parser):
+    parser.addoption("--regen-golden", action="store_true",
+                     help="rewrite tests/golden/*.json from the current code (review the diff)")

@@ -91,9 +91,7 @@ def _weights(path: Path, folder: Path) -> dict:
                                 f"{', '.join(WEIGHT_FILES)})")
         path = found[0]
     if path.name.endswith(".index.json"):   # sharded: {"weight_map": {name: shard file}}
-        shards = sorted(set(read_json(path).get("weight_map", {}).values()))
-        if not shards:
-            raise SheetnetError(f"{path} has no weight_map")
+        shards = _shard_files(read_json(path).get("weight_map"), path)
         out = {}
         for shard in shards:
             out.update(_weights(folder / shard, folder))
@@ -113,6 +111,20 @@ def _weights(path: Path, folder: Path) -> dict:
     if not is_state_dict(state):
         raise SheetnetError(f"{path} does not hold a state dict (name -> tensor)")
     return state
+
+
+def _shard_files(weight_map: object, index: Path) -> list[str]:
+    # the shard files an index names: plain file names of weight files beside it (an index naming
+    # an index would recurse, a path would read outside the folder)
+    if not isinstance(weight_map, dict) or not weight_map:
+        raise SheetnetError(f"{index} has no weight_map (tensor name -> shard file)")
+    shards = sorted({s for s in weight_map.values() if isinstance(s, str)})
+    bad = [s for s in weight_map.values() if not isinstance(s, str) or Path(s).name != s
+           or not s.endswith((".safetensors", ".bin"))]
+    if bad:
+        raise SheetnetError(f"{index}: shard {str(bad[0])[:80]!r} is not the name of a .safetensors "
+                            "or .bin file beside it")
+    return shards
 
 
 def _vocab(path: Path, size: int) -> list[str] | None:

@@ -427,3 +427,18 @@ def test_meta_tensor_without_values_is_refused(tmp_path):
     payload["state_dict"]["0.weight"] = torch.zeros(2, 1, device="meta")
     torch.save(payload, tmp_path / "meta.pt")
     refused_inline(tmp_path, tmp_path / "meta.pt", "(2, 1) meta tensor")
+
+
+@pytest.mark.parametrize("weight_map, words", [
+    ({"wte.weight": "model.safetensors.index.json"}, ("'model.safetensors.index.json'",)),
+    ([["wte.weight", "model.safetensors"]], ("no weight_map",)),
+    ({"wte.weight": ["model.safetensors"]}, ("shard", "['model.safetensors']")),
+])
+def test_sharded_index_naming_no_weight_file_is_refused(tmp_path, weight_map, words):
+    # an index naming itself recursed until Python's stack ran out; a list was a TypeError
+    hf = tmp_path / "hf"
+    hf.mkdir()
+    (hf / "config.json").write_text(json.dumps({"model_type": "gpt2", "n_embd": 8, "n_layer": 1,
+                                                "n_head": 2, "vocab_size": 8, "n_positions": 8}))
+    (hf / "model.safetensors.index.json").write_text(json.dumps({"weight_map": weight_map}))
+    refused_inline(tmp_path, hf, *words)

@@ -25,6 +25,7 @@ from torch import nn
 
 from ..checkpoint import check_payload
 from ..errors import SheetnetError
+from ..options import MAX_CELL_CHARS
 from .hf_gpt2 import WEIGHT_FILES, read_hf_gpt2
 from .mingpt import looks_like_gpt, read_mingpt
 from .nanogpt import read_nanogpt
@@ -69,9 +70,6 @@ def load(path: str | os.PathLike, fmt: str | None = None, meta: str | os.PathLik
     out.setdefault("metadata", {}).setdefault("source_format", fmt)
     check_vocab(out["metadata"].get("vocab"), src.path)
     return out
-
-
-MAX_CELL_CHARS = 32_767   # Excel's limit on the text of one cell
 
 
 def check_vocab(vocab: object, path: Path) -> None:

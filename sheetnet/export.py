@@ -15,11 +15,11 @@ from .emit.arrays import ARRAY_FORMULAS
 from .emit.book import build_book
 from .errors import SheetnetError
 from .files import check_output
-from .importer import checkpoint_record
 from .ir import graph as ir
 from .loaders.describe import architecture_lines
 from .options import (AUTO_ARRAYS_ABOVE, AUTO_FLOAT32_ABOVE, LOAD_S_PER_WEIGHT, RECALC_S_PER_CELL,
                       ExportOptions)
+from .record import checkpoint_record
 from .writer import write_book
 
 

@@ -1,9 +1,9 @@
 """Workbook -> checkpoint: the weights as the workbook holds them now, written back in the format
 the model was exported from (``sheetnet import BOOK OUT``).
 
-The export records in the manifest (``meta["checkpoint"]``, see ``checkpoint_record``) what a
-checkpoint holds besides the weight cells: its format, architecture, config and metadata, and
-every state-dict entry in order with its shape and dtype.  An entry is either shown (a Param node
+The export records in the manifest (``meta["checkpoint"]``, see ``record.checkpoint_record``)
+what a checkpoint holds besides the weight cells: its format, architecture, config and metadata,
+and every state-dict entry in order with its shape and dtype.  An entry is either shown (a Param node
 whose ``source`` is its key: its cells, transposed back where the node says so), tied to another
 entry (the GPT's lm_head is wte, written once in the workbook), a causal-mask buffer (rebuilt), or
 a small tensor kept in the manifest as numbers; a Hugging Face folder's tokenizer files are kept
@@ -18,10 +18,8 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import pickle
 import re
-import stat
 from pathlib import Path
 from typing import Callable
 
@@ -31,84 +29,10 @@ import torch
 from .a1 import col_letter, quote_sheet
 from .errors import SheetnetError
 from .files import atomic_dir, atomic_path, check_output, torch_save
-from .ir import graph as ir
 from .loaders.source import payload
 from .manifest import plain_file_name, read_manifest
+from .record import VOCAB_IN_META
 from .xlsx_read import Book
-
-KEPT_NUMBERS = 4096          # a tensor the workbook does not show is kept up to this many numbers
-VOCAB_IN_META = "meta.vocab"  # metadata "vocab" equal to the manifest's meta["vocab"]: kept once
-FOLDER_FILE_CHARS = 4_000_000  # an HF folder's tokenizer files are kept in the manifest up to this
-
-
-def checkpoint_record(payload: dict, graph, model_path=None) -> dict:
-    """What import needs besides the weight cells to write ``payload`` (read from ``model_path``)
-    back, as plain JSON."""
-    state, meta = payload["state_dict"], dict(payload.get("metadata", {}))
-    shown = {n.op.source for n in graph.of_type(ir.Param)}
-    tensors = []
-    for key, t in state.items():
-        entry = {"key": key, "shape": list(t.shape), "dtype": str(t.dtype).removeprefix("torch.")}
-        if key not in shown:
-            twin = next((k for k in state if k in shown and state[k].dtype == t.dtype
-                         and state[k].shape == t.shape and torch.equal(state[k], t)), None)
-            if twin is not None:
-                entry["same_as"] = twin
-            elif _is_causal_mask(t):
-                entry["causal_mask"] = True
-            elif t.numel() <= KEPT_NUMBERS:
-                entry["values"] = t.tolist()
-            else:
-                entry["dropped"] = True
-        tensors.append(entry)
-    fmt = meta.pop("source_format", "sheetnet")
-    if meta.get("vocab") is not None and list(meta["vocab"]) == graph.meta.get("vocab"):
-        meta["vocab"] = VOCAB_IN_META
-    record = {"format": fmt, "architecture": payload["architecture"], "config": payload["config"],
-              "metadata": meta, "tensors": tensors}
-    if fmt == "hf-gpt2" and model_path is not None:
-        record["files"], record["files_left"] = _folder_files(Path(model_path))
-    return record
-
-
-def _folder_files(path: Path) -> tuple[dict, list]:
-    # the text files of an HF folder besides config.json and the weights (tokenizer, generation
-    # config), kept as they are up to FOLDER_FILE_CHARS each; the names of those left out.  Only
-    # regular files that live in the folder: a symlink (to /etc/passwd, say) is left out, named
-    folder, files, left = (path if path.is_dir() else path.parent), {}, []
-    for f in sorted(folder.iterdir()):
-        if f.name == "config.json" or f.name.startswith(".") \
-                or f.suffix in (".safetensors", ".bin", ".pt", ".pth", ".h5", ".msgpack") \
-                or f.name.endswith(".index.json"):
-            continue
-        text = _own_text_file(f)
-        if text is None:
-            if not f.is_dir() or f.is_symlink():
-                left.append(f.name)
-        else:
-            files[f.name] = text
-    return files, left
-
-
-def _own_text_file(f: Path) -> str | None:
-    # the text of a regular file, not a link, of at most FOLDER_FILE_CHARS bytes; else None
-    try:
-        if not stat.S_ISREG(os.lstat(f).st_mode) or not plain_file_name(f.name):
-            return None
-        fd = os.open(f, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
-        with os.fdopen(fd, "rb") as fh:
-            if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
-                return None
-            data = fh.read(FOLDER_FILE_CHARS + 1)
-        return data.decode("utf-8") if len(data) <= FOLDER_FILE_CHARS else None
-    except (UnicodeDecodeError, OSError):
-        return None
-
-
-def _is_causal_mask(t: torch.Tensor) -> bool:
-    n = t.shape[-1] if t.dim() >= 2 else 0
-    return (n > 0 and t.shape[-2] == n and t.numel() == n * n
-            and torch.equal(t.reshape(n, n).double(), torch.tril(torch.ones(n, n, dtype=torch.float64))))
 
 
 def import_book(book, out, force: bool = False, notes: Callable[[str], None] | None = None) -> Path:

@@ -2,34 +2,20 @@
 
 A lowering builds the graph (nodes, their sheets and labels) and records in each node's ``ref``
 which PyTorch intermediate it must equal; ``verify`` runs the model and compares them.
+
+    families.py    the table: architecture -> lowering
+    sqrt.py, textnet.py, gpt.py, gpt_tokens.py
+                   presets: a family's sheets (Walk, All words, Generate, Prompt ...) composed
+                   from the blocks
+    mlp.py         an nn.Sequential of Linear and activations, one sheet per layer
+    trace.py       Captured, and the hooked float64 PyTorch run
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Callable
-
 from ..errors import SheetnetError
-from ..ir.graph import Graph
+from .trace import Captured
 
-
-@dataclass
-class Captured:
-    """A model ready to export: the torch module, its graph and how to trace it in PyTorch."""
-    model: Any
-    graph: Graph
-    # torch_trace(model, graph, input_values) -> {ref: float64 array}; see verify.py
-    trace: Callable
-
-
-_LOWERINGS: dict[str, Callable[..., Captured]] = {}
-
-
-def register(architecture: str):
-    """Decorator: ``@register("gpt") def capture_gpt(payload, options) -> Captured``."""
-    def deco(fn):
-        _LOWERINGS[architecture] = fn
-        return fn
-    return deco
+__all__ = ["Captured", "capture"]
 
 
 def capture(payload: dict, options=None) -> Captured:
@@ -38,9 +24,9 @@ def capture(payload: dict, options=None) -> Captured:
     Raises:
         SheetnetError: the architecture has no lowering.
     """
-    from . import families  # noqa: F401  (registers the lowerings)
+    from .families import LOWERINGS  # here: it imports torch and every preset
     arch = payload.get("architecture")
-    if arch not in _LOWERINGS:
+    if arch not in LOWERINGS:
         raise SheetnetError(f"architecture {arch!r} is not supported; supported: "
-                            + ", ".join(sorted(_LOWERINGS)))
-    return _LOWERINGS[arch](payload, options)
+                            + ", ".join(sorted(LOWERINGS)))
+    return LOWERINGS[arch](payload, options)

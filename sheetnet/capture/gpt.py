@@ -33,7 +33,7 @@ import numpy as np
 
 from ..errors import SheetnetError
 from ..ir import graph as ir
-from . import Captured
+from .trace import Captured
 
 PAD = 0         # token id of the positions after the prompt (never seen by the prompt's positions)
 TOP_K = 5       # candidates listed on the Output sheet

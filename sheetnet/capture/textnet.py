@@ -28,8 +28,8 @@ from torch import nn
 from ..errors import SheetnetError
 from ..ir import graph as ir
 from ..ir.reference import cell_text
-from . import Captured
-from .families import hooked_run
+from .trace import Captured
+from .trace import hooked_run
 from .mlp import lower_sequential
 
 GENERATE_STEPS = 8  # words the Generate sheet predicts after the start word

@@ -5,12 +5,7 @@ import re
 
 from ..a1 import cell_name, col_letter, quote_sheet  # noqa: F401 (emit's names for them)
 from ..layout import Region
-
-
-def number(value: float) -> str:
-    """The shortest text that reads back as exactly this float64."""
-    text = repr(float(value))
-    return text[:-2] if text.endswith(".0") else text
+from ..ops import number  # noqa: F401 (the one place; ops write numbers into formulas too)
 
 
 def absolute(region: Region) -> str:

@@ -5,25 +5,29 @@ Every tensor is 2-D, (rows, cols), because that is what a sheet holds: activatio
 one row per neuron, and biases are (out, 1) columns that sit beside their weight rows.
 
 A node is a tensor plus the op that computes it, where it lives (sheet) and how a reader should
-see it (title, row and column labels).  Ops are frozen dataclasses whose ``str`` fields name their
-input nodes; adding an op takes four things: the op here, its reference in ``reference.py``, its
-formula in ``emit/formulas.py`` and a test.
+see it (title, row and column labels).  The leaves (cells a user may edit) and View live here;
+every op is one unit in ``sheetnet/ops`` (its node, reference, formulas and example), re-exported
+here so ``ir.Relu`` names it.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+# the ops (Relu, Linear, ...) live in sheetnet/ops, one unit each; ir.Relu etc. still name them
+from ..ops import *  # noqa: F401,F403
+from ..ops import REGISTRY, Ref, inputs
+
 Shape = tuple[int, int]
-Ref = str  # a field of this type names an input node; other str fields are attributes
 
 
 # --- leaves: cells that hold plain values a user may edit -------------------------------------
 @dataclass(frozen=True)
 class Input:
     """A value the user types: numbers (N, F) or, for text models, strings."""
+    INPUTS = ()
     default: Any  # np.ndarray of the initial cell values
     above: float | None = None  # typed numbers must be greater than this (a validation rule)
 
@@ -31,6 +35,7 @@ class Input:
 @dataclass(frozen=True)
 class Param:
     """A weight tensor; ``source`` names the checkpoint entry it came from (for import/round trip)."""
+    INPUTS = ()
     value: Any  # np.ndarray in the checkpoint's float32/float64: (out, in) weights, (out, 1) biases
     source: str = ""
     transposed: bool = False  # stored transposed relative to the checkpoint tensor (HF Conv1D)
@@ -39,318 +44,26 @@ class Param:
 @dataclass(frozen=True)
 class Const:
     """Fixed data written as plain cells, e.g. the Walk sheet's grid of x values."""
+    INPUTS = ()
     value: Any
-
-
-# --- ops ---------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Linear:
-    """(N, out) = x (N, in) @ w (out, in)^T + b (out, 1)."""
-    x: Ref
-    w: Ref
-    b: Ref | None = None
-
-
-@dataclass(frozen=True)
-class Relu:
-    x: Ref
-
-
-@dataclass(frozen=True)
-class LeakyRelu:
-    x: Ref
-    slope: float = 0.01
-
-
-@dataclass(frozen=True)
-class Tanh:
-    x: Ref
-
-
-@dataclass(frozen=True)
-class Sigmoid:
-    x: Ref
-
-
-@dataclass(frozen=True)
-class Gelu:
-    """GELU exactly as the model defines it: "erf" (exact) or "tanh" (GPT-2's gelu_new)."""
-    x: Ref
-    form: str = "erf"
-
-
-@dataclass(frozen=True)
-class Copy:
-    """The same values shown again, e.g. a layer's input repeated on its own sheet."""
-    x: Ref
-
-
-@dataclass(frozen=True)
-class Add:
-    a: Ref
-    b: Ref
-
-
-@dataclass(frozen=True)
-class Sqrt:
-    x: Ref
-
-
-@dataclass(frozen=True)
-class Sub:
-    a: Ref
-    b: Ref
-
-
-@dataclass(frozen=True)
-class Step:
-    """1 where x > 0 else 0: which ReLUs are on."""
-    x: Ref
 
 
 @dataclass(frozen=True)
 class View:
     """A rectangle of another tensor; it owns no cells, formulas read the source's cells."""
+    INPUTS = ("x",)
     x: Ref
     rows: tuple[int, int]
     cols: tuple[int, int]
 
 
-OP_TYPES = (Linear, Relu, LeakyRelu, Tanh, Sigmoid, Gelu, Copy, Add, Sqrt, Sub, Step, View)
 LEAF_TYPES = (Input, Param, Const)
-
-
-# --- text and transformer ops (the GPT) --------------------------------------------------------
-# A prompt becomes token ids in the sheet itself: text -> characters -> ids.
-@dataclass(frozen=True)
-class PromptLength:
-    """(1, 1): how many characters of ``text`` the sheet reads, min(len(text), cap)."""
-    text: Ref
-    cap: int
-
-
-@dataclass(frozen=True)
-class Chars:
-    """(count, 1): the last ``n`` characters of ``text``, one per row; "" past its end."""
-    text: Ref
-    n: Ref
-    count: int
-
-
-@dataclass(frozen=True)
-class TokenId:
-    """Token ids: the first row of the vocabulary's ``chars`` column holding exactly ``char``
-    ('a' is not 'A'), 0-based.  An empty ``char`` (past the prompt) gets ``pad``; an unknown one
-    the text "not in vocab: 'Ω'"."""
-    char: Ref
-    chars: Ref
-    pad: int = 0
-
-
-@dataclass(frozen=True)
-class PromptNote:
-    """(1, 1) text: "ok", or why the sheet reads something other than the whole prompt."""
-    text: Ref
-    ids: Ref
-    cap: int
-
-
-@dataclass(frozen=True)
-class Lookup:
-    """out[i, :] = table[ids[i], :]: an embedding lookup by 0-based id (also of text tables)."""
-    table: Ref
-    ids: Ref
-
-
-@dataclass(frozen=True)
-class RowMean:
-    """(N, 1): the mean of each row."""
-    x: Ref
-
-
-@dataclass(frozen=True)
-class RowVar:
-    """(N, 1): the biased variance of each row about ``mean`` (divide by F, as LayerNorm does)."""
-    x: Ref
-    mean: Ref
-
-
-@dataclass(frozen=True)
-class Normalize:
-    """(x - mean) / sqrt(var + eps), mean and var (N, 1) broadcast along each row."""
-    x: Ref
-    mean: Ref
-    var: Ref
-    eps: float = 1e-5
-
-
-@dataclass(frozen=True)
-class ScaleShift:
-    """x * gain + bias with gain and bias (1, F) rows broadcast down the N rows (LayerNorm)."""
-    x: Ref
-    gain: Ref
-    bias: Ref | None = None
-
-
-@dataclass(frozen=True)
-class CausalScores:
-    """(T, T) = q kᵀ / sqrt(head size); future cells (column > row) are masked: -inf in PyTorch
-    and the reference, blank cells in the sheet (verify counts a blank against -inf as equal)."""
-    q: Ref
-    k: Ref
-
-
-@dataclass(frozen=True)
-class RowMax:
-    """(N, 1): the max of each row; ``causal``: of row i's first i+1 cells only."""
-    x: Ref
-    causal: bool = False
-
-
-@dataclass(frozen=True)
-class RowSumExp:
-    """(N, 1): sum of exp(x - max) along each row (``causal``: the first i+1 cells)."""
-    x: Ref
-    max: Ref
-    causal: bool = False
-
-
-@dataclass(frozen=True)
-class Softmax:
-    """exp(x - max) / sum per row, the row max subtracted so exp never overflows; ``causal``:
-    0 for the masked cells above the diagonal."""
-    x: Ref
-    max: Ref
-    sum: Ref
-    causal: bool = False
-
-
-@dataclass(frozen=True)
-class MatMul:
-    """(N, M) = a (N, K) @ b (K, M), e.g. attention probabilities @ values."""
-    a: Ref
-    b: Ref
-
-
-@dataclass(frozen=True)
-class Concat:
-    """Tensors with the same rows side by side (attention heads -> one (T, n_embd) block)."""
-    parts: tuple[Ref, ...]
-
-
-@dataclass(frozen=True)
-class PickRow:
-    """(1, F): row n - 1 of x, n counting from 1 (the prompt's last position); n < 1 reads row 0."""
-    x: Ref
-    n: Ref
-
-
-@dataclass(frozen=True)
-class Divide:
-    """x / by, ``by`` one cell (the softmax temperature)."""
-    x: Ref
-    by: Ref
-
-
-@dataclass(frozen=True)
-class Largest:
-    """(k, 1): the k largest values of a (1, F) row, largest first."""
-    x: Ref
-    k: int
-
-
-@dataclass(frozen=True)
-class LargestIds:
-    """(k, 1): the 0-based columns of the k largest values, each column once (equal values in
-    column order)."""
-    x: Ref
-    k: int
-
-
-OP_TYPES += (PromptLength, Chars, TokenId, PromptNote, Lookup, RowMean, RowVar,
-             Normalize, ScaleShift, CausalScores, RowMax, RowSumExp, Softmax, MatMul, Concat,
-             PickRow, Divide, Largest, LargestIds)
-
-
-# --- the tiny text net: whole words ------------------------------------------------------------
-@dataclass(frozen=True)
-class WordId:
-    """(N, 1): the id beside each word's exact (case-sensitive, no wildcards) match in ``words``.
-
-    MATCH and VLOOKUP ignore case and read * ? ~ as wildcards, so the sheet compares with EXACT.
-    A word not in the vocabulary (or blank) gets a message text instead of an id.
-    """
-    MISSING = "not in the vocabulary: '{}'"   # messages shown in the id cell (not fields)
-    TWICE = "in the vocabulary more than once: '{}'"
-    BLANK = "pick a word from the list"
-    word: Ref
-    words: Ref
-    ids: Ref
-
-
-@dataclass(frozen=True)
-class RowArgmax:
-    """(N, 1): the 0-based column of each row's largest value (the first one on ties, as torch)."""
-    x: Ref
-
-
-OP_TYPES += (WordId, RowArgmax)
-
-
-# --- token ids typed into cells (a GPT without a character vocabulary) ------------------------
-@dataclass(frozen=True)
-class FilledCount:
-    """(1, 1): how many cells of x are not blank (the prompt's length in typed token ids)."""
-    x: Ref
-
-
-@dataclass(frozen=True)
-class CheckedIds:
-    """(T, 1): the ids typed in x (T, 1), each a whole number in 0..size-1 or a message.
-
-    A blank cell at position i is a pad (``pad``) when i >= n, the count of filled cells: the
-    prompt is positions 0..n-1.  A blank before that is a gap in the prompt: a message.
-    """
-    OUTSIDE = "token id {} is outside the vocabulary (ids 0..{})"   # messages (not fields)
-    GAP = "t{} is blank: type the ids from t0 on, without gaps"
-    x: Ref
-    n: Ref
-    size: int
-    pad: int = 0
-
-
-@dataclass(frozen=True)
-class TokenText:
-    """(T, 1): the (V, 1) text ``table``'s row ``ids[i]`` at the prompt's n positions, "" after."""
-    table: Ref
-    ids: Ref
-    n: Ref
-
-
-@dataclass(frozen=True)
-class IdsNote:
-    """(1, 1) text: "ok", or what to fix in the typed ids."""
-    BAD = "a token id is not valid: see the id column"
-    EMPTY = "type token ids in the yellow cells, from t0 on"
-    ids: Ref
-    n: Ref
-
-
-OP_TYPES += (FilledCount, CheckedIds, TokenText, IdsNote)
+OP_TYPES = (*REGISTRY.values(), View)
 
 
 def op_inputs(op) -> list[str]:
-    """Names of the nodes an op reads (its ``Ref``-typed fields that are set, and tuples of them)."""
-    if isinstance(op, LEAF_TYPES):
-        return []
-    names: list[str] = []
-    for f in fields(op):
-        value = getattr(op, f.name)
-        if f.type in ("Ref", "Ref | None") and value is not None:
-            names.append(value)
-        elif f.type == "tuple[Ref, ...]":
-            names.extend(value)
-    return names
+    """Names of the nodes an op reads: its declared ``INPUTS`` that are set (leaves read none)."""
+    return inputs(op)
 
 
 @dataclass

@@ -19,7 +19,7 @@ import numpy as np
 from ..errors import SheetnetError
 from ..ir import graph as ir
 from ..ir.reference import checked_id
-from .gpt import PAD, Front, build_body, char_label, check_context, context_meta, trace_ids
+from .gpt_body import PAD, Front, build_body, char_label, check_context, context_meta, trace_ids
 
 DEFAULT_TOKENS = [0]  # the prompt written into the cells when export is given none
 
@@ -40,7 +40,7 @@ def capture_gpt_tokens(model, tokens: list[int], strings: list[str] | None = Non
         model: the GPT (a models.gpt.GPT).
         tokens: the ids written into the input cells (at most ``context`` of them).
         strings: each id's token string, in id order, or None: the sheets show ids only.
-        context: positions T the sheets compute (default: see gpt.check_context).
+        context: positions T the sheets compute (default: see gpt_body.check_context).
     Returns:
         the graph, with ``meta["run"]`` declaring the tokens/temperature inputs and the report.
     Raises:

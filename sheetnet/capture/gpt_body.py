@@ -1,0 +1,244 @@
+"""The GPT's body, shared by its two front ends (gpt.py's prompt cell, gpt_tokens.py's id cells).
+
+Sheets after the front end's: Embedding (wte, wpe, x0), per block "B<i> Attention" and
+"B<i> MLP", and Output (final layer norm, logits, temperature softmax, next token, top 5).  The
+body composes blocks.py's generic blocks with nanoGPT's names (c_attn, c_proj, c_fc, ln_1 ...):
+node names are the trace names of ``GPT.forward`` (``h0.attn.q1``, ``ln_f.var`` ...), so each
+node's ``ref`` is its own name.  A vocabulary wider than a sheet (GPT-2's 50,257) puts the
+logits and the next-token rows on the Output sheet transposed (layout.py decides; nothing here).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import SheetnetError
+from ..ir import graph as ir
+from . import blocks
+from .blocks import Activation, Weights
+
+PAD = 0         # token id of the positions after the prompt (never seen by the prompt's positions)
+TOP_K = 5       # candidates listed on the Output sheet
+# positions computed without --context: every position of a model whose block size is at most
+# this, else this many (or as many as the prompt or token ids fill).  Cells grow with T and the
+# scores with T^2: GPT-2 small at its 1024 ran past 15 minutes and 2.2 GB and never finished.
+DEFAULT_CONTEXT = 64
+
+
+def char_label(ch: str) -> str:
+    """How a vocabulary character is labelled on the sheets: 'a', space, \\n."""
+    return {" ": "space", "\n": "\\n", "\t": "\\t", "\r": "\\r"}.get(ch, ch)
+
+
+@dataclass(frozen=True)
+class Front:
+    """What a front end (the Prompt and Vocab sheets) hands the body of the workbook."""
+    ids: str                 # (T, 1) node: the token id of each position
+    shown: str               # (T, 1) node repeated beside each sheet's first block
+    shown_as: str            # its column label: "character", "token" or "id"
+    labels: list[str]        # one per vocabulary id: wte's rows, the logits' columns
+    exact: str | None        # (V, 1) text node: each id's string (the next token); None: ids only
+    label_table: str | None  # (V, 1) text node: each id's label (the top candidates)
+    key: str                 # the next token's string is node "next.<key>"
+    unit: str                # "character" or "token", for titles
+
+
+def check_context(model, context: int | None, needed: int = 1) -> int:
+    """The positions T the sheets compute.
+
+    Args:
+        model: the GPT.
+        context: the positions asked for, or None: the block size up to DEFAULT_CONTEXT, or
+            ``needed`` if more (never past the block size).
+        needed: positions the prompt or token ids fill.
+    Returns:
+        T, 1 <= T <= block_size.
+    Raises:
+        SheetnetError: ``context`` is given and outside 1..block_size.
+    """
+    block = model.config.block_size
+    if context is None:
+        return min(block, max(DEFAULT_CONTEXT, needed))
+    if not 1 <= context <= block:
+        raise SheetnetError(f"context {context} must be between 1 and the model's block_size "
+                            f"{block}")
+    return context
+
+
+def positions_text(t: int, block: int) -> str:
+    """How many of the model's positions the workbook computes, as export, inspect and the
+    Guide sheet say it."""
+    more = f" (--context up to {block} for more)" if t < block else ""
+    return f"computes {t} of the model's {block} positions{more}"
+
+
+def context_meta(t: int, block: int) -> tuple[dict, str]:
+    """The graph's meta entries for T positions of ``block``, and the summary's words for them."""
+    meta = {"context": t, "positions": [t, block], "capture_options": {"context": t}}
+    return meta, f"context {t}" + (f": the workbook {positions_text(t, block)}" if t < block else "")
+
+
+def build_body(g: ir.Graph, model, front: Front, pos) -> None:
+    """Embedding, the blocks and the Output sheet, after a front end's sheets.
+
+    Args:
+        g: the graph holding the front end's nodes (``front`` names them).
+        model: the GPT (a models.gpt.GPT).
+        pos: the position labels "t0".."t<T-1>".
+    """
+    x = _embedding(g, model, front, pos)
+    for i, block in enumerate(model.transformer.h):
+        x = _attention(g, block, i, x, model.config, front, pos)
+        x = _mlp(g, block, i, x, model.config, front, pos)
+    _output(g, model, front, x, pos)
+
+
+def _features(n_embd: int) -> list[str]:
+    return [f"e{j}" for j in range(n_embd)]
+
+
+def _characters(g: ir.Graph, name: str, sheet: str, front: Front, pos) -> None:
+    # the characters (tokens, ids) of the positions, beside each sheet's first block
+    g.add(f"{name}.char", ir.Copy(front.shown), (len(pos), 1), sheet, title="",
+          col_labels=[front.shown_as], beside=True)
+
+
+def _embedding(g: ir.Graph, model, front: Front, pos) -> str:
+    sheet, tr, t, ids = "Embedding", model.transformer, len(pos), front.ids
+    n_embd = model.config.n_embd
+    feats = _features(n_embd)
+    head = " (the LM head reads it too)" if model.config.tied else ""
+    blocks.param(g, "wte", tr.wte.weight, sheet, source="transformer.wte.weight",
+                 title=f"wte: token embedding table, one row per vocabulary id{head}",
+                 row_labels=[f"{i} {s}" if front.exact else s for i, s in enumerate(front.labels)],
+                 col_labels=feats)
+    # all block_size rows, though the sheets read the first T: every weight stays in the book
+    blocks.param(g, "wpe", tr.wpe.weight, sheet, source="transformer.wpe.weight",
+                 title="wpe: position embedding table, one row per position",
+                 row_labels=[f"t{i}" for i in range(model.config.block_size)], col_labels=feats)
+    g.add("tok_emb", ir.Lookup("wte", ids), (t, n_embd), sheet, ref="tok_emb",
+          title="tok_emb = row id of wte", row_labels=pos, col_labels=feats)
+    if front.shown != ids:
+        _characters(g, "tok_emb", sheet, front, pos)
+    g.add("tok_emb.id", ir.Copy(ids), (t, 1), sheet, title="", col_labels=["id"], beside=True,
+          style="integer")
+    g.add("pos_emb", ir.View("wpe", (0, t), (0, n_embd)), (t, n_embd), sheet)
+    return g.add("x0", ir.Add("tok_emb", "pos_emb"), (t, n_embd), sheet, ref="x0",
+                 title="x0 = tok_emb + pos_emb (row t of wpe)", row_labels=pos, col_labels=feats)
+
+
+def _block_input(g: ir.Graph, name: str, sheet: str, x: str, front: Front, pos, feats,
+                 what: str) -> str:
+    # the sheet's input, repeated with the positions' characters so the sheet reads on its own
+    g.add(f"{name}.x", ir.Copy(x), g.shape(x), sheet, row_labels=pos, col_labels=feats,
+          title=f"x: {what}")
+    _characters(g, name, sheet, front, pos)
+    return f"{name}.x"
+
+
+def _layer_norm(g: ir.Graph, ln, name: str, source: str, sheet: str, x: str, pos, feats) -> str:
+    return blocks.layer_norm(g, name, x, sheet, gain=ln.weight, bias=ln.bias, eps=ln.eps,
+                             source=source, pos=pos, feats=feats)
+
+
+def _attention(g: ir.Graph, block, i: int, x: str, cfg, front: Front, pos) -> str:
+    # sheet "B<i+1> Attention": x, ln_1, c_attn's heads, c_proj, res1
+    h, src, sheet = f"h{i}", f"transformer.h.{i}", f"B{i + 1} Attention"
+    feats = _features(cfg.n_embd)
+    x_in = _block_input(g, f"{h}.attn", sheet, x, front, pos, feats,
+                        "the residual stream entering this block")
+    ln = _layer_norm(g, block.ln_1, f"{h}.ln_1", f"{src}.ln_1", sheet, x_in, pos, feats)
+    name = f"{h}.attn"
+    heads = blocks.fused_qkv(g, name, Weights.of(block.attn.c_attn, f"{name}.c_attn",
+                                                 f"{src}.attn.c_attn", "c_attn"),
+                             cfg.n_head, sheet, feats)
+    proj = Weights.of(block.attn.c_proj, f"{name}.c_proj", f"{src}.attn.c_proj", "c_proj")
+    return blocks.attention(g, name, ln, x_in, sheet, n_head=cfg.n_head, heads=heads, proj=proj,
+                            residual=f"{h}.res1", pos=pos, feats=feats)
+
+
+def _mlp(g: ir.Graph, block, i: int, x: str, cfg, front: Front, pos) -> str:
+    # sheet "B<i+1> MLP": x, ln_2, c_fc, GELU, c_proj, res2
+    h, src, sheet = f"h{i}", f"transformer.h.{i}", f"B{i + 1} MLP"
+    feats = _features(cfg.n_embd)
+    x_in = _block_input(g, f"{h}.mlp", sheet, x, front, pos, feats,
+                        "res1, from the attention sheet")
+    ln = _layer_norm(g, block.ln_2, f"{h}.ln_2", f"{src}.ln_2", sheet, x_in, pos, feats)
+    name, form = f"{h}.mlp", cfg.gelu
+    gelu = Activation("gelu", "GELU", lambda z: ir.Gelu(z, form),
+                      f"GELU(fc) ({'exact, with erf' if form == 'erf' else 'tanh approximation'})")
+    return blocks.mlp(g, name, ln, x_in, sheet,
+                      fc=Weights.of(block.mlp.c_fc, f"{name}.c_fc", f"{src}.mlp.c_fc", "c_fc"),
+                      act=gelu, residual=f"{h}.res2", pos=pos, feats=feats,
+                      proj=Weights.of(block.mlp.c_proj, f"{name}.c_proj", f"{src}.mlp.c_proj",
+                                      "c_proj"))
+
+
+def _output(g: ir.Graph, model, front: Front, x: str, pos) -> None:
+    sheet, c, v, t = "Output", model.config.n_embd, len(front.labels), len(pos)
+    feats, labels, unit = _features(c), front.labels, front.unit
+    # the answer first (order=-1): temperature, next token and the top candidates
+    g.add("temperature", ir.Input(np.array([[1.0]]), above=0.0), (1, 1), sheet, order=-1,
+          title="Temperature (> 0; lower = sharper)", row_labels=["temperature"])
+    x_in = _block_input(g, "ln_f", sheet, x, front, pos, feats,
+                        "the residual stream after the last block")
+    ln = _layer_norm(g, model.transformer.ln_f, "ln_f", "transformer.ln_f", sheet, x_in, pos,
+                     feats)
+    if model.config.tied:
+        head = "wte"  # tied: the LM head is the token embedding table, read from its sheet
+    else:
+        head = blocks.param(g, "lm_head.W", model.lm_head.weight, sheet, source="lm_head.weight",
+                            title="LM head weights, one row per vocabulary id", row_labels=labels,
+                            col_labels=feats)
+    logits = g.add("logits", ir.Linear(ln, head), (t, v), sheet, ref="logits", role="output",
+                   style="formula",
+                   title=f"logits = ln_f · {'wte' if head == 'wte' else 'lm_head'}^T, one column "
+                         f"per {unit}", row_labels=pos, col_labels=labels)
+    last = g.add("next.logits", ir.PickRow(logits, "prompt.n"), (1, v), sheet, ref="next.logits",
+                 title="logits at the prompt's last position", row_labels=["logits"],
+                 col_labels=labels)
+    blocks.temperature_softmax(
+        g, last, "next.", sheet, "temperature", scaled={"title": "", "row_labels": ["/ temperature"]},
+        probs={"title": "probabilities = softmax(logits / temperature)", "row_labels": ["p"],
+               "col_labels": labels})
+    g.add("next.id", ir.LargestIds(last, 1), (1, 1), sheet, ref="next.id", order=-1,
+          title=f"next {unit}: the most likely one (argmax of the logits)", row_labels=["id"],
+          style="integer")
+    answer = "next.id"
+    if front.exact:
+        answer = g.add(f"next.{front.key}", ir.Lookup(front.exact, "next.id"), (1, 1), sheet,
+                       order=-1, title="", col_labels=[unit], beside=True, style="output")
+    k = min(TOP_K, v)
+    blocks.top_k(g, "next.probs", k, sheet, labels=front.label_table, key=front.key, unit=unit,
+                 order=-1)
+    g.add("prompt.next", ir.Copy(answer), (1, 1), "Prompt", style="output",
+          title=f"the model's next {unit} (see Output)", row_labels=["next"])
+    # on the Prompt sheet, where the reader types: the top candidates at a glance
+    label = f"top.{front.key}" if front.label_table else "top.id"
+    g.meta.setdefault("charts", []).append(
+        {"sheet": "Prompt", "title": f"The {k} most likely next {unit}s", "kind": "bar",
+         "x": label, "series": ["top.prob"], "names": ["probability"], "x_title": unit})
+
+
+def trace_ids(model, graph: ir.Graph, leaves: dict, ids: list[int], n: int) -> dict:
+    """PyTorch float64 intermediates for the T ``ids`` the sheet shows, the prompt being the first n.
+
+    ``GPT.forward`` records every intermediate; added here: the ids, and at the prompt's last
+    position (the first when n is 0, as the sheet reads it) the logits, the temperature softmax,
+    the argmax and the top probabilities.
+    """
+    import torch
+    model = model.double()
+    trace: dict[str, np.ndarray] = {}
+    with torch.no_grad():
+        logits = model(torch.tensor([ids]), trace=trace)[0]  # (T, V)
+        last = logits[max(n, 1) - 1]
+        temperature = float(np.asarray(leaves["temperature"], dtype=np.float64)[0, 0])
+        probs = torch.softmax(last / temperature, dim=-1)
+    k = graph.shape("top.prob")[0]
+    trace.update({"tokens.id": np.array(ids, dtype=np.float64)[:, None],
+                  "next.logits": last[None].numpy(), "next.probs": probs[None].numpy(),
+                  "next.id": np.array([[float(last.argmax())]]),
+                  "top.prob": torch.topk(probs, k).values[:, None].numpy()})
+    return trace

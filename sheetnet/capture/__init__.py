@@ -8,6 +8,8 @@ which PyTorch intermediate it must equal; ``verify`` runs the model and compares
                    presets: a family's sheets (Walk, All words, Generate, Prompt ...) composed
                    from the blocks
     mlp.py         an nn.Sequential of Linear and activations, one sheet per layer
+    gpt_body.py    the GPT's Embedding, blocks and Output sheets, shared by its two front ends
+    blocks.py      generic building blocks (linear, layer norm, attention, MLP, softmax head)
     trace.py       Captured, and the hooked float64 PyTorch run
 """
 from __future__ import annotations

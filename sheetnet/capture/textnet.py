@@ -28,6 +28,7 @@ from torch import nn
 from ..errors import SheetnetError
 from ..ir import graph as ir
 from ..ir.reference import cell_text
+from . import blocks
 from .trace import Captured
 from .trace import hooked_run
 from .mlp import lower_sequential
@@ -130,16 +131,12 @@ def _lookup(g: ir.Graph, word: str, prefix: str, sheet: str, feats: list[str], *
 
 
 def _softmax(g: ir.Graph, logits: str, prefix: str, sheet: str, vocab: list[str], **kw) -> str:
-    # p = exp(l/T - max(l/T)) / sum: torch's softmax(logits / T), the max keeping exp finite
-    n, v = g.shape(logits)
-    scaled = g.add(f"{prefix}scaled", ir.Divide(logits, "temperature"), (n, v), sheet,
-                   title="logits / T", col_labels=vocab, **kw)
-    mx = g.add(f"{prefix}max", ir.RowMax(scaled), (n, 1), sheet, title="", col_labels=["max"],
-               beside=True)
-    total = g.add(f"{prefix}sum", ir.RowSumExp(scaled, mx), (n, 1), sheet, title="",
-                  col_labels=["sum exp"], beside=True)
-    return g.add(f"{prefix}probs", ir.Softmax(scaled, mx, total), (n, v), sheet,
-                 ref=f"{prefix}probs", title="probabilities p = exp(logits/T - max) / sum exp", col_labels=vocab, **kw)
+    # p = softmax(logits / T), as torch's softmax(logits / T); kw: row labels of both rows
+    return blocks.temperature_softmax(
+        g, logits, prefix, sheet, "temperature",
+        scaled={"title": "logits / T", "col_labels": vocab, **kw},
+        probs={"title": "probabilities p = exp(logits/T - max) / sum exp", "col_labels": vocab,
+               **kw})
 
 
 def _next_word(g: ir.Graph, logits: str, prefix: str, sheet: str, **kw) -> str:

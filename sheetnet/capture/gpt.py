@@ -29,6 +29,7 @@ import numpy as np
 
 from ..errors import SheetnetError
 from ..ir import graph as ir
+from ..ir.reference import evaluate
 from .gpt_body import PAD, Front, build_body, char_label, check_context, context_meta, trace_ids
 from .gpt_body import positions_text  # noqa: F401  (cli and inspect read it from here)
 from .gpt_tokens import DEFAULT_TOKENS, capture_gpt_tokens, trace_gpt_tokens
@@ -49,17 +50,22 @@ def decode_tokens(ids, vocab: list[str]) -> str:
     return "".join(vocab[int(i)] for i in ids)
 
 
-def tokenize(text: str, vocab: list[str], context: int, pad: int = PAD) -> list:
+def tokenize(text: str, vocab: list[str], context: int) -> list:
     """The sheet's tokenizer in Python: ids of the last ``context`` characters, then pads.
 
     An unknown character becomes the text "not in vocab: 'Ω'", as in the sheet.
     """
-    from ..emit.formulas import UNKNOWN_CHAR
-    stoi: dict[str, int] = {}
-    for i, ch in enumerate(vocab):
-        stoi.setdefault(ch, i)
-    window = text[max(0, len(text) - context):]
-    return [stoi.get(ch, UNKNOWN_CHAR.format(ch)) for ch in window] + [pad] * (context - len(window))
+    return _read_prompt(np.array([[text]], dtype=object), vocab, context)[0]
+
+
+def _read_prompt(cell, vocab: list[str], t: int) -> tuple[list, int]:
+    # the Prompt sheet's own ops run by the reference interpreter, so Python tokenizes exactly
+    # as the sheet does: (T ids, or an unknown character's message; n, the characters read)
+    g = ir.Graph()
+    _prompt(g, vocab, "", t, [f"t{i}" for i in range(t)])
+    v = evaluate(g, {"prompt": np.asarray(cell, dtype=object).reshape(1, 1)})
+    ids = [int(i) if isinstance(i, float) else i for i in v["tokens.id"][:, 0]]
+    return ids, int(v["prompt.n"][0, 0])
 
 
 def is_char_vocab(vocab, size: int) -> bool:
@@ -165,11 +171,8 @@ def trace_gpt(model, graph: ir.Graph, leaves: dict) -> dict[str, np.ndarray]:
     The prompt is tokenized in Python exactly as the sheet does (last T characters, then pads);
     see ``trace_ids`` for what is recorded.
     """
-    from ..ir.reference import _text
-    t, vocab = graph.meta["context"], graph.meta["vocab"]
-    text = _text(leaves["prompt"])
-    ids = tokenize(text, vocab, t)
+    ids, n = _read_prompt(leaves["prompt"], graph.meta["vocab"], graph.meta["context"])
     unknown = [i for i in ids if isinstance(i, str)]
     if unknown:
         raise SheetnetError(f"the prompt cannot be traced: {unknown[0]}")
-    return trace_ids(model, graph, leaves, ids, min(len(text), t))
+    return trace_ids(model, graph, leaves, ids, n)

@@ -33,6 +33,11 @@ CELL_CASES = [
     (ir.Sub("z", "y"), (0, 0), "C21-C31"),
     (ir.Sqrt("z"), (0, 0), "SQRT(C21)"),
     (ir.Step("z"), (0, 1), "IF(D21>0,1,0)"),
+    (ir.Silu("z"), (0, 0), "C21/(1+EXP(-C21))"),
+    (ir.Softplus("z"), (1, 0), "IF(C22>20,C22,LN(1+EXP(C22)))"),
+    (ir.Softplus("z", 2.0, 5.0), (0, 0), "IF(2*C21>5,C21,LN(1+EXP(2*C21))/2)"),
+    (ir.Elu("z"), (0, 1), "IF(D21>0,D21,EXP(D21)-1)"),
+    (ir.Elu("z", 0.5), (0, 0), "IF(C21>0,C21,0.5*(EXP(C21)-1))"),
 ]
 
 
@@ -46,6 +51,9 @@ ARRAY_CASES = [
     (ir.Relu("z"), "IF(C21:D22>0,C21:D22,0)"),
     (ir.Tanh("z"), "TANH(C21:D22)"),
     (ir.Add("z", "y"), "C21:D22+C31:D32"),
+    (ir.Silu("z"), "C21:D22/(1+EXP(-C21:D22))"),
+    (ir.Softplus("z", 2.0, 5.0), "IF(2*C21:D22>5,C21:D22,LN(1+EXP(2*C21:D22))/2)"),
+    (ir.Elu("z", 0.5), "IF(C21:D22>0,C21:D22,0.5*(EXP(C21:D22)-1))"),
 ]
 
 
@@ -225,6 +233,8 @@ def test_workbooks_use_only_functions_excel_2010_computes(examples, tmp_path, st
     save_checkpoint(tmp_path / "g.pt", "gpt", tanh_gpt.config.to_dict(), tanh_gpt.state_dict(), {})
     torch.save(torch.nn.Sequential(torch.nn.Linear(2, 3), torch.nn.Sigmoid(), torch.nn.Linear(3, 3),
                                    torch.nn.LeakyReLU(0.1), torch.nn.Linear(3, 3), torch.nn.Tanh(),
+                                   torch.nn.Linear(3, 3), torch.nn.SiLU(), torch.nn.Linear(3, 3),
+                                   torch.nn.Softplus(2.0), torch.nn.Linear(3, 3), torch.nn.ELU(0.5),
                                    torch.nn.Linear(3, 1)), tmp_path / "mlp.pt")
     used = set()
     for model, opts in [(examples / "sqrt_2x2.pt", {}), (examples / "textnet.pt", {}),
@@ -233,5 +243,5 @@ def test_workbooks_use_only_functions_excel_2010_computes(examples, tmp_path, st
         book = tmp_path / f"{model.stem}.xlsx"
         export(model, book, ExportOptions(style=style, force=True, **opts))
         used |= _functions(book)
-    assert {"SUMPRODUCT", "EXACT", "INDEX", "MATCH", "ERF", "TANH"} <= used  # the scan finds them
+    assert {"SUMPRODUCT", "EXACT", "INDEX", "MATCH", "ERF", "TANH", "LN"} <= used  # the scan finds them
     assert used <= EXCEL_2010, sorted(used - EXCEL_2010)

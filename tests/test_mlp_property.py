@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import openpyxl
+import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -14,13 +15,14 @@ from sheetnet.export import export
 from sheetnet.options import TOLERANCE, ExportOptions
 from sheetnet.run import run
 from sheetnet.verify import verify
-from sheetnet.writer import read_manifest
+from sheetnet.manifest import read_manifest
 
 # (--activations name, module) for every supported activation
 ACTIVATIONS = {
     "relu": lambda s: nn.ReLU(), "tanh": lambda s: nn.Tanh(), "sigmoid": lambda s: nn.Sigmoid(),
     "gelu": lambda s: nn.GELU(), "gelu_tanh": lambda s: nn.GELU(approximate="tanh"),
     "leaky_relu": lambda s: nn.LeakyReLU(s), "identity": lambda s: nn.Identity(),
+    "silu": lambda s: nn.SiLU(), "softplus": lambda s: nn.Softplus(), "elu": lambda s: nn.ELU(),
 }
 
 
@@ -67,8 +69,32 @@ def test_random_mlp_workbook_matches_torch(engine, tmp_path_factory, case):
 
 def _type_inputs(book, x):
     # what a user does: type the input row into the Input sheet's cells
-    entry = read_manifest(book)["nodes"]["x"]
+    entry = read_manifest(book).nodes["x"]
     wb = openpyxl.load_workbook(book)
     for j, v in enumerate(x):
-        wb[entry["sheet"]].cell(entry["row"] + 1, entry["col"] + j + 1).value = v
+        wb[entry.sheet].cell(entry.row + 1, entry.col + j + 1).value = v
     wb.save(book)
+
+
+# SiLU, Softplus and ELU, added through the op library (sheetnet/ops/elementwise.py) and the layer
+# specs (models/mlp.py): a user's Sequential saved whole exports and verifies in either style
+NEW_ACTIVATIONS = [nn.SiLU(), nn.Softplus(beta=2.0, threshold=1.0), nn.ELU(alpha=0.7)]
+
+
+@pytest.mark.parametrize("style", ["cells", "arrays"])
+def test_sequential_of_silu_softplus_elu_verifies(engine, tmp_path, style):
+    from sheetnet import loaders
+    from sheetnet.loaders.describe import architecture_lines
+    torch.manual_seed(5)
+    layers = [nn.Linear(3, 6)]
+    for act in NEW_ACTIVATIONS:
+        layers += [act, nn.Linear(6, 6) if len(layers) < 5 else nn.Linear(6, 2)]
+    model = nn.Sequential(*layers)   # Linear, SiLU, Linear, Softplus, Linear, ELU, Linear
+    path, book = tmp_path / "m.pt", tmp_path / "m.xlsx"
+    torch.save(model, path)
+    assert architecture_lines(loaders.load(path))[1::2] == [
+        "1: SiLU", "3: Softplus beta 2, threshold 1", "5: ELU alpha 0.7"]
+    export(path, book, ExportOptions(style=style))
+    report = verify(book, path, engine=engine, tol=1e-9)
+    assert report.ok and report.max_abs_err <= 1e-9, report.table()
+    assert len(report.rows) >= 7   # every Linear and activation compared

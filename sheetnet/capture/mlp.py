@@ -7,16 +7,11 @@ from torch import nn
 
 from ..errors import SheetnetError
 from ..ir import graph as ir
+from ..ops import ACTIVATION_MODULES, activation
 
-# module type -> (IR op factory, short name shown in titles)
-ACTIVATION_OPS = {
-    nn.ReLU: (lambda x, m: ir.Relu(x), "ReLU"),
-    nn.Tanh: (lambda x, m: ir.Tanh(x), "tanh"),
-    nn.Sigmoid: (lambda x, m: ir.Sigmoid(x), "sigmoid"),
-    nn.GELU: (lambda x, m: ir.Gelu(x, "tanh" if m.approximate == "tanh" else "erf"), "GELU"),
-    nn.LeakyReLU: (lambda x, m: ir.LeakyRelu(x, float(m.negative_slope)), "LeakyReLU"),
-}
-SUPPORTED = ["Linear", "ReLU", "Tanh", "Sigmoid", "GELU", "LeakyReLU", "Identity"]
+# an activation's op (factory, short name for titles) comes from the op library: adding one never
+# touches capture
+SUPPORTED = ["Linear", *ACTIVATION_MODULES, "Identity"]
 
 
 def _layers(seq: nn.Sequential) -> list[tuple[str, nn.Linear, list[tuple[str, nn.Module]]]]:
@@ -27,10 +22,10 @@ def _layers(seq: nn.Sequential) -> list[tuple[str, nn.Linear, list[tuple[str, nn
             groups.append((path, mod, []))
         elif isinstance(mod, nn.Identity):
             continue
-        elif type(mod) in ACTIVATION_OPS and groups:
+        elif activation(type(mod)) and groups:
             groups[-1][2].append((path, mod))
         else:
-            where = "before the first Linear" if type(mod) in ACTIVATION_OPS else f"at {path}"
+            where = "before the first Linear" if activation(type(mod)) else f"at {path}"
             raise SheetnetError(f"layer {type(mod).__name__} {where} is not supported; "
                                 f"supported: {', '.join(SUPPORTED)}")
     if not groups:
@@ -86,7 +81,7 @@ def lower_sequential(g: ir.Graph, seq: nn.Sequential, x: str, *, prefix: str = "
                   title=f"{lname}: z = x · W^T + b" if not sheet else f"L{k} z",
                   col_labels=outs, ref=f"{prefix}{path}")
         for j, (apath, act) in enumerate(acts):
-            make, short = ACTIVATION_OPS[type(act)]
+            make, short = activation(type(act))
             z, nth = x, "" if j == 0 else str(j + 1)   # a second activation in a row: a2, on2
             x = g.add(f"{prefix}{tag}.a{nth}", make(x, act), (n, lin.out_features), here,
                       title=f"a = {short}(z)" if not sheet else f"L{k} a", col_labels=outs,

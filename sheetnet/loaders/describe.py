@@ -65,7 +65,12 @@ def _layer_text(spec: dict) -> str:
         return "GELU (tanh)" if spec["approximate"] == "tanh" else "GELU (erf)"
     if kind == "leaky_relu":
         return f"LeakyReLU {spec['slope']:g}"
-    return {"relu": "ReLU", "tanh": "Tanh", "sigmoid": "Sigmoid", "identity": "Identity"}[kind]
+    if kind == "softplus":
+        return f"Softplus beta {spec['beta']:g}, threshold {spec['threshold']:g}"
+    if kind == "elu":
+        return f"ELU alpha {spec['alpha']:g}"
+    return {"relu": "ReLU", "tanh": "Tanh", "sigmoid": "Sigmoid", "silu": "SiLU",
+            "identity": "Identity"}[kind]
 
 
 def _textnet_lines(cfg: dict) -> list[str]:

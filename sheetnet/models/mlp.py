@@ -8,7 +8,8 @@ Linear without bias, an activation after the last Linear) rebuilds with its own 
 
     {"type": "linear", "in": 3, "out": 4, "bias": true}   {"type": "relu"}   {"type": "tanh"}
     {"type": "sigmoid"}   {"type": "gelu", "approximate": "none" | "tanh"}
-    {"type": "leaky_relu", "slope": 0.01}   {"type": "identity"}
+    {"type": "leaky_relu", "slope": 0.01}   {"type": "identity"}   {"type": "silu"}
+    {"type": "softplus", "beta": 1.0, "threshold": 20.0}   {"type": "elu", "alpha": 1.0}
 """
 from __future__ import annotations
 
@@ -50,6 +51,9 @@ _BUILD = {
     "gelu": lambda d: nn.GELU(approximate=d.get("approximate", "none")),
     "leaky_relu": lambda d: nn.LeakyReLU(d.get("slope", 0.01)),
     "identity": lambda d: nn.Identity(),
+    "silu": lambda d: nn.SiLU(),
+    "softplus": lambda d: nn.Softplus(d.get("beta", 1.0), d.get("threshold", 20.0)),
+    "elu": lambda d: nn.ELU(d.get("alpha", 1.0)),
 }
 # module class -> its spec (the inverse of _BUILD)
 _SPEC = {
@@ -60,6 +64,10 @@ _SPEC = {
     nn.GELU: lambda m: {"type": "gelu", "approximate": m.approximate},
     nn.LeakyReLU: lambda m: {"type": "leaky_relu", "slope": float(m.negative_slope)},
     nn.Identity: lambda m: {"type": "identity"},
+    nn.SiLU: lambda m: {"type": "silu"},
+    nn.Softplus: lambda m: {"type": "softplus", "beta": float(m.beta),
+                            "threshold": float(m.threshold)},
+    nn.ELU: lambda m: {"type": "elu", "alpha": float(m.alpha)},
 }
 LAYER_TYPES = tuple(_SPEC)   # the torch.nn classes a plain MLP may hold
 SUPPORTED_LAYERS = ", ".join(t.__name__ for t in LAYER_TYPES)
@@ -93,6 +101,12 @@ def _checked_spec(i: int, spec: object) -> dict:
         config_choice(spec.get("approximate", "none"), "approximate", where, ("none", "tanh"))
     elif kind == "leaky_relu":
         config_number(spec.get("slope", 0.01), "slope", where)
+    elif kind == "softplus":
+        if config_number(spec.get("beta", 1.0), "beta", where) == 0:  # log(1 + e^0x) / 0
+            raise SheetnetError(f"{where}: beta must not be 0")
+        config_number(spec.get("threshold", 20.0), "threshold", where)
+    elif kind == "elu":
+        config_number(spec.get("alpha", 1.0), "alpha", where)
     return spec
 
 
@@ -114,22 +128,29 @@ def layer_specs(seq: nn.Module) -> list[dict]:
     return specs
 
 
+# short name -> the layer's one number a name may carry after ":" (its key, default)
+_NAMED_ARG = {"leaky_relu": ("slope", 0.01), "elu": ("alpha", 1.0), "softplus": ("beta", 1.0)}
+
+
 def activation_spec(name: str) -> dict:
-    """A layer spec from a short name: relu, tanh, sigmoid, gelu, gelu_tanh, leaky_relu[:slope], identity."""
+    """A layer spec from a short name: relu, tanh, sigmoid, gelu, gelu_tanh, leaky_relu[:slope],
+    silu, softplus[:beta], elu[:alpha], identity."""
     base, _, arg = name.strip().lower().partition(":")
     if base == "gelu_tanh" and not arg:
         return {"type": "gelu", "approximate": "tanh"}
     if base == "gelu" and not arg:
         return {"type": "gelu", "approximate": "none"}
-    if base == "leaky_relu":
+    if base in _NAMED_ARG:
+        key, default = _NAMED_ARG[base]
         try:
-            return {"type": "leaky_relu", "slope": float(arg) if arg else 0.01}
+            return {"type": base, key: float(arg) if arg else default}
         except ValueError:
-            raise SheetnetError(f"leaky_relu slope must be a number, got {arg!r}") from None
-    if base in ("relu", "tanh", "sigmoid", "identity") and not arg:
+            raise SheetnetError(f"{base} {key} must be a number, got {arg!r}") from None
+    if base in ("relu", "tanh", "sigmoid", "silu", "identity") and not arg:
         return {"type": base}
     raise SheetnetError(f"activation {name!r} is not supported; supported: relu, tanh, sigmoid, "
-                        "gelu, gelu_tanh, leaky_relu[:slope], identity")
+                        "gelu, gelu_tanh, leaky_relu[:slope], silu, softplus[:beta], elu[:alpha], "
+                        "identity")
 
 
 def mlp_from_checkpoint(payload: dict) -> nn.Sequential:

@@ -214,6 +214,8 @@ class Elu(Unary):
 
     def formula(self, r, i, j):
         x = r.cell(self.x, i, j)
+        if self.alpha == 1:  # the common case reads as the textbook formula
+            return f"IF({x}>0,{x},EXP({x})-1)"
         return f"IF({x}>0,{x},{number(self.alpha)}*(EXP({x})-1))"
 
     @staticmethod

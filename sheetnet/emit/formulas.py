@@ -9,11 +9,10 @@ This module knows nothing about openpyxl or the layout beyond ``Refs``.
 """
 from __future__ import annotations
 
-from ..ops import REGISTRY, ArrayText, TokenId  # noqa: F401 (ArrayText: book.py reads it here)
+from ..ops import REGISTRY, ArrayText  # noqa: F401 (ArrayText: book.py reads it here)
 from .a1 import Refs
 
 CELL_FORMULAS = {cls: cls.formula for cls in REGISTRY.values()}  # op type -> fn(op, refs, i, j)
-UNKNOWN_CHAR = TokenId.UNKNOWN  # what a token id cell says for a character outside the vocabulary
 
 
 def cell_formula(op, refs: Refs, i: int, j: int) -> str:

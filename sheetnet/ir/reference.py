@@ -8,8 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..ops import REGISTRY
-from ..ops.text import _text, cell_text  # noqa: F401 (capture's names for them)
-from ..ops.tokens import checked_id  # noqa: F401
+from ..ops import cell_text, checked_id  # noqa: F401 (capture's names for them)
 from . import graph as ir
 
 

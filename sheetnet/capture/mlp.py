@@ -8,6 +8,7 @@ from torch import nn
 from ..errors import SheetnetError
 from ..ir import graph as ir
 from ..ops import ACTIVATION_MODULES, activation
+from . import blocks
 
 # an activation's op (factory, short name for titles) comes from the op library: adding one never
 # touches capture
@@ -34,6 +35,7 @@ def _layers(seq: nn.Sequential) -> list[tuple[str, nn.Linear, list[tuple[str, nn
 
 
 def neuron_labels(prefix: str, n: int) -> list[str]:
+    """Labels of n neurons: "n1".."n<n>" after ``prefix`` ("L1." on the Walk sheet)."""
     return [f"{prefix}n{i + 1}" for i in range(n)]
 
 
@@ -66,14 +68,11 @@ def lower_sequential(g: ir.Graph, seq: nn.Sequential, x: str, *, prefix: str = "
             lin.out_features > 1 else ["y"]
         tag = "out" if last else f"L{k}"
         w, b = f"{tag}.W", (f"{tag}.b" if lin.bias is not None else None)
-        src = (param_names or {}).get(path, path)
         if with_params:
-            g.add(w, ir.Param(ir.as_matrix(lin.weight), source=f"{src}.weight"), (lin.out_features, lin.in_features),
-                  here, title=f"{lname}: weights W ({lin.out_features} x {lin.in_features}) and bias b, "
-                  "one row per neuron", row_labels=outs, col_labels=labels)
-            if b:
-                g.add(b, ir.Param(ir.as_matrix(lin.bias), source=f"{src}.bias"), (lin.out_features, 1), here,
-                      title="", col_labels=["b"], beside=True)
+            src = (param_names or {}).get(path, path)
+            blocks.linear_params(g, blocks.Weights.of(lin, tag, src, path), here,
+                                 f"{lname}: weights W ({lin.out_features} x {lin.in_features}) "
+                                 "and bias b, one row per neuron", outs, labels, bias_label="b")
         if not sheet:  # the layer's input, repeated so the sheet reads on its own
             x = g.add(f"{prefix}{tag}.in", ir.Copy(x), (n, len(labels)), here,
                       title="input to this layer", col_labels=labels)

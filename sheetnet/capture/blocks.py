@@ -178,10 +178,11 @@ def fused_qkv(g: ir.Graph, name: str, weights: Weights, n_head: int, sheet: str,
 
 
 def attention_head(g: ir.Graph, name: str, k: int, x: str, sheet: str, weights: HeadWeights,
-                   pos) -> str:
+                   pos, reads: str) -> str:
     """Head k of causal self-attention on x (T, C): q | k | v, masked scores, softmax, y.
 
-    Nodes "<name>.q<k>" ... "<name>.y<k>".  Returns y = probs @ v, (T, hs).
+    Nodes "<name>.q<k>" ... "<name>.y<k>"; ``reads``: how titles call x ("ln").
+    Returns y = probs @ v, (T, hs).
     """
     t = len(pos)
     for part in "qkv":
@@ -189,7 +190,7 @@ def attention_head(g: ir.Graph, name: str, k: int, x: str, sheet: str, weights: 
         hs = g.shape(w)[0]
         g.add(f"{name}.{part}{k}", ir.Linear(x, w, b), (t, hs), sheet, ref=f"{name}.{part}{k}",
               beside=part != "q", row_labels=pos if part == "q" else None,
-              title=f"head {k}: {part} = ln · W{part}^T + b",
+              title=f"head {k}: {part} = {reads} · W{part}^T + b",
               col_labels=[f"{part}{k}.{d}" for d in range(hs)])
     scores = g.add(f"{name}.scores{k}", ir.CausalScores(f"{name}.q{k}", f"{name}.k{k}"), (t, t),
                    sheet, ref=f"{name}.scores{k}", row_labels=pos, col_labels=pos,
@@ -205,17 +206,18 @@ def attention_head(g: ir.Graph, name: str, k: int, x: str, sheet: str, weights: 
 
 
 def attention(g: ir.Graph, name: str, x: str, residual_in: str, sheet: str, *, n_head: int,
-              heads: HeadWeights, proj: Weights, residual: str, pos, feats) -> str:
+              heads: HeadWeights, proj: Weights, residual: str, pos, feats, reads: str) -> str:
     """Multi-head causal attention on the normalised x (T, C), its projection and the residual.
 
     Args:
         name: node prefix of the heads and "<name>.y", "<name>.out".
         residual_in: the stream x + attention output adds to; ``residual`` names the sum.
         heads: each head's q, k, v weights (``fused_qkv`` or the model's own views).
+        reads: how titles call x ("ln").
     Returns:
         the residual stream after attention, (T, C).
     """
-    ys = tuple(attention_head(g, name, k, x, sheet, heads, pos) for k in range(n_head))
+    ys = tuple(attention_head(g, name, k, x, sheet, heads, pos, reads) for k in range(n_head))
     hs = g.shape(ys[0])[1]
     y = g.add(f"{name}.y", ir.Concat(ys), (len(pos), hs * n_head), sheet, ref=f"{name}.y",
               title="y: the heads side by side", row_labels=pos,
@@ -229,17 +231,18 @@ def attention(g: ir.Graph, name: str, x: str, residual_in: str, sheet: str, *, n
 
 
 def mlp(g: ir.Graph, name: str, x: str, residual_in: str, sheet: str, *, fc: Weights,
-        act: Activation, proj: Weights, residual: str, pos, feats) -> str:
+        act: Activation, proj: Weights, residual: str, pos, feats, reads: str) -> str:
     """The transformer MLP on the normalised x (T, C): fc, activation, projection, residual.
 
-    Nodes "<name>.fc" (T, H), "<name>.<act.name>" (T, H), "<name>.out" (T, C), then ``residual``.
+    Nodes "<name>.fc" (T, H), "<name>.<act.name>" (T, H), "<name>.out" (T, C), then ``residual``;
+    ``reads``: how titles call x ("ln").
     """
     t, width = len(pos), fc.weight.shape[0]
     hidden = [f"n{j}" for j in range(width)]
     w, b = linear_params(g, fc, sheet, f"MLP weights {fc.label}: one row per hidden neuron",
                          hidden, feats)
     h = g.add(f"{name}.fc", ir.Linear(x, w, b), (t, width), sheet, ref=f"{name}.fc",
-              title=f"fc = ln · {fc.label}^T + bias", row_labels=pos, col_labels=hidden)
+              title=f"fc = {reads} · {fc.label}^T + bias", row_labels=pos, col_labels=hidden)
     a = g.add(f"{name}.{act.name}", act.make(h), (t, width), sheet, ref=f"{name}.{act.name}",
               title=act.title, row_labels=pos, col_labels=hidden)
     w, b = linear_params(g, proj, sheet, f"MLP weights {proj.label}: one row per output feature",

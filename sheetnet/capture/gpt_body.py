@@ -155,7 +155,7 @@ def _attention(g: ir.Graph, block, i: int, x: str, cfg, front: Front, pos) -> st
                              cfg.n_head, sheet, feats)
     proj = Weights.of(block.attn.c_proj, f"{name}.c_proj", f"{src}.attn.c_proj", "c_proj")
     return blocks.attention(g, name, ln, x_in, sheet, n_head=cfg.n_head, heads=heads, proj=proj,
-                            residual=f"{h}.res1", pos=pos, feats=feats)
+                            residual=f"{h}.res1", pos=pos, feats=feats, reads="ln")
 
 
 def _mlp(g: ir.Graph, block, i: int, x: str, cfg, front: Front, pos) -> str:
@@ -170,7 +170,7 @@ def _mlp(g: ir.Graph, block, i: int, x: str, cfg, front: Front, pos) -> str:
                       f"GELU(fc) ({'exact, with erf' if form == 'erf' else 'tanh approximation'})")
     return blocks.mlp(g, name, ln, x_in, sheet,
                       fc=Weights.of(block.mlp.c_fc, f"{name}.c_fc", f"{src}.mlp.c_fc", "c_fc"),
-                      act=gelu, residual=f"{h}.res2", pos=pos, feats=feats,
+                      act=gelu, residual=f"{h}.res2", pos=pos, feats=feats, reads="ln",
                       proj=Weights.of(block.mlp.c_proj, f"{name}.c_proj", f"{src}.mlp.c_proj",
                                       "c_proj"))
 

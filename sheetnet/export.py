@@ -4,7 +4,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +17,7 @@ from .errors import SheetnetError
 from .files import check_output
 from .ir import graph as ir
 from .loaders.describe import architecture_lines
+from .manifest import LoadSpec, build
 from .options import (AUTO_ARRAYS_ABOVE, AUTO_FLOAT32_ABOVE, LOAD_S_PER_WEIGHT, RECALC_S_PER_CELL,
                       ExportOptions)
 from .record import checkpoint_record
@@ -38,29 +39,33 @@ class ExportResult:
 
 
 def lower(model_path, options: ExportOptions) -> Captured:
-    """Load a checkpoint and capture it as a graph, refusing non-finite weights.
-
-    The graph's meta["load"] records how it was loaded (format, --meta, --activations), so that
-    verify reads the same model without being told again; meta["checkpoint"] what import needs to
-    write the checkpoint back from the weight cells (format, config, metadata, every entry);
-    meta["architecture_lines"] the model as read, one line per layer.
+    """Load a checkpoint and capture it as a graph, refusing non-finite weights; the graph's
+    meta["architecture_lines"] is the model as read, one line per layer.
 
     Raises:
         SheetnetError: bad options (ExportOptions.check, before the file is read), an unreadable
             model, or non-finite weights.
     """
+    return _load_and_capture(model_path, options)[1]
+
+
+def _load_and_capture(model_path, options: ExportOptions) -> tuple[dict, Captured]:
+    # the payload too: export records from it how it was loaded and the checkpoint record
     options.check()
     payload = loaders.load(model_path, options.fmt, meta=options.meta, activations=options.activations)
     captured = capture(payload, options)
     check_finite(captured.graph)
     captured.graph.meta.setdefault("model_file", Path(model_path).name)
-    how = {"fmt": payload["metadata"]["source_format"], "activations": options.activations,
-           "meta": str(Path(options.meta).resolve()) if options.meta else
-           payload["metadata"].get("vocab_file")}  # a meta.pkl the loader found, not beside
-    captured.graph.meta["load"] = {k: v for k, v in how.items() if v is not None}
-    captured.graph.meta["checkpoint"] = checkpoint_record(payload, captured.graph, model_path)
     captured.graph.meta["architecture_lines"] = architecture_lines(payload)
-    return captured
+    return payload, captured
+
+
+def load_spec(payload: dict, options: ExportOptions) -> LoadSpec:
+    """How the checkpoint was loaded (format, --meta, --activations), so that verify reads the
+    same model without being told again."""
+    vocab = (str(Path(options.meta).resolve()) if options.meta
+             else payload["metadata"].get("vocab_file"))  # a meta.pkl the loader found, not beside
+    return LoadSpec(payload["metadata"]["source_format"], vocab, options.activations)
 
 
 def check_finite(graph: ir.Graph) -> None:
@@ -98,7 +103,7 @@ def export(model_path, out_path, options: ExportOptions | None = None,
 
 
 def _export(model_path, out_path: Path, options: ExportOptions, progress, start: float):
-    captured = lower(model_path, options)
+    payload, captured = _load_and_capture(model_path, options)
     graph = captured.graph
     plan = layout.plan(graph)
     guide = {"summary": graph.meta.get("summary", ""), "book": out_path.name,
@@ -106,9 +111,11 @@ def _export(model_path, out_path: Path, options: ExportOptions, progress, start:
     style = choose_style(graph, options.style)
     check_recalc(graph, style, options.max_recalc)
     arrays = ARRAY_FORMULAS if style == "arrays" else None
-    book = build_book(graph, plan, guide=guide, array_ops=arrays)
-    precision = choose_precision(graph, options.precision)
-    book.manifest["precision"] = precision  # verify compares at the tolerance it implies
+    precision = choose_precision(graph, options.precision)  # verify's tolerance follows it
+    manifest = build(graph, plan, load=load_spec(payload, options), precision=precision,
+                     checkpoint=checkpoint_record(payload, graph, model_path))
+    book = replace(build_book(graph, plan, guide=guide, array_ops=arrays),
+                   manifest=manifest.to_json())
     counter = iter(range(1, len(book.sheets) + 2))  # + the manifest sheet
     write_book(book, out_path, force=options.force, precision=precision,
                progress=progress and (lambda spec: progress(next(counter), len(book.sheets) + 1,

@@ -1,15 +1,15 @@
 """Workbook -> checkpoint: the weights as the workbook holds them now, written back in the format
 the model was exported from (``sheetnet import BOOK OUT``).
 
-The export records in the manifest (``meta["checkpoint"]``, see ``record.checkpoint_record``)
+The export records in the manifest (``Manifest.checkpoint``, see ``record.checkpoint_record``)
 what a checkpoint holds besides the weight cells: its format, architecture, config and metadata,
-and every state-dict entry in order with its shape and dtype.  An entry is either shown (a Param node
-whose ``source`` is its key: its cells, transposed back where the node says so), tied to another
-entry (the GPT's lm_head is wte, written once in the workbook), a causal-mask buffer (rebuilt), or
-a small tensor kept in the manifest as numbers; a Hugging Face folder's tokenizer files are kept
-as text.  Import reads the weight cells as values (what Excel or LibreOffice saved; formulas are
-not needed), refuses a cell that is not a number with one line naming it, and only then writes,
-atomically.
+and every state-dict entry in order with its shape and dtype.  An entry is either shown (a Param
+node whose ``source`` is its key: its cells, transposed back where the node says so), tied to
+another entry (the GPT's lm_head is wte, written once in the workbook), a causal-mask buffer
+(rebuilt), or a small tensor kept in the manifest as numbers; a Hugging Face folder's tokenizer
+files are kept as text.  Import reads the weight cells as values (what Excel or LibreOffice
+saved; formulas are not needed), refuses a cell that is not a number with one line naming it, and
+only then writes, atomically.
 
 Not carried: nanoGPT's optimizer state (not a weight, and as big as the model twice over), and
 what a workbook does not hold (inputs typed in the sheets are not part of a checkpoint).
@@ -30,7 +30,8 @@ from .a1 import col_letter, quote_sheet
 from .errors import SheetnetError
 from .files import atomic_dir, atomic_path, check_output, torch_save
 from .loaders.source import payload
-from .manifest import plain_file_name, read_manifest
+from .manifest import CheckpointRecord, Manifest, NodeEntry, read_manifest
+from .manifest_checks import plain_file_name
 from .record import VOCAB_IN_META
 from .xlsx_read import Book
 
@@ -51,52 +52,51 @@ def import_book(book, out, force: bool = False, notes: Callable[[str], None] | N
     """
     book, out, say = Path(book), Path(out), notes or (lambda text: None)
     manifest = read_manifest(book)
-    rec = manifest["meta"].get("checkpoint")
+    rec = manifest.checkpoint
     if rec is None:
         raise SheetnetError(f"{book} was exported by an older sheetnet that did not record the "
                             "checkpoint: export it again")
-    if rec["format"] not in WRITERS:
-        raise SheetnetError(f"{book}: cannot write format {rec['format']!r}; "
+    if rec.format not in WRITERS:
+        raise SheetnetError(f"{book}: cannot write format {rec.format!r}; "
                             f"supported: {', '.join(WRITERS)}")
     if out.exists() and out.resolve() == book.resolve():
         raise SheetnetError(f"{out} is the workbook itself: write the checkpoint elsewhere")
     check_output(out, force)  # before reading the workbook; the writers check again
     cells = read_weights(book, manifest)
-    state = rebuild_state(rec, manifest["nodes"], cells, say)
-    metadata = dict(rec["metadata"])
+    state = rebuild_state(rec, manifest.nodes, cells, say)
+    metadata = dict(rec.metadata)
     if metadata.get("vocab") == VOCAB_IN_META:
-        metadata["vocab"] = manifest["meta"]["vocab"]
-    WRITERS[rec["format"]](out, rec, state, metadata, force, say)
+        metadata["vocab"] = list(manifest.vocab)
+    WRITERS[rec.format](out, rec, state, metadata, force, say)
     shown = sum(v.size for v in cells.values())
-    say(f"{rec['format']} checkpoint: {len(state)} tensors, {shown:,} weights read from {book.name}")
+    say(f"{rec.format} checkpoint: {len(state)} tensors, {shown:,} weights read from {book.name}")
     return out
 
 
-def read_weights(book: Path, manifest: dict) -> dict[str, np.ndarray]:
+def read_weights(book: Path, manifest: Manifest) -> dict[str, np.ndarray]:
     """Every Param node's cells as a float64 array of the node's shape.
 
     Raises:
         SheetnetError: "weight L1.W: 'Layer 1'!C5 holds text 'abc', not a number", or is empty,
             holds NaN or INF, a number its checkpoint dtype cannot hold, or its sheet is missing.
     """
-    params = {n: e for n, e in manifest["nodes"].items() if e["op"] == "Param"}
-    dtypes = {t["key"]: t["dtype"]
-              for t in manifest["meta"].get("checkpoint", {}).get("tensors", [])}
+    params = {n: e for n, e in manifest.nodes.items() if e.op == "Param"}
+    dtypes = {t.key: t.dtype for t in (manifest.checkpoint.tensors if manifest.checkpoint else ())}
     out = {}
     with Book(book) as wb:
-        for sheet in dict.fromkeys(e["sheet"] for e in params.values()):
-            names = [n for n, e in params.items() if e["sheet"] == sheet]
+        for sheet in dict.fromkeys(e.sheet for e in params.values()):
+            names = [n for n, e in params.items() if e.sheet == sheet]
             out.update(_read_sheet(wb, sheet, {n: params[n] for n in names}, dtypes))
-    return {n: out[n].T if params[n].get("layout") == "transposed" else out[n] for n in params}
+    return {n: out[n].T if params[n].laid_transposed else out[n] for n in params}
 
 
-def _read_sheet(wb: Book, sheet: str, entries: dict, dtypes: dict) -> dict[str, np.ndarray]:
+def _read_sheet(wb: Book, sheet: str, entries: dict[str, NodeEntry],
+                dtypes: dict) -> dict[str, np.ndarray]:
     # one streamed pass over the rows the weights cover; arrays as the cells lie (NaN: not a
     # number yet), each row checked once the sheet is past it, in the order a reader would look
     boxes = {}
     for name, e in entries.items():
-        rows, cols = e["shape"][::-1] if e.get("layout") == "transposed" else e["shape"]
-        boxes[name] = (e["row"], e["col"], rows, cols)
+        boxes[name] = (e.row, e.col, *e.cells)
     # read_manifest checked that the sheet exists and its XML can back these cells
     arrays = {name: np.full((rows, cols), np.nan) for name, (_, _, rows, cols) in boxes.items()}
     top = min(r for r, _, _, _ in boxes.values())
@@ -119,7 +119,7 @@ def _read_sheet(wb: Book, sheet: str, entries: dict, dtypes: dict) -> dict[str, 
             for name, (r0, c0, rows, cols) in boxes.items():
                 if r0 <= r < r0 + rows:
                     _check_row(wb, name, sheet, r, c0, arrays[name][r - r0], bad,
-                               dtypes.get(entries[name]["source"], "float64"))
+                               dtypes.get(entries[name].source, "float64"))
             bad_keys = [k for k in bad if k[0] == r]
             for k in bad_keys:
                 del bad[k]
@@ -184,50 +184,52 @@ _NON_FINITE = {"nan": "NaN", "inf": "INF", "-inf": "-INF", "infinity": "INF",
                "-infinity": "-INF"}
 
 
-def rebuild_state(rec: dict, nodes: dict, cells: dict, say) -> dict[str, torch.Tensor]:
+def rebuild_state(rec: CheckpointRecord, nodes: dict[str, NodeEntry], cells: dict,
+                  say) -> dict[str, torch.Tensor]:
     """The state dict in the checkpoint's order, dtypes and shapes; tied entries re-tied."""
-    by_source = {e["source"]: n for n, e in nodes.items() if e["op"] == "Param"}
+    by_source = {e.source: n for n, e in nodes.items() if e.op == "Param"}
     state, rounded = {}, 0
-    for t in rec["tensors"]:
-        dtype, key = getattr(torch, t["dtype"]), t["key"]
+    for t in rec.tensors:
+        dtype, key = getattr(torch, t.dtype), t.key
         if key in by_source:
             node = by_source[key]
-            arr = cells[node].T if nodes[node].get("transposed") else cells[node]
-            if arr.size != int(np.prod(t["shape"])):
-                raise SheetnetError(f"weight {node} has {arr.size} cells; {key} needs {t['shape']}")
-            state[key] = torch.from_numpy(np.ascontiguousarray(arr)).reshape(t["shape"]).to(dtype)
+            arr = cells[node].T if nodes[node].transposed else cells[node]
+            if arr.size != int(np.prod(t.shape)):
+                raise SheetnetError(f"weight {node} has {arr.size} cells; "
+                                    f"{key} needs {list(t.shape)}")
+            state[key] = torch.from_numpy(np.ascontiguousarray(arr)).reshape(t.shape).to(dtype)
             # beyond the 15 digits LibreOffice saves: an edit that is not a float32 number, say
             moved = np.abs(state[key].double().numpy().reshape(arr.shape) - arr) > 1e-14 * np.abs(arr)
             rounded += int(np.count_nonzero(moved))
-        elif "causal_mask" in t:
-            n = t["shape"][-1]
-            state[key] = torch.tril(torch.ones(n, n)).reshape(t["shape"]).to(dtype)
-        elif "values" in t:
-            state[key] = torch.tensor(t["values"], dtype=dtype).reshape(t["shape"])
-        elif "dropped" in t:
-            say(f"not carried: {key} {t['shape']} (not shown in the workbook, too big to keep)")
-        elif "same_as" not in t:
+        elif t.causal_mask:
+            n = t.shape[-1]
+            state[key] = torch.tril(torch.ones(n, n)).reshape(t.shape).to(dtype)
+        elif t.values is not None:
+            state[key] = torch.tensor(t.values, dtype=dtype).reshape(t.shape)
+        elif t.dropped:
+            say(f"not carried: {key} {list(t.shape)} (not shown in the workbook, too big to keep)")
+        elif t.same_as is None:
             raise SheetnetError(f"{key}: the manifest says neither where its cells are nor what it is")
-    for t in rec["tensors"]:   # tied entries are the very tensor they are tied to
-        if "same_as" in t:
-            state[t["key"]] = state[t["same_as"]]
+    for t in rec.tensors:   # tied entries are the very tensor they are tied to
+        if t.same_as is not None:
+            state[t.key] = state[t.same_as]
     if rounded:
         say(f"{rounded:,} weight value(s) rounded to the checkpoint's dtype "
-            f"({', '.join(sorted({t['dtype'] for t in rec['tensors']}))}; the cells hold float64)")
-    return {t["key"]: state[t["key"]] for t in rec["tensors"] if t["key"] in state}
+            f"({', '.join(sorted({t.dtype for t in rec.tensors}))}; the cells hold float64)")
+    return {t.key: state[t.key] for t in rec.tensors if t.key in state}
 
 
 # --- writers: one per format, each writing what that format's own programs read -----------------
 def _write_sheetnet(out, rec, state, metadata, force, say):
     with atomic_path(out, force=force) as tmp:
-        torch_save(payload(rec["architecture"], rec["config"], state, metadata), tmp)
+        torch_save(payload(rec.architecture, rec.config, state, metadata), tmp)
 
 
 def _write_nanogpt(out, rec, state, metadata, force, say):
     # train.py's layout: {"model", "optimizer", "model_args", "iter_num", "best_val_loss", "config"}
     prefix = metadata.get("key_prefix", "")
     ck = {"model": {prefix + k: v for k, v in state.items()},
-          "model_args": metadata.get("model_args") or {k: rec["config"][k] for k in
+          "model_args": metadata.get("model_args") or {k: rec.config[k] for k in
                                                        ("n_layer", "n_head", "n_embd", "block_size",
                                                         "bias", "vocab_size")}}
     if "iter_num" in metadata:
@@ -244,7 +246,7 @@ def _write_nanogpt(out, rec, state, metadata, force, say):
 
 
 def _write_mingpt(out, rec, state, metadata, force, say):
-    cfg = metadata.get("mingpt_config") or {"n_head": rec["config"]["n_head"]}
+    cfg = metadata.get("mingpt_config") or {"n_head": rec.config["n_head"]}
     if metadata.get("layout") == "file":
         vocab_file = _vocab_file(out.parent, metadata, force)
         with atomic_path(out, force=force) as tmp:
@@ -267,19 +269,19 @@ def _write_hf_gpt2(out, rec, state, metadata, force, say):
         (tmp / "config.json").write_text(json.dumps(metadata["hf_config"], indent=2,
                                                     sort_keys=True) + "\n", encoding="utf-8")
         save_file(tensors, str(tmp / "model.safetensors"), metadata={"format": "pt"})
-        for name, text in rec.get("files", {}).items():   # tokenizer files, as they were
+        for name, text in (rec.files or {}).items():   # tokenizer files, as they were
             if not plain_file_name(name):   # read_manifest refused it already; never write it
                 raise SheetnetError(f"{name!r} is not a plain file name")
             with open(tmp / name, "x", encoding="utf-8") as f:   # "x": never through a link
                 f.write(text)
-    say("written: " + ", ".join(["config.json", "model.safetensors", *rec.get("files", {})]))
-    if rec.get("files_left"):
-        say(f"not carried (binary or too big to keep): {', '.join(rec['files_left'])}")
+    say("written: " + ", ".join(["config.json", "model.safetensors", *(rec.files or {})]))
+    if rec.files_left:
+        say(f"not carried (binary or too big to keep): {', '.join(rec.files_left)}")
 
 
 def _write_mlp_module(out, rec, state, metadata, force, say):
     from .models.mlp import build_sequential
-    model = build_sequential(rec["config"].get("layers")).to(next(iter(state.values())).dtype)
+    model = build_sequential(rec.config.get("layers")).to(next(iter(state.values())).dtype)
     try:
         model.load_state_dict(state)
     except RuntimeError:

@@ -10,6 +10,7 @@ from .capture.gpt import positions_text
 from .errors import SheetnetError
 from .ir import graph as ir
 from .layout import MAX_COLS, MAX_FORMULA_CHARS, MAX_ROWS
+from .manifest import read_manifest
 from .options import ExportOptions
 
 # Measured on these machines (benchmarks/bench_writers.py, ../shared/notes/libreoffice.md):
@@ -54,20 +55,19 @@ def inspect_model(model_path, options: ExportOptions) -> dict:
 
 def inspect_book(book) -> dict:
     """The sheets and tensors an exported workbook holds, from its manifest."""
-    from .writer import read_manifest
     manifest = read_manifest(book)
     per_sheet: dict[str, Counter] = {}
-    for entry in manifest["nodes"].values():
-        if entry["op"] == "View":
+    for entry in manifest.nodes.values():
+        if entry.op == "View":
             continue
-        kind = {"weight": "weights", "input": "data", "const": "data"}.get(entry["kind"], "formulas")
-        per_sheet.setdefault(entry["sheet"], Counter())[kind] += entry["shape"][0] * entry["shape"][1]
+        kind = {"weight": "weights", "input": "data", "const": "data"}.get(entry.kind, "formulas")
+        per_sheet.setdefault(entry.sheet, Counter())[kind] += entry.size
     totals = sum(per_sheet.values(), Counter())
-    return {"book": str(book), "architecture": manifest["meta"].get("architecture"),
+    return {"book": str(book), "architecture": manifest.architecture,
             "sheets": {s: dict(c) for s, c in per_sheet.items()},
             "weights": totals["weights"], "formulas": totals["formulas"], "data": totals["data"],
-            "inputs": manifest["inputs"], "outputs": manifest["outputs"],
-            "precision": manifest.get("precision", "float64"),
+            "inputs": list(manifest.inputs), "outputs": list(manifest.outputs),
+            "precision": manifest.precision,
             "file_mb": round(Path(book).stat().st_size / 2**20, 2)}
 
 

@@ -1,36 +1,282 @@
-"""sheetnet's manifest (the very hidden ``_sheetnet`` sheet), read as untrusted data.
+"""sheetnet's manifest: what a workbook holds and how it runs, typed; one builder, one reader.
 
-Every reader of an exported workbook (import, inspect, verify, run) comes through
-``read_manifest``: the workbook is streamed through ``xlsx_read`` (zip and XML caps), and the
-manifest's structure and every value the readers use are checked (``check``), so that a tampered
-manifest is refused naming the value, not met later as a KeyError or a huge allocation.
+Export builds it once (``build``: every node's cells, the inputs and outputs, how the model was
+loaded, the checkpoint record import needs, the run spec ``sheetnet run`` follows) and writes it as
+JSON (``Manifest.to_json``) into the very hidden ``_sheetnet`` sheet.  Run, verify, inspect and
+import read it back with ``read_manifest``: the workbook is streamed through ``xlsx_read`` (zip
+and XML caps) and the JSON checked as untrusted data (``manifest_checks.check``) before it becomes
+a ``Manifest``, so that a tampered manifest is refused naming the value, not met later as a
+KeyError or a huge allocation.
+
+The JSON (version 1): {"version", "meta": {...}, "nodes": {name: entry}, "inputs", "outputs",
+"precision"}; each dataclass below is one of its objects, its fields the object's keys, and a
+field left at its default is not written.
 """
 from __future__ import annotations
 
 import json
-import math
 import os
+from dataclasses import MISSING, dataclass, field, fields, is_dataclass
 
 from .errors import SheetnetError
-from .layout import MAX_COLS, MAX_ROWS
+from .ir import graph as ir
+from .layout import MAX_ROWS, Plan
+from .manifest_checks import check
 from .xlsx_read import MIN_CELL_BYTES, Book
 
+VERSION = 1                   # what this sheetnet writes and reads; another is refused by name
 MANIFEST_SHEET = "_sheetnet"
 MANIFEST_CHARS = 64 * 2**20   # GPT-2 small's manifest (BPE vocabulary, tokenizer files): ~6 MB
 # {} and [] in the manifest text, bounded before json.loads builds them (each costs ~64+ bytes;
 # GPT-2 small's manifest has ~10k)
 MANIFEST_CONTAINERS = 1_000_000
 
-def read_manifest(path: str | os.PathLike) -> dict:
-    """The manifest sheetnet wrote into a workbook, checked (see ``check``), every node's cells
-    backed by its sheet's real size (see ``_check_backed``).
+
+@dataclass(frozen=True)
+class NodeEntry:
+    """Where one tensor's cells are, and what they hold."""
+    sheet: str
+    row: int                        # of the top-left cell, from 0
+    col: int
+    shape: tuple[int, int]          # the tensor's (rows, cols)
+    kind: str                       # input, weight, const, formula or output (the cells' style)
+    op: str                         # the IR op's name: Param, Linear, View, ...
+    layout: str | None = None       # "transposed": the tensor's rows lie along the sheet's columns
+    ref: str | None = None          # the PyTorch intermediate it equals (verify compares)
+    above: float | None = None      # an input's bound: its values must be greater (run checks)
+    source: str | None = None       # a weight's state-dict key
+    transposed: bool | None = None  # a weight holds its state-dict tensor transposed
+
+    @property
+    def laid_transposed(self) -> bool:
+        return self.layout == "transposed"
+
+    @property
+    def cells(self) -> tuple[int, int]:
+        """(rows, cols) the tensor covers on its sheet."""
+        return self.shape[::-1] if self.laid_transposed else self.shape
+
+    @property
+    def size(self) -> int:
+        return self.shape[0] * self.shape[1]
+
+
+@dataclass(frozen=True)
+class Positions:
+    """A GPT's outputs and per-position reports keep the rows its prompt filled."""
+    count: str                      # the node holding how many positions the prompt filled
+    keys: tuple[str, ...] = ()      # report keys cut to those positions
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """How ``sheetnet run`` feeds and reads the workbook, as its capture declared it."""
+    input: str | None = None        # the node --input fills; None: the first input
+    inputs: dict[str, str] = field(default_factory=dict)   # named input -> node
+    report: dict[str, str] = field(default_factory=dict)   # result key -> node
+    errors: tuple[str, ...] = ()    # nodes whose text is the message when formulas fail
+    blank_fill: tuple[str, ...] = ()  # named inputs whose cells past the values stay blank
+    integers: tuple[str, ...] = ()  # result keys read back as whole numbers
+    vocab: tuple[str, ...] | None = None  # spells token ids as a prompt (a text-input GPT)
+    positions: Positions | None = None
+
+
+@dataclass(frozen=True)
+class LoadSpec:
+    """How export loaded the checkpoint, so that verify loads it the same way untold."""
+    fmt: str | None = None
+    meta: str | None = None         # the vocabulary file (nanoGPT's meta.pkl)
+    activations: str | None = None
+
+
+@dataclass(frozen=True)
+class TensorEntry:
+    """One state-dict entry: shown (a weight node's ``source``), or exactly one kept form."""
+    key: str
+    shape: tuple[int, ...]
+    dtype: str                      # torch's name without "torch."
+    same_as: str | None = None      # tied: the very tensor of another entry (lm_head is wte)
+    causal_mask: bool | None = None  # a causal-mask buffer, rebuilt
+    values: object = None           # a small tensor's numbers, nested lists (as tolist())
+    dropped: bool | None = None     # not shown, too big to keep: not carried
+
+
+@dataclass(frozen=True)
+class CheckpointRecord:
+    """What import needs besides the weight cells to write the checkpoint back (record.py)."""
+    format: str
+    architecture: str
+    config: dict
+    metadata: dict
+    tensors: tuple[TensorEntry, ...]
+    files: dict[str, str] | None = None     # a Hugging Face folder's text files, as they were
+    files_left: tuple[str, ...] | None = None  # the folder's files not kept (binary, too big)
+
+
+# meta's keys that readers use, typed; the rest of meta (Guide text, charts, notes, ...) is kept
+# in Manifest.info as the capture wrote it
+_TYPED_META = ("architecture", "vocab", "capture_options", "run", "load", "checkpoint")
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """A workbook's manifest: every node's cells, and what run, verify and import need."""
+    nodes: dict[str, NodeEntry]
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+    precision: str = "float64"      # the weights' text; verify's tolerance follows it
+    architecture: str | None = None
+    vocab: tuple[str, ...] | None = None
+    capture_options: dict = field(default_factory=dict)  # ExportOptions keywords verify repeats
+    run: RunSpec = field(default_factory=RunSpec)
+    load: LoadSpec = field(default_factory=LoadSpec)
+    checkpoint: CheckpointRecord | None = None  # None: exported before import existed
+    info: dict = field(default_factory=dict)
+    version: int = VERSION
+
+    def to_json(self) -> dict:
+        """The manifest as the JSON object written into the workbook."""
+        typed = {key: _json(getattr(self, key)) for key in _TYPED_META}
+        meta = {**self.info, **{k: v for k, v in typed.items() if v not in (None, {})}}
+        return {"version": self.version, "meta": meta,
+                "nodes": {name: _json(e) for name, e in self.nodes.items()},
+                "inputs": list(self.inputs), "outputs": list(self.outputs),
+                "precision": self.precision}
+
+    @classmethod
+    def from_json(cls, raw, path: str | os.PathLike = "manifest") -> Manifest:
+        """The manifest of the JSON object ``raw`` read from ``path``, checked first.
+
+        Raises:
+            SheetnetError: another version, or a value that is missing, of the wrong type or
+                out of range (see ``manifest_checks.check``), naming it.
+        """
+        check(raw, path, VERSION)
+        return _typed(raw)
+
+
+def build(graph: ir.Graph, plan: Plan, load: LoadSpec | None = None,
+          checkpoint: CheckpointRecord | None = None, precision: str = "float64") -> Manifest:
+    """The manifest of a laid-out graph: the one place a manifest is made.
+
+    Args:
+        graph: the captured model; its ``meta`` (what the capture declared: run spec,
+            vocabulary, capture options, Guide text) is kept.
+        plan: where each node sits.
+        load: how the checkpoint was loaded (export.load_spec).
+        checkpoint: what import needs to write the checkpoint back (record.checkpoint_record).
+        precision: the weights' text, "float64" or "float32".
+    Returns:
+        the Manifest export writes.
+    """
+    nodes = {name: _entry(node, plan) for name, node in graph.nodes.items()}
+    meta = {**graph.meta, "load": load or LoadSpec(), "checkpoint": checkpoint}
+    return _typed({"version": VERSION, "meta": _jsonable(meta), "nodes": nodes,
+                   "inputs": [n.name for n in graph.inputs],
+                   "outputs": [n.name for n in graph.outputs], "precision": precision})
+
+
+_LEAF_KIND = {ir.Input: "input", ir.Param: "weight", ir.Const: "const"}
+
+
+def node_kind(node: ir.Node) -> str:
+    """The cell kind that styles a node: input, weight, const, formula or output."""
+    if type(node.op) in _LEAF_KIND:
+        return _LEAF_KIND[type(node.op)]
+    return "output" if node.role == "output" else "formula"
+
+
+def _entry(node: ir.Node, plan: Plan) -> dict:
+    r = plan.regions[node.name]
+    entry = {"sheet": r.sheet, "row": r.row, "col": r.col, "shape": list(r.shape),
+             "kind": node_kind(node), "op": type(node.op).__name__}
+    if r.transposed:  # the tensor's rows are the sheet's columns (see layout.py)
+        entry["layout"] = "transposed"
+    if node.ref:
+        entry["ref"] = node.ref
+    if isinstance(node.op, ir.Input) and node.op.above is not None:
+        entry["above"] = node.op.above  # run refuses what the cell's rule would
+    if isinstance(node.op, ir.Param):
+        entry["source"] = node.op.source
+        entry["transposed"] = node.op.transposed
+    return entry
+
+
+def _jsonable(value):
+    # numpy values as lists, dataclasses as their JSON, anything else as its text
+    return json.loads(json.dumps(value, default=lambda v: _json(v) if is_dataclass(v) else
+                                 v.tolist() if hasattr(v, "tolist") else str(v)))
+
+
+def _json(value):
+    # a dataclass as its JSON object (fields at their default left out), tuples as lists
+    if is_dataclass(value):
+        return {f.name: _json(v) for f in fields(value)
+                if (v := getattr(value, f.name)) != _default(f)}
+    if isinstance(value, (tuple, list)):
+        return [_json(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _json(v) for k, v in value.items()}
+    return value
+
+
+def _default(f):
+    return f.default_factory() if f.default_factory is not MISSING else \
+        None if f.default is MISSING else f.default
+
+
+def _known(cls, raw: dict, **typed) -> dict:
+    # the keys of ``raw`` that are fields of ``cls`` (a newer writer's extras are left), with
+    # ``typed`` replacing the values that need converting
+    return {**{f.name: raw[f.name] for f in fields(cls) if f.name in raw}, **typed}
+
+
+def _tuple(values):
+    return None if values is None else tuple(values)
+
+
+def _typed(raw: dict) -> Manifest:
+    # checked JSON (or build's own) -> Manifest
+    meta = raw["meta"]
+    return Manifest(
+        nodes={name: NodeEntry(**_known(NodeEntry, e, shape=tuple(e["shape"])))
+               for name, e in raw["nodes"].items()},
+        inputs=tuple(raw["inputs"]), outputs=tuple(raw["outputs"]),
+        precision=raw.get("precision") or "float64",
+        architecture=meta.get("architecture"), vocab=_tuple(meta.get("vocab")),
+        capture_options=dict(meta.get("capture_options") or {}),
+        run=_run(meta.get("run") or {}),
+        load=LoadSpec(**_known(LoadSpec, meta.get("load") or {})),
+        checkpoint=_record(meta["checkpoint"]) if meta.get("checkpoint") else None,
+        info={k: v for k, v in meta.items() if k not in _TYPED_META},
+        version=raw["version"])
+
+
+def _run(raw: dict) -> RunSpec:
+    given = {k: v for k, v in raw.items() if v is not None}  # null: as if not written
+    lists = {k: tuple(given[k]) for k in ("errors", "blank_fill", "integers", "vocab")
+             if k in given}
+    pos = given.get("positions")
+    return RunSpec(**_known(RunSpec, given, **lists, positions=pos and Positions(
+        pos["count"], tuple(pos.get("keys") or ()))))
+
+
+def _record(raw: dict) -> CheckpointRecord:
+    tensors = tuple(TensorEntry(**_known(TensorEntry, t, shape=tuple(t["shape"])))
+                    for t in raw["tensors"])
+    return CheckpointRecord(**_known(CheckpointRecord, raw, tensors=tensors,
+                                     files_left=_tuple(raw.get("files_left"))))
+
+
+def read_manifest(path: str | os.PathLike) -> Manifest:
+    """The manifest sheetnet wrote into a workbook, checked (``Manifest.from_json``), every
+    node's cells backed by its sheet's real size (see ``_check_backed``).
 
     Raises:
         SheetnetError: not an .xlsx, not written by sheetnet, a damaged or tampered manifest.
     """
     with Book(path) as book:
-        manifest = _parse(_manifest_text(book), path)
-        check(manifest, path)
+        manifest = Manifest.from_json(_parse(_manifest_text(book), path), path)
         _check_backed(book, manifest)
     return manifest
 
@@ -62,16 +308,16 @@ def _parse(text: str, path) -> object:
         raise SheetnetError(f"{path}: the sheetnet manifest is damaged") from None
 
 
-def _check_backed(book: Book, manifest: dict) -> None:
+def _check_backed(book: Book, manifest: Manifest) -> None:
     # Readers allocate a node's cells (import: the weights; verify and run: what the engine
     # reads), so a node may claim only as many cells as its sheet's XML can hold: each cell is
     # at least MIN_CELL_BYTES.  Views own no cells.
     cells: dict[str, int] = {}
     first: dict[str, str] = {}
-    for name, e in manifest["nodes"].items():
-        if e["op"] != "View":
-            cells[e["sheet"]] = cells.get(e["sheet"], 0) + e["shape"][0] * e["shape"][1]
-            first.setdefault(e["sheet"], name)
+    for name, e in manifest.nodes.items():
+        if e.op != "View":
+            cells[e.sheet] = cells.get(e.sheet, 0) + e.size
+            first.setdefault(e.sheet, name)
     for sheet, n in cells.items():
         if sheet not in book.sheets:
             raise SheetnetError(f"{first[sheet]}: sheet {sheet!r} is missing from "
@@ -79,278 +325,3 @@ def _check_backed(book: Book, manifest: dict) -> None:
         if n * MIN_CELL_BYTES > book.part_size(sheet):
             raise SheetnetError(f"{book.path.name}: the manifest places {n:,} cells on sheet "
                                 f"{sheet!r}, more than its {book.part_size(sheet):,} bytes hold")
-
-
-# --- the manifest's structure: every value a reader uses, checked once -------------------------
-DTYPES = ("float16", "bfloat16", "float32", "float64", "uint8", "int8", "int16", "int32",
-          "int64", "bool")
-PRECISIONS = ("float64", "float32")
-# verify passes these to ExportOptions as keywords (fmt, meta, activations go separately)
-CAPTURE_OPTIONS = {"context": int, "input_value": float, "prompt": str, "tokens": list}
-# a causal-mask buffer is rebuilt as an n x n tensor: GPT-2's n is 1024; 4096 costs 64 MB
-CAUSAL_MASK_MAX = 4096
-# the files import writes itself into a Hugging Face folder; a kept file may not replace them
-HF_WRITTEN = ("config.json", "model.safetensors")
-
-
-class _Tampered(Exception):
-    pass
-
-
-def _fail(where: str, what: str):
-    raise _Tampered(f"{where} {what}")
-
-
-def _is_int(v) -> bool:
-    return type(v) is int
-
-
-def _is_num(v) -> bool:
-    return type(v) in (int, float) and math.isfinite(v)
-
-
-def _want(v, kind, where: str, *choices):
-    # v is of ``kind`` (dict, list, str, bool, int, "num"), and one of ``choices`` if given
-    ok = {"num": _is_num, int: _is_int}.get(kind, lambda x: type(x) is kind)(v)
-    if not ok:
-        name = {"num": "a number", int: "a whole number", dict: "an object", list: "a list",
-                str: "text", bool: "true or false"}[kind]
-        _fail(where, f"is {json.dumps(v)[:40]}, not {name}")
-    if choices and v not in choices:
-        _fail(where, f"is {json.dumps(v)[:40]}, not one of {', '.join(map(str, choices))}")
-    return v
-
-
-def _key(d: dict, key: str, kind, where: str, *choices):
-    if key not in d:
-        _fail(where, f"has no {key!r}")
-    return _want(d[key], kind, f"{where}.{key}", *choices)
-
-
-def _opt(d: dict, key: str, kind, where: str, *choices):
-    return None if d.get(key) is None else _want(d[key], kind, f"{where}.{key}", *choices)
-
-
-def check(manifest, path) -> None:
-    """Check a manifest read from ``path`` as untrusted data: its keys, types and ranges, node
-    regions inside the sheet limits, references between nodes, the checkpoint record.
-
-    Raises:
-        SheetnetError: "BOOK: tampered manifest: nodes['L1.W'].row is "abc", not a whole number".
-    """
-    try:
-        _want(manifest, dict, "manifest")
-        version = _key(manifest, "version", int, "version")
-        if version != 1:
-            raise SheetnetError(f"{path}: manifest version {version} is not one this sheetnet "
-                                "reads (1): use the sheetnet that wrote it")
-        nodes = _key(manifest, "nodes", dict, "manifest")
-        if not nodes:
-            _fail("nodes", "is empty")
-        for name, entry in nodes.items():
-            _check_node(entry, f"nodes[{name!r}]")
-        for key in ("inputs", "outputs"):
-            names = _key(manifest, key, list, "manifest")
-            if not names:
-                _fail(key, "is empty")
-            for i, n in enumerate(names):
-                _node_name(n, nodes, f"{key}[{i}]")
-        _opt(manifest, "precision", str, "manifest", *PRECISIONS)
-        _check_meta(_key(manifest, "meta", dict, "manifest"), nodes)
-    except _Tampered as exc:
-        raise SheetnetError(f"{path}: tampered manifest: {exc}") from None
-
-
-def _node_name(n, nodes: dict, where: str) -> str:
-    if _want(n, str, where) not in nodes:
-        _fail(where, f"names node {n[:40]!r}, which the manifest does not have")
-    return n
-
-
-def _check_node(e, where: str) -> None:
-    _want(e, dict, where)
-    sheet = _key(e, "sheet", str, where)
-    if not 0 < len(sheet) <= 31:
-        _fail(f"{where}.sheet", "is not a sheet name")
-    _key(e, "kind", str, where)
-    op = _key(e, "op", str, where)
-    row, col = _key(e, "row", int, where), _key(e, "col", int, where)
-    shape = _key(e, "shape", list, where)
-    if len(shape) != 2 or not all(_is_int(n) and n >= 0 for n in shape):
-        _fail(f"{where}.shape", f"is {json.dumps(shape)[:40]}, not [rows, cols]")
-    transposed = _opt(e, "layout", str, where, "transposed") is not None
-    rows, cols = shape[::-1] if transposed else shape
-    if not (0 <= row and row + rows <= MAX_ROWS and 0 <= col and col + cols <= MAX_COLS):
-        _fail(where, f"covers {rows} x {cols} cells from row {row}, column {col}: past the "
-                     f"sheet's {MAX_ROWS:,} rows x {MAX_COLS:,} columns")
-    _opt(e, "ref", str, where)
-    _opt(e, "above", "num", where)
-    if op == "Param":
-        _key(e, "source", str, where)
-        _key(e, "transposed", bool, where)
-
-
-def _check_meta(meta: dict, nodes: dict) -> None:
-    vocab = _opt(meta, "vocab", list, "meta")
-    if vocab is not None and not all(type(v) is str for v in vocab):
-        _fail("meta.vocab", "holds something that is not text")
-    load = _opt(meta, "load", dict, "meta") or {}
-    for key in ("fmt", "meta", "activations"):
-        _opt(load, key, str, "meta.load")
-    _check_capture_options(_opt(meta, "capture_options", dict, "meta") or {})
-    _check_run(_opt(meta, "run", dict, "meta") or {}, nodes)
-    record = _opt(meta, "checkpoint", dict, "meta")
-    if record is not None:
-        _check_record(record, nodes, vocab)
-
-
-def _check_capture_options(options: dict) -> None:
-    for key, value in options.items():
-        if key not in CAPTURE_OPTIONS:
-            _fail("meta.capture_options", f"has {key[:40]!r}, not one of "
-                                          f"{', '.join(CAPTURE_OPTIONS)}")
-        kind = CAPTURE_OPTIONS[key]
-        where = f"meta.capture_options.{key}"
-        if kind is float:
-            _want(value, "num", where)
-        elif kind is int:
-            if not 1 <= _want(value, int, where) <= MAX_ROWS:
-                _fail(where, f"is {value}, not 1 to {MAX_ROWS:,}")
-        elif kind is list:
-            if not all(_is_int(t) and t >= 0 for t in _want(value, list, where)):
-                _fail(where, "holds something that is not a token id")
-        else:
-            _want(value, kind, where)
-
-
-def _check_run(run: dict, nodes: dict) -> None:
-    if run.get("input") is not None:
-        _node_name(run["input"], nodes, "meta.run.input")
-    for key in ("inputs", "report"):
-        for k, n in (_opt(run, key, dict, "meta.run") or {}).items():
-            _node_name(n, nodes, f"meta.run.{key}.{k}")
-    for i, n in enumerate(_opt(run, "errors", list, "meta.run") or []):
-        _node_name(n, nodes, f"meta.run.errors[{i}]")
-    for key in ("blank_fill", "integers", "vocab"):
-        if not all(type(v) is str for v in _opt(run, key, list, "meta.run") or []):
-            _fail(f"meta.run.{key}", "holds something that is not text")
-    positions = _opt(run, "positions", dict, "meta.run")
-    if positions is not None:
-        _node_name(positions.get("count"), nodes, "meta.run.positions.count")
-        if not all(type(v) is str for v in _opt(positions, "keys", list, "meta.run.positions") or []):
-            _fail("meta.run.positions.keys", "holds something that is not text")
-
-
-def _check_record(rec: dict, nodes: dict, vocab) -> None:
-    where = "meta.checkpoint"
-    for key in ("format", "architecture"):
-        _key(rec, key, str, where)
-    _key(rec, "config", dict, where)
-    metadata = _key(rec, "metadata", dict, where)
-    tensors = _key(rec, "tensors", list, where)
-    shown = {e["source"]: e for e in nodes.values() if e["op"] == "Param"}
-    entries = {}
-    for i, t in enumerate(tensors):
-        w = f"{where}.tensors[{i}]"
-        _want(t, dict, w)
-        key = _key(t, "key", str, w)
-        if key in entries:
-            _fail(w, f"repeats key {key[:40]!r}")
-        shape = _key(t, "shape", list, w)
-        if not all(_is_int(n) and 0 <= n <= MAX_ROWS * MAX_COLS for n in shape):
-            _fail(f"{w}.shape", f"is {json.dumps(shape)[:40]}, not a list of sizes")
-        _key(t, "dtype", str, w, *DTYPES)
-        entries[key] = t
-        _check_tensor(t, shown.get(key), w)
-    for i, t in enumerate(tensors):
-        if "same_as" in t:
-            twin = entries.get(_want(t["same_as"], str, f"{where}.tensors[{i}].same_as"))
-            if twin is None or "same_as" in twin or twin["shape"] != t["shape"] \
-                    or twin["dtype"] != t["dtype"]:
-                _fail(f"{where}.tensors[{i}].same_as", "does not name a tensor of its shape")
-    for name, e in nodes.items():
-        if e["op"] == "Param" and e["source"] not in entries:
-            _fail(f"nodes[{name!r}].source", f"names {e['source'][:40]!r}, not in the checkpoint")
-    _check_metadata(metadata, rec["format"], rec["config"], vocab)
-    _check_files(rec)
-
-
-def _check_tensor(t: dict, node, w: str) -> None:
-    # what the entry is: shown (a Param's cells), or exactly one of the kept forms
-    size = math.prod(t["shape"])
-    forms = [k for k in ("same_as", "causal_mask", "values", "dropped") if k in t]
-    if node is not None:
-        if forms:
-            _fail(w, "is shown in the workbook and also " + forms[0])
-        if size != node["shape"][0] * node["shape"][1]:
-            _fail(f"{w}.shape", f"is {t['shape']}, but its cells are {node['shape']}")
-        return
-    if len(forms) != 1:
-        _fail(w, "says neither where its cells are nor what it is" if not forms
-              else f"is both {forms[0]} and {forms[1]}")
-    if forms[0] in ("causal_mask", "dropped"):
-        _want(t[forms[0]], bool, f"{w}.{forms[0]}", True)
-    if forms[0] == "causal_mask":
-        n = t["shape"][-1] if t["shape"] else 0
-        if not 1 <= n <= CAUSAL_MASK_MAX or size != n * n:
-            _fail(f"{w}.shape", f"is {t['shape']}, not a causal mask of at most "
-                                f"{CAUSAL_MASK_MAX} x {CAUSAL_MASK_MAX}")
-    if forms[0] == "values":
-        flat = _flat(t["values"], t["shape"], f"{w}.values")
-        if not all(_is_num(v) or type(v) is bool for v in flat):
-            _fail(f"{w}.values", "holds something that is not a finite number")
-
-
-def _flat(values, shape: list, where: str) -> list:
-    # the numbers of a nested list of exactly ``shape`` (what torch.tensor(values) would build)
-    if not shape:
-        return [values]
-    if type(values) is not list or len(values) != shape[0]:
-        _fail(where, f"is not a list of shape {shape}")
-    return [x for v in values for x in _flat(v, shape[1:], where)]
-
-
-def _check_metadata(m: dict, fmt: str, config: dict, vocab) -> None:
-    w = "meta.checkpoint.metadata"
-    kinds = {"key_prefix": str, "model_args": dict, "iter_num": int, "best_val_loss": "num",
-             "train_config": dict, "mingpt_config": dict, "layout": str, "transposed": list,
-             "sources": dict, "hf_config": dict, "activations": str}
-    for key, kind in kinds.items():
-        _opt(m, key, kind, w)
-    if not all(type(v) is str for v in m.get("transposed") or []):
-        _fail(f"{w}.transposed", "holds something that is not text")
-    if not all(type(v) is str for v in (m.get("sources") or {}).values()):
-        _fail(f"{w}.sources", "holds something that is not text")
-    if m.get("vocab") is not None:
-        if m["vocab"] == "meta.vocab":
-            if vocab is None:
-                _fail(f"{w}.vocab", "refers to meta.vocab, which the manifest does not have")
-        elif type(m["vocab"]) is not list or not all(type(v) is str for v in m["vocab"]):
-            _fail(f"{w}.vocab", "is not a list of texts")
-    if fmt == "hf-gpt2":
-        _key(m, "hf_config", dict, w)
-    if fmt == "nanogpt" and m.get("model_args") is None:
-        for key in ("n_layer", "n_head", "n_embd", "block_size", "bias", "vocab_size"):
-            if key not in config:
-                _fail("meta.checkpoint.config", f"has no {key!r}")
-    if fmt == "mingpt" and m.get("mingpt_config") is None:
-        _key(config, "n_head", int, "meta.checkpoint.config")
-
-
-def _check_files(rec: dict) -> None:
-    # an HF folder's kept text files: plain names only, written into the new folder as they are
-    for i, name in enumerate(_opt(rec, "files_left", list, "meta.checkpoint") or []):
-        _want(name, str, f"meta.checkpoint.files_left[{i}]")
-    for name, text in (_opt(rec, "files", dict, "meta.checkpoint") or {}).items():
-        if not plain_file_name(name) or name in HF_WRITTEN:
-            _fail("meta.checkpoint.files", f"names {name[:60]!r}, not a plain file name "
-                                           "(import writes only into its own folder)")
-        _want(text, str, f"meta.checkpoint.files[{name[:40]!r}]")
-
-
-def plain_file_name(name) -> bool:
-    """A name that can only mean a file in the folder it is written to: no path separator, not
-    . or .., not hidden, no control character, at most 255 bytes."""
-    return (type(name) is str and 0 < len(name.encode("utf-8", "surrogatepass")) <= 255
-            and not name.startswith(".") and not any(c in name for c in "/\\:")
-            and all(ord(c) >= 32 and ord(c) != 127 for c in name))

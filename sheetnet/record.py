@@ -10,49 +10,54 @@ from __future__ import annotations
 
 import os
 import stat
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 
 from .ir import graph as ir
-from .manifest import plain_file_name
+from .manifest import CheckpointRecord, TensorEntry
+from .manifest_checks import plain_file_name
 
 KEPT_NUMBERS = 4096          # a tensor the workbook does not show is kept up to this many numbers
 VOCAB_IN_META = "meta.vocab"  # metadata "vocab" equal to the manifest's meta["vocab"]: kept once
 FOLDER_FILE_CHARS = 4_000_000  # an HF folder's tokenizer files are kept in the manifest up to this
 
 
-def checkpoint_record(payload: dict, graph, model_path=None) -> dict:
+def checkpoint_record(payload: dict, graph: ir.Graph, model_path=None) -> CheckpointRecord:
     """What import needs besides the weight cells to write ``payload`` (read from ``model_path``)
-    back, as plain JSON."""
+    back: its format, architecture, config and metadata, and every state-dict entry in order."""
     state, meta = payload["state_dict"], dict(payload.get("metadata", {}))
     shown = {n.op.source for n in graph.of_type(ir.Param)}
-    tensors = []
-    for key, t in state.items():
-        entry = {"key": key, "shape": list(t.shape), "dtype": str(t.dtype).removeprefix("torch.")}
-        if key not in shown:
-            twin = next((k for k in state if k in shown and state[k].dtype == t.dtype
-                         and state[k].shape == t.shape and torch.equal(state[k], t)), None)
-            if twin is not None:
-                entry["same_as"] = twin
-            elif _is_causal_mask(t):
-                entry["causal_mask"] = True
-            elif t.numel() <= KEPT_NUMBERS:
-                entry["values"] = t.tolist()
-            else:
-                entry["dropped"] = True
-        tensors.append(entry)
+    tensors = tuple(_tensor_entry(key, t, state, shown) for key, t in state.items())
     fmt = meta.pop("source_format", "sheetnet")
     if meta.get("vocab") is not None and list(meta["vocab"]) == graph.meta.get("vocab"):
         meta["vocab"] = VOCAB_IN_META
-    record = {"format": fmt, "architecture": payload["architecture"], "config": payload["config"],
-              "metadata": meta, "tensors": tensors}
+    files = files_left = None
     if fmt == "hf-gpt2" and model_path is not None:
-        record["files"], record["files_left"] = _folder_files(Path(model_path))
-    return record
+        files, files_left = _folder_files(Path(model_path))
+    return CheckpointRecord(fmt, payload["architecture"], payload["config"], meta, tensors,
+                            files, files_left)
 
 
-def _folder_files(path: Path) -> tuple[dict, list]:
+def _tensor_entry(key: str, t: torch.Tensor, state: dict, shown: set) -> TensorEntry:
+    # shown in the workbook, or what it is instead: tied to a shown twin, a causal mask, small
+    # numbers kept, or dropped
+    entry = TensorEntry(key, tuple(t.shape), str(t.dtype).removeprefix("torch."))
+    if key in shown:
+        return entry
+    twin = next((k for k in state if k in shown and state[k].dtype == t.dtype
+                 and state[k].shape == t.shape and torch.equal(state[k], t)), None)
+    if twin is not None:
+        return replace(entry, same_as=twin)
+    if _is_causal_mask(t):
+        return replace(entry, causal_mask=True)
+    if t.numel() <= KEPT_NUMBERS:
+        return replace(entry, values=t.tolist())
+    return replace(entry, dropped=True)
+
+
+def _folder_files(path: Path) -> tuple[dict, tuple]:
     # the text files of an HF folder besides config.json and the weights (tokenizer, generation
     # config), kept as they are up to FOLDER_FILE_CHARS each; the names of those left out.  Only
     # regular files that live in the folder: a symlink (to /etc/passwd, say) is left out, named
@@ -68,7 +73,7 @@ def _folder_files(path: Path) -> tuple[dict, list]:
                 left.append(f.name)
         else:
             files[f.name] = text
-    return files, left
+    return files, tuple(left)
 
 
 def _own_text_file(f: Path) -> str | None:

@@ -25,8 +25,8 @@ from .engines import DEFAULT_TIMEOUT, Block, FormulaError, open_engine
 from .errors import SheetnetError
 from .export import lower
 from .ir import reference
+from .manifest import Manifest, NodeEntry, read_manifest
 from .options import TOLERANCE, TOLERANCE_FLOAT32, ExportOptions
-from .writer import read_manifest
 
 
 WEIGHTS_REREAD_MAX = 2_000_000  # weight cells read back and compared; above, none are
@@ -124,22 +124,19 @@ def numeric(values: np.ndarray) -> np.ndarray:
     return out
 
 
-def block(entry: dict) -> Block:
+def block(entry: NodeEntry) -> Block:
     """The cells of a manifest entry; a node laid out transposed covers its shape swapped."""
-    rows, cols = entry["shape"]
-    if entry.get("layout") == "transposed":
-        rows, cols = cols, rows
-    return Block(entry["sheet"], entry["row"], entry["col"], rows, cols)
+    return Block(entry.sheet, entry.row, entry.col, *entry.cells)
 
 
-def read_nodes(engine, book, manifest: dict, names: list[str], edits=()) -> dict:
+def read_nodes(engine, book, manifest: Manifest, names: list[str], edits=()) -> dict:
     """Recalculate ``book`` (after ``edits``) and return the named nodes' cells (object arrays).
 
     Raises:
         SheetnetError: formula cells compute to errors; when the model declares message cells
-            (``meta["run"]["errors"]``, e.g. "not in vocab: 'Ω'"), their text is the message.
+            (the run spec's ``errors``, e.g. "not in vocab: 'Ω'"), their text is the message.
     """
-    entries = [manifest["nodes"][n] for n in names]
+    entries = [manifest.nodes[n] for n in names]
     try:
         values = engine.recalculate(book, [block(e) for e in entries], edits=edits)
     except FormulaError as exc:
@@ -147,27 +144,25 @@ def read_nodes(engine, book, manifest: dict, names: list[str], edits=()) -> dict
         if messages:
             raise SheetnetError("; ".join(messages)) from exc
         raise
-    return {n: v.T if e.get("layout") == "transposed" else v
-            for n, e, v in zip(names, entries, values)}
+    return {n: v.T if e.laid_transposed else v for n, e, v in zip(names, entries, values)}
 
 
-def _messages(engine, book, manifest: dict, edits) -> list[str]:
+def _messages(engine, book, manifest: Manifest, edits) -> list[str]:
     # the distinct texts in the cells the model declares as messages, in sheet order
-    names = manifest["meta"].get("run", {}).get("errors", [])
+    names = manifest.run.errors
     if not names:
         return []
-    values = engine.recalculate(book, [block(manifest["nodes"][n]) for n in names], edits=edits,
+    values = engine.recalculate(book, [block(manifest.nodes[n]) for n in names], edits=edits,
                                 check_errors=False)
     texts = [v for cells in values for v in cells.flat if isinstance(v, str)]
     return list(dict.fromkeys(texts))
 
 
-def check_matches(captured: Captured, manifest: dict, book) -> None:
+def check_matches(captured: Captured, manifest: Manifest, book) -> None:
     """The workbook must have been exported from this model: same nodes, same shapes."""
-    nodes = manifest["nodes"]
     for node in captured.graph.nodes.values():
-        entry = nodes.get(node.name)
-        if entry is None or tuple(entry["shape"]) != node.shape:
+        entry = manifest.nodes.get(node.name)
+        if entry is None or entry.shape != tuple(node.shape):
             raise SheetnetError(f"{book} was not exported from this model "
                                 f"(tensor {node.name} {'missing' if entry is None else 'differs'})")
 
@@ -191,34 +186,33 @@ def verify(book, model_path, tol: float | None = None, fmt: str | None = None,
         the Report; ``report.ok`` is False on any mismatch.
     """
     manifest = read_manifest(book)
-    how = manifest["meta"].get("load", {})
+    how = manifest.load
     captured = lower(model_path, ExportOptions(
-        fmt=fmt or how.get("fmt"), meta=meta or how.get("meta"),
-        activations=activations or how.get("activations"),
-        **manifest["meta"].get("capture_options", {})))
+        fmt=fmt or how.fmt, meta=meta or how.meta, activations=activations or how.activations,
+        **manifest.capture_options))
     check_matches(captured, manifest, book)
     graph = captured.graph
-    precision = manifest.get("precision", "float64")
+    precision = manifest.precision
     if tol is None:
         tol = TOLERANCE_FLOAT32 if precision == "float32" else TOLERANCE
-    weights = [n for n, e in manifest["nodes"].items() if e["kind"] == "weight"]
+    weights = [n for n, e in manifest.nodes.items() if e.kind == "weight"]
     skip = set(weights) if _cells(manifest, weights) > WEIGHTS_REREAD_MAX else set()
-    names = [n for n, e in manifest["nodes"].items() if e["op"] != "View" and n not in skip]
+    names = [n for n, e in manifest.nodes.items() if e.op != "View" and n not in skip]
     cells = with_engine(engine, timeout, read_nodes, book, manifest, names)
     leaves = {n.name: _leaf_values(cells[n.name]) for n in graph.nodes.values()
-              if manifest["nodes"][n.name]["kind"] in ("input", "const")}
+              if manifest.nodes[n.name].kind in ("input", "const")}
     torch_values = captured.trace(captured.model, graph, leaves)
     ref_values = reference.evaluate(graph, inputs=leaves)
     report = Report(tol=tol, precision=precision)
     for node in graph.nodes.values():
-        entry = manifest["nodes"][node.name]
-        if entry["kind"] in ("input", "const") or entry["op"] == "View":
+        entry = manifest.nodes[node.name]
+        if entry.kind in ("input", "const") or entry.op == "View":
             continue
         if node.name in skip:
             report.rows.append(Row(node.name, node.sheet, _cells(manifest, [node.name]), np.nan,
                                    "weights", skipped=True))
             continue
-        if entry["kind"] == "weight" and precision == "float32":
+        if entry.kind == "weight" and precision == "float32":
             # float32 text: the cells cast to float32 must be the weights bit for bit
             got = numeric(cells[node.name]).astype(np.float32).astype(np.float64)
             want = np.asarray(node.op.value, dtype=np.float32).astype(np.float64)
@@ -234,7 +228,7 @@ def verify(book, model_path, tol: float | None = None, fmt: str | None = None,
         else:  # text cells (characters, messages), perhaps mixed with numbers
             err = _mixed_err(cells[node.name], expected.reshape(cells[node.name].shape))
         report.rows.append(Row(node.name, node.sheet, expected.size, err,
-                               "weights" if entry["kind"] == "weight" else against,
+                               "weights" if entry.kind == "weight" else against,
                                scale=_scale(expected) if precision == "float32" else 1.0))
     return report
 
@@ -259,8 +253,8 @@ def _scale(expected: np.ndarray) -> float:
     return float(max(1.0, values.max(initial=0.0)))
 
 
-def _cells(manifest: dict, names) -> int:
-    return sum(int(np.prod(manifest["nodes"][n]["shape"])) for n in names)
+def _cells(manifest: Manifest, names) -> int:
+    return sum(manifest.nodes[n].size for n in names)
 
 
 def _leaf_values(cells: np.ndarray) -> np.ndarray:

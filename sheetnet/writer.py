@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from .files import atomic_path
-from .manifest import MANIFEST_SHEET, read_manifest  # noqa: F401 (read_manifest: its readers' name)
+from .manifest import MANIFEST_SHEET
 from .xlsx import write_xlsx
 
 
@@ -103,7 +103,7 @@ class SheetSpec:
 @dataclass
 class BookSpec:
     sheets: list[SheetSpec]
-    manifest: dict
+    manifest: dict = field(default_factory=dict)  # Manifest.to_json(), for the very hidden sheet
     names: dict[str, str] = field(default_factory=dict)  # defined name -> "'Sheet'!$A$1:$B$2"
 
 

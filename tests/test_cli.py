@@ -35,12 +35,12 @@ def test_training_is_seeded(tmp_path):
 
 def test_verify_fails_on_an_edited_weight(tmp_path, examples):
     import openpyxl
-    from sheetnet.writer import read_manifest
+    from sheetnet.manifest import read_manifest
     book = tmp_path / "s.xlsx"
     assert invoke("export", examples / "sqrt_2x2.pt", book).exit_code == 0
-    entry = read_manifest(book)["nodes"]["L1.W"]
+    entry = read_manifest(book).nodes["L1.W"]
     wb = openpyxl.load_workbook(book)
-    wb[entry["sheet"]].cell(entry["row"] + 1, entry["col"] + 1).value = 3.0
+    wb[entry.sheet].cell(entry.row + 1, entry.col + 1).value = 3.0
     wb.save(book)
     res = invoke("verify", book, examples / "sqrt_2x2.pt")
     assert res.exit_code == 1

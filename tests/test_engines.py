@@ -13,7 +13,7 @@ from sheetnet.export import export
 from sheetnet.options import TOLERANCE, ExportOptions
 from sheetnet.run import run
 from sheetnet.verify import verify
-from sheetnet.writer import read_manifest
+from sheetnet.manifest import read_manifest
 
 EXAMPLES = ["sqrt_2x2.pt", "sqrt_net.pt", "textnet.pt", "textnet_wide.pt", "gpt.pt"]
 STYLES = ["cells", "arrays"]
@@ -71,8 +71,8 @@ def test_a_gpt_prompt_runs_the_same(books, engines, name):
 
 
 def _input_cell(book):
-    entry = read_manifest(book)["nodes"]["x"]
-    return entry["sheet"], entry["row"], entry["col"]
+    entry = read_manifest(book).nodes["x"]
+    return entry.sheet, entry.row, entry.col
 
 
 @pytest.mark.parametrize("name", OTHERS)

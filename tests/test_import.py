@@ -29,10 +29,10 @@ from sheetnet.engines.libreoffice import soffice_path
 from sheetnet.errors import SheetnetError
 from sheetnet.export import export
 from sheetnet.importer import import_book
+from sheetnet.manifest import TensorEntry, read_manifest
 from sheetnet.options import TOLERANCE, ExportOptions
 from sheetnet.run import run
 from sheetnet.verify import verify
-from sheetnet.writer import read_manifest
 
 TOKENS = [1, 2, 3]
 
@@ -42,12 +42,12 @@ def weight_cells(book) -> dict[str, np.ndarray]:
     manifest = read_manifest(book)
     wb = openpyxl.load_workbook(book, read_only=True)
     out = {}
-    for name, e in manifest["nodes"].items():
-        if e["op"] == "Param":
-            rows, cols = e["shape"]
-            out[name] = np.array([list(r) for r in wb[e["sheet"]].iter_rows(
-                min_row=e["row"] + 1, max_row=e["row"] + rows, min_col=e["col"] + 1,
-                max_col=e["col"] + cols, values_only=True)], dtype=np.float64)
+    for name, e in manifest.nodes.items():
+        if e.op == "Param":
+            rows, cols = e.shape
+            out[name] = np.array([list(r) for r in wb[e.sheet].iter_rows(
+                min_row=e.row + 1, max_row=e.row + rows, min_col=e.col + 1,
+                max_col=e.col + cols, values_only=True)], dtype=np.float64)
     wb.close()
     return out
 
@@ -61,8 +61,8 @@ def edit(book, out, changes: dict, exact: bool = False) -> None:
     manifest = read_manifest(book)
     wb = openpyxl.load_workbook(book)
     for (name, i, j), value in changes.items():
-        e = manifest["nodes"][name]
-        wb[e["sheet"]].cell(e["row"] + i + 1, e["col"] + j + 1).value = value
+        e = manifest.nodes[name]
+        wb[e.sheet].cell(e.row + i + 1, e.col + j + 1).value = value
     exact_text = lambda v: repr(float(v)) if isinstance(v, float) else safe_string(v)  # noqa: E731
     with mock.patch("openpyxl.cell._writer.safe_string", exact_text if exact else safe_string):
         wb.save(out)
@@ -157,7 +157,7 @@ def test_hf_gpt2_folder(engine, tmp_path):
             "generation_config.json"} <= set(names)
     assert json.loads((out / "config.json").read_text()) == \
         json.loads((tmp_path / "hf" / "config.json").read_text())
-    assert read_manifest(edited)["meta"]["vocab"] == CHARS
+    assert read_manifest(edited).vocab == tuple(CHARS)
     for name in ("vocab.json", "merges.txt", "generation_config.json"):
         assert (out / name).read_text() == (tmp_path / "hf" / name).read_text()
     assert loaders.load(out)["metadata"]["source_format"] == "hf-gpt2"
@@ -243,16 +243,16 @@ def test_mlp_state_dict_float64(engine, tmp_path):
 def test_manifest_records_what_import_needs(tmp_path):
     original = write_nanogpt(tmp_path / "out", random_gpt(seed=7), buffers=True)
     export(original, tmp_path / "n.xlsx", ExportOptions(tokens=TOKENS, context=4))
-    rec = read_manifest(tmp_path / "n.xlsx")["meta"]["checkpoint"]
-    assert (rec["format"], rec["architecture"], rec["config"]["n_head"]) == ("nanogpt", "gpt", 2)
-    md = rec["metadata"]
+    rec = read_manifest(tmp_path / "n.xlsx").checkpoint
+    assert (rec.format, rec.architecture, rec.config["n_head"]) == ("nanogpt", "gpt", 2)
+    md = rec.metadata
     assert md["iter_num"] == 250 and md["train_config"]["dataset"] == "shakespeare_char"
     assert md["model_args"]["dropout"] == 0.0 and md["vocab"] == "meta.vocab"   # kept once
-    kinds = {t["key"]: t for t in rec["tensors"]}
-    assert kinds["lm_head.weight"]["same_as"] == "transformer.wte.weight"
-    assert kinds["transformer.h.0.attn.bias"]["causal_mask"] is True
-    assert kinds["transformer.h.0.ln_1.weight"] == {"key": "transformer.h.0.ln_1.weight",
-                                                    "shape": [8], "dtype": "float32"}
+    kinds = {t.key: t for t in rec.tensors}
+    assert kinds["lm_head.weight"].same_as == "transformer.wte.weight"
+    assert kinds["transformer.h.0.attn.bias"].causal_mask is True
+    assert kinds["transformer.h.0.ln_1.weight"] == TensorEntry("transformer.h.0.ln_1.weight",
+                                                               (8,), "float32")
 
 
 def test_a_book_saved_by_libreoffice(examples, tmp_path):

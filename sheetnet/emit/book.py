@@ -1,4 +1,6 @@
-"""Graph + Plan -> BookSpec: every node's cells (values or formulas), labels, guide and manifest."""
+"""Graph + Plan -> BookSpec: every node's cells (values or formulas), labels and guide.
+
+The manifest is built apart (manifest.build) and given to the book by export."""
 from __future__ import annotations
 
 import json
@@ -9,22 +11,13 @@ import numpy as np
 from ..ir import graph as ir
 from ..errors import SheetnetError
 from ..layout import MAX_FORMULA_CHARS, Plan, Region
+from ..manifest import node_kind
 from ..writer import (TEMPLATES, ArraySpec, BookSpec, ChartSpec, Formula, Rule, SheetSpec,
                       TextRun, load_styles)
 from .a1 import Refs, absolute, col_letter, defined_name, quote_sheet
 from .formulas import ArrayText, cell_formula
 
-MANIFEST_VERSION = 1
 GUIDE = "Guide"
-
-_LEAF_KIND = {ir.Input: "input", ir.Param: "weight", ir.Const: "const"}
-
-
-def node_kind(node: ir.Node) -> str:
-    """The cell kind that styles a node: input, weight, const, formula or output."""
-    if type(node.op) in _LEAF_KIND:
-        return _LEAF_KIND[type(node.op)]
-    return "output" if node.role == "output" else "formula"
 
 
 def build_book(graph: ir.Graph, plan: Plan, guide: dict | None = None,
@@ -63,8 +56,7 @@ def build_book(graph: ir.Graph, plan: Plan, guide: dict | None = None,
     for choice in graph.meta.get("lists", []):  # {"cell": input node, "source": node of choices}
         _add_list(sheets, choice, plan.regions)
     ordered = [_guide_sheet(graph, guide or {}, styles["legend"])] + [sheets[s] for s in graph.sheets]
-    return BookSpec(ordered, manifest(graph, plan),
-                    names={names[n]: absolute(plan.regions[n]) for n in names})
+    return BookSpec(ordered, names={names[n]: absolute(plan.regions[n]) for n in names})
 
 
 HEATMAP_MAX_CELLS = 250_000  # a colour scale over more cells slows every repaint in LibreOffice
@@ -89,7 +81,7 @@ def _add_heatmap(sheet: SheetSpec, node: ir.Node, region: Region, colours: dict)
 def _emit_node(sheet: SheetSpec, node: ir.Node, regions: dict[str, Region], array_ops,
                names: dict | None = None) -> None:
     region, kind = regions[node.name], node.style or node_kind(node)
-    if type(node.op) in _LEAF_KIND:
+    if type(node.op) in ir.LEAF_TYPES:
         value = node.op.default if isinstance(node.op, ir.Input) else node.op.value
         if isinstance(node.op, ir.Input) and node.op.above is not None:
             bound = f"{node.op.above:g}"
@@ -218,29 +210,3 @@ _PLACEHOLDER = re.compile(r"\{(\w+)\}")
 def _fill(line: str, values: dict) -> str:
     # a placeholder without a value says so rather than showing its {name}
     return _PLACEHOLDER.sub(lambda m: str(values.get(m.group(1), "(not recorded)")), line)
-
-
-def manifest(graph: ir.Graph, plan: Plan) -> dict:
-    """What verify/run/import need to find every tensor again, as plain JSON."""
-    nodes = {}
-    for node in graph.nodes.values():
-        r = plan.regions[node.name]
-        entry = {"sheet": r.sheet, "row": r.row, "col": r.col, "shape": list(r.shape),
-                 "kind": node_kind(node), "op": type(node.op).__name__}
-        if r.transposed:  # the tensor's rows are the sheet's columns (see layout.py)
-            entry["layout"] = "transposed"
-        if node.ref:
-            entry["ref"] = node.ref
-        if isinstance(node.op, ir.Input) and node.op.above is not None:
-            entry["above"] = node.op.above  # run refuses what the cell's rule would
-        if isinstance(node.op, ir.Param):
-            entry["source"] = node.op.source
-            entry["transposed"] = node.op.transposed
-        nodes[node.name] = entry
-    return {"version": MANIFEST_VERSION, "meta": _jsonable(graph.meta), "nodes": nodes,
-            "inputs": [n.name for n in graph.inputs], "outputs": [n.name for n in graph.outputs]}
-
-
-def _jsonable(value):
-    return json.loads(json.dumps(value, default=lambda v: v.tolist() if hasattr(v, "tolist")
-                                 else str(v)))

@@ -43,8 +43,9 @@ def sheet_part(parts: dict[str, bytes], sheet: str) -> str:
 
 
 def manifest_of(book: Path) -> dict:
-    from sheetnet.writer import read_manifest
-    return read_manifest(book)
+    """The manifest of ``book`` as its JSON object, to tamper with."""
+    from sheetnet.manifest import read_manifest
+    return read_manifest(book).to_json()
 
 
 def with_manifest(book: Path, out: Path, manifest) -> Path:

@@ -131,7 +131,7 @@ class Manifest:
     run: RunSpec = field(default_factory=RunSpec)
     load: LoadSpec = field(default_factory=LoadSpec)
     checkpoint: CheckpointRecord | None = None  # None: exported before import existed
-    info: dict = field(default_factory=dict)
+    info: dict = field(default_factory=dict)  # the rest of meta (Guide text, charts, notes)
     version: int = VERSION
 
     def to_json(self) -> dict:
@@ -180,7 +180,8 @@ _LEAF_KIND = {ir.Input: "input", ir.Param: "weight", ir.Const: "const"}
 
 
 def node_kind(node: ir.Node) -> str:
-    """The cell kind that styles a node: input, weight, const, formula or output."""
+    """The cell kind that styles a node (emit) and that the manifest records of it (verify reads
+    weights, inputs and constants apart): input, weight, const, formula or output."""
     if type(node.op) in _LEAF_KIND:
         return _LEAF_KIND[type(node.op)]
     return "output" if node.role == "output" else "formula"

@@ -1,6 +1,11 @@
-"""A1-style cell names, the one place for them: the writer, the formula emitters, the engines
-and import all name cells, and none of them may import another stage for it."""
+"""A sheet's cells: their A1-style names and the limits of a sheet, the one place for both: the
+loaders, the layout, the writer, the formula emitters, the engines and import all need them, and
+none of them may import another stage for it."""
 from __future__ import annotations
+
+MAX_ROWS, MAX_COLS = 1_048_576, 16_384  # the .xlsx sheet limits (Excel and LibreOffice 7.4)
+MAX_FORMULA_CHARS = 8_192  # Excel's limit on one formula's text; LibreOffice's is larger
+MAX_CELL_CHARS = 32_767     # Excel's and LibreOffice's limit on the text of one cell
 
 
 def _letters(col: int) -> str:

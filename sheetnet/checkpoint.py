@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from .errors import SheetnetError
-from .files import atomic_path
+from .files import atomic_path, torch_save
 
 FORMAT = "sheetnet"
 VERSION = 1
@@ -39,7 +39,7 @@ def save_checkpoint(path: str | os.PathLike, architecture: str, config: dict, st
         "metadata": dict(metadata or {}),
     }
     with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+        torch_save(payload, tmp)  # a full disk is one line, not torch's RuntimeError
 
 
 def _detached(state_dict: dict) -> dict:

@@ -15,11 +15,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from .a1 import MAX_CELL_CHARS, MAX_COLS, MAX_FORMULA_CHARS, MAX_ROWS  # noqa: F401 (re-exported)
 from .errors import SheetnetError
 from .ir import graph as ir
 
-MAX_ROWS, MAX_COLS = 1_048_576, 16_384  # the .xlsx sheet limits (Excel and LibreOffice 7.4)
-MAX_FORMULA_CHARS = 8_192  # Excel's limit on one formula's text; LibreOffice's is larger
 FIRST_ROW = 2  # row 0 holds the sheet's heading, row 1 stays blank
 
 

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .a1 import MAX_CELL_CHARS
 from .errors import SheetnetError
 
-MAX_CELL_CHARS = 32_767   # Excel's limit on the text of one cell (a longer one is cut or refused)
 # export refuses a workbook whose estimated LibreOffice load + recalculation (export.py's
 # estimated_recalc_s, which inspect reports too) passes this, unless --max-recalc says more
 MAX_RECALC_S = 600.0

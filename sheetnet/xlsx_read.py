@@ -18,7 +18,7 @@ from pathlib import Path
 from xml.parsers import expat
 
 from .errors import SheetnetError
-from .layout import MAX_COLS, MAX_ROWS
+from .a1 import MAX_CELL_CHARS, MAX_COLS, MAX_ROWS
 
 # A part may inflate to at most PART_MAX bytes.  GPT-2 small's biggest sheet holds wte, 38.6M
 # weight cells; saved again by LibreOffice or Excel (~50 bytes a cell with its reference and
@@ -29,7 +29,6 @@ PART_MAX = 8 * 2**30
 # part above RATIO_FROM inflating more than RATIO_MAX times is a bomb, not a workbook: it also
 # bounds what a small file may declare (a 10 MB file: at most 500 MB of XML, see read_cells).
 RATIO_MAX, RATIO_FROM = 50, 4 * 2**20
-CELL_CHARS = 32_767           # the most text one cell holds (Excel's and LibreOffice's limit)
 MIN_CELL_BYTES = 15           # the shortest cell with a value: <c><v>0</v></c>
 _CHUNK = 1 << 20
 _REF = re.compile(r"([A-Z]{1,3})([0-9]{1,7})")
@@ -176,9 +175,9 @@ class Book:
         def chars(data):
             if at["in"]:
                 at["len"] += len(data)
-                if at["len"] > CELL_CHARS:
+                if at["len"] > MAX_CELL_CHARS:
                     raise SheetnetError(f"{self.path}: a cell of sheet {sheet!r} holds more than "
-                                        f"{CELL_CHARS:,} characters")
+                                        f"{MAX_CELL_CHARS:,} characters")
                 at["text"].append(data)
 
         def end(tag):
@@ -209,9 +208,9 @@ class Book:
         def chars(data):
             if at["text"] is not None:
                 at["len"] += len(data)
-                if at["len"] > CELL_CHARS:
+                if at["len"] > MAX_CELL_CHARS:
                     raise SheetnetError(f"{self.path}: shared string {at['i']} holds more than "
-                                        f"{CELL_CHARS:,} characters")
+                                        f"{MAX_CELL_CHARS:,} characters")
                 at["text"].append(data)
 
         def end(tag):

@@ -25,7 +25,7 @@ from torch import nn
 
 from ..checkpoint import check_payload
 from ..errors import SheetnetError
-from ..options import MAX_CELL_CHARS
+from ..a1 import MAX_CELL_CHARS
 from .hf_gpt2 import WEIGHT_FILES, read_hf_gpt2
 from .mingpt import looks_like_gpt, read_mingpt
 from .nanogpt import read_nanogpt

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from ..errors import SheetnetError
-from ..layout import MAX_COLS, MAX_ROWS
+from ..a1 import MAX_COLS, MAX_ROWS
 
 MAX_LAYERS = 1_000   # modules in one Sequential, blocks in one GPT: each is a sheet or more
 

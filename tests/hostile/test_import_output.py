@@ -2,6 +2,7 @@
 when the file system refuses; and what export copies from an HF folder: only its own files."""
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 from pathlib import Path
@@ -96,3 +97,21 @@ def test_output_folder_refuses_the_write(tmp_path, small_fs, where, reason, comm
         args = ("import", book, folder / "gpt.pt")
     one_line_error(invoke(*args), "cannot write", reason)
     assert os.listdir(folder) == []
+
+
+@pytest.mark.parametrize("where, reason", [("full", "No space left on device"),
+                                           ("ro", "Read-only file system")])
+def test_train_into_a_folder_that_refuses_the_write(small_fs, where, reason):
+    # train writes through checkpoint.save_checkpoint -> files.atomic_path + torch_save
+    folder = small_fs[where]
+    before = set(os.listdir(folder))
+    if where == "full":   # the sqrt checkpoint is ~2 KB: fill the folder first
+        with open(folder / "filler", "wb", buffering=0) as f, contextlib.suppress(OSError):
+            while True:
+                f.write(b"\0" * 4096)
+        before = {"filler"}
+    res = invoke("train", "sqrt", folder / "model.pt", "--hidden", "2", "--steps", "5")
+    one_line_error(res, "cannot write", reason)
+    assert set(os.listdir(folder)) == before
+    if where == "full":
+        (folder / "filler").unlink()

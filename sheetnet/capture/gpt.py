@@ -10,9 +10,9 @@ Sheets, in reading order: Prompt (the prompt cell, its characters and token ids)
 Vocab (id, character), then the body's: Embedding, per block "B<i> Attention" and "B<i> MLP",
 and Output (next character, top 5).
 
-The workbook computes T positions (``context``; by default the block size up to DEFAULT_CONTEXT,
-or as many as the prompt fills; the Guide sheet says how many of the model's).  A shorter
-prompt fills positions 0..n-1; the positions after it hold the pad id and compute on it like any
+The workbook computes T positions (``context``; by default the block size up to
+gpt_body.DEFAULT_CONTEXT, or as many as the prompt fills; the Guide sheet says how many of the
+model's).  A shorter prompt fills positions 0..n-1; the positions after it hold the pad id and compute on it like any
 token, but causal attention keeps them from touching positions before them, and the next
 character is read at position n-1.  A longer prompt: the sheet reads its last T characters
 (as nanoGPT's ``generate`` crops the context) and says so.

@@ -1,5 +1,8 @@
 """Formula text per op: [op, output cell, expected text] rows, as XlsxWriter tests its formulas."""
 import pytest
+# imported before any test starts LibreOffice: uno's import hook turns the ModuleNotFoundError torch
+# expects from an optional module (torch.distributed.elastic...) into an ImportError it does not catch
+from foreign import random_gpt
 
 from sheetnet.emit.a1 import Refs, cell_name, col_letter, number, quote_sheet
 from sheetnet.emit.arrays import ARRAY_FORMULAS
@@ -225,7 +228,6 @@ def _functions(book) -> set[str]:
 @pytest.mark.parametrize("style", ["cells", "arrays"])
 def test_workbooks_use_only_functions_excel_2010_computes(examples, tmp_path, style):
     import torch
-    from foreign import random_gpt
     from sheetnet.checkpoint import save_checkpoint
     from sheetnet.export import export
     from sheetnet.options import ExportOptions

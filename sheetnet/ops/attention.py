@@ -52,7 +52,8 @@ class CausalScores(Op):
         # is after its query's (row): positions come from the rows of q's and k's first columns
         q, k = r.col(self.q, 0), r.col(self.k, 0)
         first_q, first_k = r.cell(self.q, 0, 0), r.cell(self.k, 0, 0)
-        scores = f"MMULT({r.all(self.q)},TRANSPOSE({r.all(self.k)}))/SQRT({r.regions[self.q].ncols})"
+        size = r.regions[self.q].ncols  # the head size (q is never transposed: T is small)
+        scores = f"MMULT({r.all(self.q)},TRANSPOSE({r.all(self.k)}))/SQRT({size})"
         return (f"IF(TRANSPOSE(ROW({k}))-ROW({first_k})<=ROW({q})-ROW({first_q}),"
                 f"{scores},\"\")")
 

@@ -64,7 +64,8 @@ class Example:
     inputs: named arrays, each written as an Input leaf (numbers or text, 2-D).
     op: the op under test, reading those names.
     torch: fn(the torch module, *input tensors in ``inputs`` order) -> the value PyTorch
-        computes in float64 (ops import no torch themselves), or None where torch has no such op (text ops).
+        computes in float64 (ops import no torch themselves), or None where torch has no
+        such op (text ops).
     """
     inputs: dict[str, Any]
     op: Any

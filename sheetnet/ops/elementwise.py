@@ -87,7 +87,8 @@ class LeakyRelu(Unary):
 
     @staticmethod
     def example():
-        return Example({"x": X}, LeakyRelu("x", 0.2), lambda T, x: T.nn.functional.leaky_relu(x, 0.2))
+        return Example({"x": X}, LeakyRelu("x", 0.2),
+                       lambda T, x: T.nn.functional.leaky_relu(x, 0.2))
 
 
 @register
@@ -147,7 +148,8 @@ class Gelu(Unary):
 
     @staticmethod
     def example():
-        return Example({"x": X}, Gelu("x", "tanh"), lambda T, x: T.nn.functional.gelu(x, approximate="tanh"))
+        return Example({"x": X}, Gelu("x", "tanh"),
+                       lambda T, x: T.nn.functional.gelu(x, approximate="tanh"))
 
 
 @register
@@ -194,7 +196,8 @@ class Softplus(Unary):
 
     @staticmethod
     def example():
-        return Example({"x": X}, Softplus("x", 2.0, 5.0), lambda T, x: T.nn.functional.softplus(x, 2.0, 5.0))
+        return Example({"x": X}, Softplus("x", 2.0, 5.0),
+                       lambda T, x: T.nn.functional.softplus(x, 2.0, 5.0))
 
 
 @register
@@ -308,4 +311,5 @@ class Divide(Op):
 
     @staticmethod
     def example():
-        return Example({"x": X, "by": np.array([[0.8]])}, Divide("x", "by"), lambda T, x, by: x / by)
+        return Example({"x": X, "by": np.array([[0.8]])}, Divide("x", "by"),
+                       lambda T, x, by: x / by)

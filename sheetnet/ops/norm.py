@@ -1,4 +1,4 @@
-"""LayerNorm, in the steps a reader can follow: row mean, row variance, normalize, scale and shift."""
+"""LayerNorm in the steps a reader can follow: row mean, row variance, normalize, scale, shift."""
 from __future__ import annotations
 
 from dataclasses import dataclass

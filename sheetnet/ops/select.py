@@ -32,7 +32,7 @@ class PickRow(Op):
         # row max(n, 1) of x, as a one-hot row times x.  Not INDEX: IronCalc's INDEX reads the
         # cells of an array formula's range before that formula has run (zeros); MMULT waits for
         # them.  Adding exact zeros changes nothing: the row comes out bit for bit.
-        first, x0 = r.col(self.x, 0), r.cell(self.x, 0, 0)  # the tensor's rows, down its first column
+        first, x0 = r.col(self.x, 0), r.cell(self.x, 0, 0)  # the rows, down its first column
         at = f"ROW({first})-ROW({x0})+COLUMN({first})-COLUMN({x0})+1"  # 1, 2, ... either layout
         hot = f"IF({at}=MAX({r.cell(self.n, 0, 0)},1),1,0)"
         hot = hot if r.regions[self.x].transposed else f"TRANSPOSE({hot})"  # a (1, T) row

@@ -173,7 +173,8 @@ class Lookup(Op):
     array = PerCellOnly("INDEX by a computed id: one cell at a time")
 
     def reference(self, v):
-        return np.asarray(v[self.table])[np.asarray(v[self.ids], dtype=np.float64)[:, 0].astype(int)]
+        rows = np.asarray(v[self.ids], dtype=np.float64)[:, 0].astype(int)
+        return np.asarray(v[self.table])[rows]
 
     def formula(self, r, i, j):
         return r.index(self.table, f"{r.cell(self.ids, i, 0)}+1", j + 1)
@@ -227,5 +228,5 @@ class WordId(Op):
     def example():
         words = np.array([["cat"], ["Dog"], ["a*"], ["cat"]], dtype=object)
         picked = np.array([["Dog"], ["dog"], ["a*"], ["cat"]], dtype=object)
-        return Example({"word": picked, "words": words, "ids": np.array([[7.0], [8.0], [9.0], [10.0]])},
-                       WordId("word", "words", "ids"))
+        ids = np.array([[7.0], [8.0], [9.0], [10.0]])
+        return Example({"word": picked, "words": words, "ids": ids}, WordId("word", "words", "ids"))

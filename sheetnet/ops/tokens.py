@@ -29,7 +29,8 @@ class FilledCount(Op):
 
     @as_array_text
     def formula(self, r, i, j):
-        return f'SUMPRODUCT(({r.all(self.x)}<>"")*1)'  # a blank cell, or one computing "", is not filled
+        # a blank cell, or one that computes to "", is not filled
+        return f'SUMPRODUCT(({r.all(self.x)}<>"")*1)'
 
     @staticmethod
     def example():
@@ -130,4 +131,5 @@ class IdsNote(Op):
 
     @staticmethod
     def example():
-        return Example({"ids": np.array([[3.0], [1.0]]), "n": np.array([[2.0]])}, IdsNote("ids", "n"))
+        return Example({"ids": np.array([[3.0], [1.0]]), "n": np.array([[2.0]])},
+                       IdsNote("ids", "n"))

@@ -19,7 +19,7 @@ from ..ir import graph as ir
 
 @dataclass(frozen=True)
 class Weights:
-    """One linear layer's weight (out, in) and bias (out,), as the checkpoint and the sheets name them."""
+    """One linear layer's weight (out, in) and bias (out,), as checkpoint and sheets name them."""
     node: str                # the graph nodes are "<node>.W" and "<node>.b"
     source: str              # checkpoint names "<source>.weight" and "<source>.bias"
     label: str               # how titles call the layer: "c_proj"
@@ -73,7 +73,8 @@ def layer_norm(g: ir.Graph, name: str, x: str, sheet: str, *, gain, bias, eps: f
     """LayerNorm of x (T, C): mean | var beside x, then normalised, gain, bias and the output.
 
     Args:
-        name: the output node's name; the steps are "<name>.mean", ".var", ".norm", ".gain", ".bias".
+        name: the output node's name; the steps are "<name>.mean", ".var", ".norm", ".gain" and
+            ".bias".
         gain, bias: the (C,) tensors (bias may be None); ``source`` their checkpoint prefix.
     Returns:
         the output node, (T, C).

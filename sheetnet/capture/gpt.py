@@ -1,4 +1,4 @@
-"""The GPT preset: the reference GPT (models/gpt.py) with a prompt cell, and the choice of front end.
+"""The GPT preset: the reference GPT (models/gpt.py) with a prompt cell; the choice of front end.
 
 Two front ends feed one body (gpt_body.py).  A model whose vocabulary is exactly its vocab_size
 single characters gets a prompt cell that the sheet splits into characters and ids (this
@@ -12,10 +12,10 @@ and Output (next character, top 5).
 
 The workbook computes T positions (``context``; by default the block size up to
 gpt_body.DEFAULT_CONTEXT, or as many as the prompt fills; the Guide sheet says how many of the
-model's).  A shorter prompt fills positions 0..n-1; the positions after it hold the pad id and compute on it like any
-token, but causal attention keeps them from touching positions before them, and the next
-character is read at position n-1.  A longer prompt: the sheet reads its last T characters
-(as nanoGPT's ``generate`` crops the context) and says so.
+model's).  A shorter prompt fills positions 0..n-1; the positions after it hold the pad id and
+compute on it like any token, but causal attention keeps them from touching positions before
+them, and the next character is read at position n-1.  A longer prompt: the sheet reads its last
+T characters (as nanoGPT's ``generate`` crops the context) and says so.
 
 What verify compares: PyTorch runs on exactly the T ids the sheet shows (the prompt, then pads), so
 every position is compared, pads included; the prompt's positions equal PyTorch on the prompt

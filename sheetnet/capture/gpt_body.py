@@ -111,7 +111,8 @@ def _embedding(g: ir.Graph, model, front: Front, pos) -> str:
     head = " (the LM head reads it too)" if model.config.tied else ""
     blocks.param(g, "wte", tr.wte.weight, sheet, source="transformer.wte.weight",
                  title=f"wte: token embedding table, one row per vocabulary id{head}",
-                 row_labels=[f"{i} {s}" if front.exact else s for i, s in enumerate(front.labels)],
+                 row_labels=[f"{i} {s}" if front.exact else s
+                             for i, s in enumerate(front.labels)],
                  col_labels=feats)
     # all block_size rows, though the sheets read the first T: every weight stays in the book
     blocks.param(g, "wpe", tr.wpe.weight, sheet, source="transformer.wpe.weight",
@@ -199,7 +200,8 @@ def _output(g: ir.Graph, model, front: Front, x: str, pos) -> None:
                  title="logits at the prompt's last position", row_labels=["logits"],
                  col_labels=labels)
     blocks.temperature_softmax(
-        g, last, "next.", sheet, "temperature", scaled={"title": "", "row_labels": ["/ temperature"]},
+        g, last, "next.", sheet, "temperature",
+        scaled={"title": "", "row_labels": ["/ temperature"]},
         probs={"title": "probabilities = softmax(logits / temperature)", "row_labels": ["p"],
                "col_labels": labels})
     g.add("next.id", ir.LargestIds(last, 1), (1, 1), sheet, ref="next.id", order=-1,

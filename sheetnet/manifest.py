@@ -49,6 +49,7 @@ class NodeEntry:
 
     @property
     def laid_transposed(self) -> bool:
+        """The tensor's element (i, j) sits at the sheet's row j, column i (see layout.py)."""
         return self.layout == "transposed"
 
     @property
@@ -58,6 +59,7 @@ class NodeEntry:
 
     @property
     def size(self) -> int:
+        """How many cells the tensor owns (a View owns none: it names another's cells)."""
         return self.shape[0] * self.shape[1]
 
 

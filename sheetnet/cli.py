@@ -59,7 +59,8 @@ def _load_options(fn):
                           "nanoGPT also data/<dataset>/meta.pkl, as its sample.py finds it)"),
         click.option("--activations", default=None,
                      help="bare Sequential state dict: activations between the Linear layers, "
-                          "e.g. relu,tanh (relu tanh sigmoid gelu gelu_tanh leaky_relu[:slope] identity)"),
+                          "e.g. relu,tanh (relu tanh sigmoid gelu gelu_tanh leaky_relu[:slope] silu "
+                          "softplus[:beta] elu[:alpha] identity)"),
     ]):
         fn = opt(fn)
     return fn

@@ -115,8 +115,8 @@ def test_non_finite_weights(tmp_path, bad):
 def test_unsupported_layer_is_named(tmp_path):
     from sheetnet.capture.mlp import capture_mlp
     from sheetnet.errors import SheetnetError
-    model = nn.Sequential(nn.Linear(2, 3), nn.Softplus(), nn.Linear(3, 1))
-    with pytest.raises(SheetnetError, match=r"layer Softplus at 1 is not supported; supported: Linear"):
+    model = nn.Sequential(nn.Linear(2, 3), nn.Softsign(), nn.Linear(3, 1))
+    with pytest.raises(SheetnetError, match=r"layer Softsign at 1 is not supported; supported: Linear"):
         capture_mlp(model, {})
 
 

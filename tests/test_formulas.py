@@ -148,7 +148,7 @@ ARRAY_CELL_OPS = (ir.TokenId, ir.RowSumExp, ir.LargestIds, ir.WordId, ir.FilledC
 @pytest.mark.parametrize("refs, op, cell, expected", GPT_CELL_CASES,
                          ids=[f"{type(c[1]).__name__}-{c[2]}" for c in GPT_CELL_CASES])
 def test_gpt_cell_formula_is_an_array_exactly_when_gnumeric_needs_it(refs, op, cell, expected):
-    from sheetnet.emit.formulas import ArrayText
+    from sheetnet.ops import ArrayText
     assert isinstance(cell_formula(op, refs, *cell), ArrayText) == isinstance(op, ARRAY_CELL_OPS)
 
 

@@ -15,7 +15,8 @@ from ..manifest import node_kind
 from ..writer import (TEMPLATES, ArraySpec, BookSpec, ChartSpec, Formula, Rule, SheetSpec,
                       TextRun, load_styles)
 from .a1 import Refs, absolute, col_letter, defined_name, quote_sheet
-from .formulas import ArrayText, cell_formula
+from ..ops import ArrayText
+from .formulas import cell_formula
 
 GUIDE = "Guide"
 
@@ -106,7 +107,7 @@ def _emit_node(sheet: SheetSpec, node: ir.Node, regions: dict[str, Region], arra
     for i in range(region.shape[0]):
         for j in range(region.shape[1]):
             text = _checked(node, cell_formula(node.op, refs, i, j))
-            if isinstance(text, ArrayText):  # {=...}: see formulas.ArrayText
+            if isinstance(text, ArrayText):  # {=...}: see ops.ArrayText
                 sheet.arrays.append(ArraySpec(*region.at(i, j), 1, 1, text, kind))
             else:
                 sheet.put(*region.at(i, j), Formula(text), kind)

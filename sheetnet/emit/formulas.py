@@ -9,7 +9,7 @@ This module knows nothing about openpyxl or the layout beyond ``Refs``.
 """
 from __future__ import annotations
 
-from ..ops import REGISTRY, ArrayText  # noqa: F401 (ArrayText: book.py reads it here)
+from ..ops import REGISTRY
 from .a1 import Refs
 
 CELL_FORMULAS = {cls: cls.formula for cls in REGISTRY.values()}  # op type -> fn(op, refs, i, j)

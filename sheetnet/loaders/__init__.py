@@ -54,7 +54,8 @@ def load(path: str | os.PathLike, fmt: str | None = None, meta: str | os.PathLik
         fmt: one of FORMATS.
         meta: GPT formats: a nanoGPT-style meta.pkl with the vocabulary (default: one beside path).
         activations: a bare Sequential state dict: comma-separated activations between its
-            Linear layers (relu, tanh, sigmoid, gelu, gelu_tanh, leaky_relu[:slope], identity).
+            Linear layers (relu, tanh, sigmoid, gelu, gelu_tanh, leaky_relu[:slope], silu,
+            softplus[:beta], elu[:alpha], identity).
     Returns:
         the payload, its metadata["source_format"] set to the reader's format.
     Raises:

@@ -30,9 +30,9 @@ import json, os, resource, sys, time
 import numpy as np
 from sheetnet.engines import open_engine
 from sheetnet.verify import block, numeric
-from sheetnet.writer import read_manifest
+from sheetnet.manifest import read_manifest
 name, book, timeout = sys.argv[1], sys.argv[2], float(sys.argv[3])
-entry = read_manifest(book)["nodes"]["logits"]
+entry = read_manifest(book).nodes["logits"]
 with open_engine(name, timeout=timeout) as eng:
     clock = time.perf_counter()
     values = eng.recalculate(book, [block(entry)])[0]
@@ -50,7 +50,7 @@ with open_engine(name, timeout=timeout) as eng:
                 pass
 if name != "libreoffice":
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss // 1024
-logits = numeric(values.T if entry.get("layout") == "transposed" else values)
+logits = numeric(values.T if entry.laid_transposed else values)
 np.save(sys.argv[4], logits)
 print(json.dumps({"seconds": seconds, "timings": eng.timings, "peak_mb": peak}))
 """

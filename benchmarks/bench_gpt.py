@@ -18,12 +18,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sheetnet.engines import Block  # noqa: E402
 from sheetnet.engines.libreoffice import LibreOffice as Engine  # noqa: E402
 from sheetnet.export import export  # noqa: E402
 from sheetnet.options import ExportOptions  # noqa: E402
-from sheetnet.verify import verify  # noqa: E402
-from sheetnet.writer import read_manifest  # noqa: E402
+from sheetnet.verify import block, verify  # noqa: E402
+from sheetnet.manifest import read_manifest  # noqa: E402
 
 
 def bench(model: Path, style: str, engine: Engine, repeat: int, folder: Path) -> dict:
@@ -31,8 +30,8 @@ def bench(model: Path, style: str, engine: Engine, repeat: int, folder: Path) ->
     t0 = time.perf_counter()
     res = export(model, book, ExportOptions(style=style, prompt="The cell", force=True))
     export_s = time.perf_counter() - t0
-    logits = read_manifest(book)["nodes"]["logits"]
-    read = [Block(logits["sheet"], logits["row"], logits["col"], *logits["shape"])]
+    logits = read_manifest(book).nodes["logits"]
+    read = [block(logits)]
     times = []
     for _ in range(repeat):  # load + recalculate everything (the profile recalculates on load)
         t0 = time.perf_counter()

@@ -88,7 +88,7 @@ from sheetnet.engines.libreoffice import LibreOffice as Engine
 from sheetnet.loaders import load
 from sheetnet.models.gpt import GPT
 from sheetnet.verify import numeric, read_nodes
-from sheetnet.writer import read_manifest
+from sheetnet.manifest import read_manifest
 sys.path.insert(0, {str(ROOT / "benchmarks")!r})
 from bench_scale import soffice_peak_mb
 manifest = read_manifest({str(book)!r})

@@ -20,12 +20,12 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 
 from sheetnet.checkpoint import save_checkpoint  # noqa: E402
-from sheetnet.engines import Block  # noqa: E402
 from sheetnet.engines.libreoffice import LibreOffice as Engine  # noqa: E402
 from sheetnet.export import export  # noqa: E402
 from sheetnet.models.gpt import GPT, GPTConfig  # noqa: E402
 from sheetnet.options import ExportOptions  # noqa: E402
-from sheetnet.writer import read_manifest  # noqa: E402
+from sheetnet.verify import block  # noqa: E402
+from sheetnet.manifest import read_manifest  # noqa: E402
 
 # name -> (n_layer, n_embd, context, vocab_size): formula cells from ~15k to ~1.3M
 SIZES = {
@@ -49,8 +49,8 @@ def bench(path: Path, style: str, engine: Engine, folder: Path) -> dict:
     t0 = time.perf_counter()
     res = export(path, book, ExportOptions(style=style, tokens=[1, 2], force=True))
     export_s = time.perf_counter() - t0
-    entry = read_manifest(book)["nodes"]["next.id"]
-    read = [Block(entry["sheet"], entry["row"], entry["col"], 1, 1)]
+    entry = read_manifest(book).nodes["next.id"]
+    read = [block(entry)]
     times = []
     for _ in range(2):
         t0 = time.perf_counter()

@@ -16,7 +16,7 @@ from sheetnet.cli import main
 from sheetnet.export import export
 from sheetnet.options import ExportOptions, TOLERANCE
 from sheetnet.verify import verify
-from sheetnet.writer import read_manifest
+from sheetnet.manifest import LoadSpec, read_manifest
 
 TOKENS = [1, 2, 3]
 
@@ -34,7 +34,7 @@ def test_hf_gpt2_workbook(engine, tmp_path):
     hf.save_pretrained(tmp_path / "hf")
     (tmp_path / "hf" / "vocab.json").write_text(json.dumps({ch: i for i, ch in enumerate(CHARS)}))
     export_and_verify(tmp_path / "hf", tmp_path / "hf.xlsx", engine, fmt="hf-gpt2")
-    assert read_manifest(tmp_path / "hf.xlsx")["meta"]["load"] == {"fmt": "hf-gpt2"}
+    assert read_manifest(tmp_path / "hf.xlsx").load == LoadSpec(fmt="hf-gpt2")
 
 
 def test_nanogpt_workbook(engine, tmp_path):
@@ -54,7 +54,7 @@ def test_nanogpt_workbook_with_the_meta_sample_py_would_read(engine, tmp_path, m
     monkeypatch.chdir(tmp_path)
     report = verify(tmp_path / "nano.xlsx", path, engine=engine)
     assert report.ok and report.max_abs_err <= TOLERANCE, report.table()
-    assert read_manifest(tmp_path / "nano.xlsx")["meta"]["run"]["vocab"] == CHARS
+    assert read_manifest(tmp_path / "nano.xlsx").run.vocab == tuple(CHARS)
 
 
 def test_mingpt_workbook(engine, tmp_path):

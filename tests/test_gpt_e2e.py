@@ -15,7 +15,7 @@ from sheetnet.models.gpt import GPT
 from sheetnet.options import ExportOptions
 from sheetnet.run import input_edits, run
 from sheetnet.verify import numeric, read_nodes, verify
-from sheetnet.writer import read_manifest
+from sheetnet.manifest import read_manifest
 
 STYLES = ["cells", "arrays"]
 FULL = "In the small town of Millbrook t"  # exactly the context: 32 characters
@@ -89,9 +89,9 @@ def test_an_unknown_character_is_named_in_the_sheet_and_by_run_and_verify(engine
                                                                           tmp_path):
     with pytest.raises(SheetnetError, match=r"^not in vocab: 'Ω'$"):
         run(books["cells"], engine=engine, prompt="HeΩlo")
-    entry = read_manifest(books["cells"])["nodes"]["tokens.id"]
-    ids, = engine.recalculate(books["cells"], [Block(entry["sheet"], entry["row"], entry["col"], 5, 1)],
-                              edits=[(entry["sheet"], 4, 1, "HeΩlo")], check_errors=False)
+    entry = read_manifest(books["cells"]).nodes["tokens.id"]
+    ids, = engine.recalculate(books["cells"], [Block(entry.sheet, entry.row, entry.col, 5, 1)],
+                              edits=[(entry.sheet, 4, 1, "HeΩlo")], check_errors=False)
     assert ids[2, 0] == "not in vocab: 'Ω'" and ids[1, 0] == 43.0
     book = tmp_path / "omega.xlsx"
     export(example[0], book, ExportOptions(prompt="HeΩlo", context=8))
@@ -103,10 +103,10 @@ def test_an_unknown_character_is_named_in_the_sheet_and_by_run_and_verify(engine
 def test_editing_a_weight_on_a_block_sheet_moves_the_logits_like_torch(engine, example, books,
                                                                        style, tmp_path):
     path, payload, vocab = example
-    entry = read_manifest(books[style])["nodes"]["h0.mlp.c_fc.W"]
+    entry = read_manifest(books[style]).nodes["h0.mlp.c_fc.W"]
     i, j, new = 5, 3, 0.75  # hidden neuron 5 of block 1, its weight from feature 3
     wb = openpyxl.load_workbook(books[style])
-    wb[entry["sheet"]][cell_name(entry["row"] + i, entry["col"] + j)] = new
+    wb[entry.sheet][cell_name(entry.row + i, entry.col + j)] = new
     edited = tmp_path / "edited.xlsx"
     wb.save(edited)
     ids = [vocab.index(c) for c in "The cell"]

@@ -12,7 +12,7 @@ from sheetnet.capture.gpt import lower_gpt
 from sheetnet.capture.gpt_tokens import capture_gpt_tokens, token_label
 from sheetnet.emit.a1 import Refs
 from sheetnet.emit.arrays import ARRAY_FORMULAS
-from sheetnet.emit.book import manifest
+from sheetnet.manifest import build
 from sheetnet.emit.formulas import cell_formula
 from sheetnet.errors import SheetnetError
 from sheetnet.export import choose_style
@@ -40,7 +40,7 @@ CELL_CASES = [
      '(ids 0..4)"),"token id "&B18&" is outside the vocabulary (ids 0..4)"))'),
     (ir.TokenText("table", "ids", "n"), (2, 0), "IF(B5>2,INDEX('Vocab'!B5:B9,C19+1,1),\"\")"),
     (ir.IdsNote("ids", "n"), (0, 0),
-     'IF(SUMPRODUCT(ISTEXT(C17:C19)*1)>0,"a token id is not valid: see the id column",'
+     'IF(COUNT(C17:C19)<3,"a token id is not valid: see the id column",'
      'IF(B5=0,"type token ids in the yellow cells, from t0 on","ok"))'),
     # a transposed tensor: element (i, j) at sheet row j, column i; INDEX swaps its arguments
     (ir.Copy("wide"), (1, 3), "'O'!C14"),
@@ -73,9 +73,9 @@ def test_wide_tensors_lie_down_the_rows_with_their_labels_swapped():
     assert p.label_at("S", r.row + 3, r.col - 1) == "c3" and p.label_at("S", r.row - 1, r.col) == "t0"
     assert "laid out transposed" in p.titles[("S", r.row - 2, 0)]
     assert r.sub((1, 2), (3, 5)) == Region("S", r.row + 3, r.col + 1, 2, 1, True)
-    entry = manifest(g, p)["nodes"]["logits"]
-    assert entry["shape"] == [2, v] and entry["layout"] == "transposed"
-    assert "layout" not in manifest(g, p)["nodes"]["m"]
+    entry = build(g, p).nodes["logits"]
+    assert entry.shape == (2, v) and entry.layout == "transposed"
+    assert build(g, p).nodes["m"].layout is None
 
 
 def test_a_tensor_too_big_either_way_is_refused_before_writing():

@@ -20,7 +20,7 @@ from sheetnet.export import export
 from sheetnet.options import TOLERANCE, ExportOptions
 from sheetnet.run import run
 from sheetnet.verify import verify
-from sheetnet.writer import read_manifest
+from sheetnet.manifest import read_manifest
 from cli_helpers import invoke
 
 
@@ -61,17 +61,17 @@ def test_bad_ids_show_in_the_sheet_and_stop_run_and_verify(engine, hf_book, tmp_
         run(book, engine=engine, tokens=[1, "", 2])
     with pytest.raises(SheetnetError, match="7 tokens given; the workbook holds 6"):
         run(book, engine=engine, tokens=[1] * 7)
-    nodes = read_manifest(book)["nodes"]
+    nodes = read_manifest(book).nodes
     typed, ids, note = nodes["prompt"], nodes["tokens.id"], nodes["prompt.note"]
-    edits = [(typed["sheet"], typed["row"] + i, typed["col"], v) for i, v in enumerate([7, 2.5, 50])]
+    edits = [(typed.sheet, typed.row + i, typed.col, v) for i, v in enumerate([7, 2.5, 50])]
     got_ids, got_note = engine.recalculate(
-        book, [Block(ids["sheet"], ids["row"], ids["col"], 4, 1),
-               Block(note["sheet"], note["row"], note["col"], 1, 1)], edits=edits, check_errors=False)
+        book, [Block(ids.sheet, ids.row, ids.col, 4, 1),
+               Block(note.sheet, note.row, note.col, 1, 1)], edits=edits, check_errors=False)
     assert got_ids[:, 0].tolist() == [7.0, "token id 2.5 is outside the vocabulary (ids 0..49)",
                                       "token id 50 is outside the vocabulary (ids 0..49)", 0.0]
     assert got_note[0, 0] == "a token id is not valid: see the id column"
     wb = openpyxl.load_workbook(book)   # a user types 99 into t1 and saves
-    wb[typed["sheet"]][cell_name(typed["row"] + 1, typed["col"])] = 99
+    wb[typed.sheet][cell_name(typed.row + 1, typed.col)] = 99
     wb.save(tmp_path / "typed.xlsx")
     with pytest.raises(SheetnetError, match=r"^token id 99 is outside the vocabulary"):
         verify(tmp_path / "typed.xlsx", folder, engine=engine)
@@ -100,8 +100,8 @@ def test_bpe_strings_are_looked_up_from_the_vocab_sheet(engine, tmp_path):
     text = [" the", "a", "\n", "é", "=1+1", "123", "TRUE", "  ", "\\xe2\\x80", "x", " "]
     assert out["next_token"] == text[int(expected.argmax())]
     assert out["top_tokens"] == [SHOWN[i] for i in out["top_ids"]]
-    tokens = read_manifest(book)["nodes"]["tokens.text"]
-    shown, = engine.recalculate(book, [Block(tokens["sheet"], tokens["row"], tokens["col"], 4, 1)])
+    tokens = read_manifest(book).nodes["tokens.text"]
+    shown, = engine.recalculate(book, [Block(tokens.sheet, tokens.row, tokens.col, 4, 1)])
     assert shown[:, 0].tolist() == [" the", "=1+1", "\\n", None]   # text cells, never formulas
 
 
@@ -169,9 +169,9 @@ def test_a_vocabulary_wider_than_a_sheet(engine, wide, tmp_path, style):
     book = tmp_path / "wide.xlsx"
     res = export(path, book, ExportOptions(tokens=[1, 19_999, 7], style=style))
     assert res.style == ("cells" if style == "auto" else "arrays")  # 141k formula cells
-    nodes = read_manifest(book)["nodes"]
-    assert nodes["logits"]["shape"] == [4, 20_000] and nodes["logits"]["layout"] == "transposed"
-    assert nodes["next.probs"]["layout"] == "transposed" and "layout" not in nodes["wte"]
+    nodes = read_manifest(book).nodes
+    assert nodes["logits"].shape == (4, 20_000) and nodes["logits"].layout == "transposed"
+    assert nodes["next.probs"].layout == "transposed" and nodes["wte"].layout is None
     report = verify(book, path, engine=engine)
     assert report.ok and report.max_abs_err <= TOLERANCE, report.table()
     out = run(book, engine=engine, tokens=[19_999, 2], temperature=0.5)

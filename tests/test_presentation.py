@@ -6,7 +6,7 @@ from lo_helpers import validation_rule
 from sheetnet.emit.a1 import cell_name, defined_name
 from sheetnet.export import export
 from sheetnet.options import ExportOptions
-from sheetnet.writer import read_manifest
+from sheetnet.manifest import read_manifest
 
 
 @pytest.fixture(scope="module")
@@ -31,15 +31,15 @@ def test_guide_first_with_legend(books, name):
 @pytest.mark.parametrize("name", ["sqrt_2x2.pt", "textnet.pt", "gpt.pt"])
 def test_every_tensor_has_a_defined_name_on_its_cells(books, name):
     wb = openpyxl.load_workbook(books[name])
-    nodes = read_manifest(books[name])["nodes"]
+    nodes = read_manifest(books[name]).nodes
     for node, entry in nodes.items():
-        if entry["op"] == "View":
+        if entry.op == "View":
             continue
         dn = wb.defined_names[defined_name(node)]
         sheet, cells = next(iter(dn.destinations))
-        assert sheet == entry["sheet"]
+        assert sheet == entry.sheet
         first = cells.split(":")[0].replace("$", "")
-        assert wb[sheet][first].row == entry["row"] + 1 and wb[sheet][first].column == entry["col"] + 1
+        assert wb[sheet][first].row == entry.row + 1 and wb[sheet][first].column == entry.col + 1
 
 
 def test_array_formulas_read_through_names(books):
@@ -53,10 +53,10 @@ def test_array_formulas_read_through_names(books):
 def test_heatmaps_on_weights_and_attention(books):
     wb = openpyxl.load_workbook(books["gpt.pt"])
     ranges = {str(r.sqref) for r in wb["B1 Attention"].conditional_formatting}
-    nodes = read_manifest(books["gpt.pt"])["nodes"]
+    nodes = read_manifest(books["gpt.pt"]).nodes
     probs = nodes["h0.attn.probs0"]
     from sheetnet.emit.a1 import cell_name
-    assert cell_name(probs["row"], probs["col"]) + ":" in " ".join(ranges)
+    assert cell_name(probs.row, probs.col) + ":" in " ".join(ranges)
     assert len(ranges) >= 4  # c_attn, c_proj and both heads' probabilities
 
 
@@ -76,13 +76,13 @@ def test_defined_name_rules(node, expected):
 @pytest.mark.parametrize("name", ["sqrt_2x2.pt", "gpt.pt"])
 def test_column_labels_sit_right_aligned_over_their_numbers(books, name):
     wb = openpyxl.load_workbook(books[name])
-    nodes = read_manifest(books[name])["nodes"]
+    nodes = read_manifest(books[name]).nodes
     for node in ("L1.W", "h0.mlp.fc"):
         if node in nodes:
             e = nodes[node]
-            ws = wb[e["sheet"]]
-            over = ws.cell(e["row"], e["col"] + 1)       # the line above the first number
-            beside = ws.cell(e["row"] + 1, e["col"])     # the row label left of it
+            ws = wb[e.sheet]
+            over = ws.cell(e.row, e.col + 1)       # the line above the first number
+            beside = ws.cell(e.row + 1, e.col)     # the row label left of it
             assert over.value and over.alignment.horizontal == "right", (node, over.value)
             assert beside.value and beside.alignment.horizontal in (None, "general"), node
             break
@@ -93,13 +93,13 @@ def test_column_labels_sit_right_aligned_over_their_numbers(books, name):
 @pytest.mark.parametrize("name", ["textnet.pt", "gpt.pt"])
 def test_the_temperature_cell_takes_only_numbers_above_zero(engine, books, name):
     # at 0 the sheet would divide by zero; below 0 its softmax would favour the least likely
-    t = read_manifest(books[name])["nodes"]["temperature"]
-    ws = openpyxl.load_workbook(books[name])[t["sheet"]]
+    t = read_manifest(books[name]).nodes["temperature"]
+    ws = openpyxl.load_workbook(books[name])[t.sheet]
     rules = {str(dv.sqref): dv for dv in ws.data_validations.dataValidation}
-    dv = rules[cell_name(t["row"], t["col"])]
+    dv = rules[cell_name(t.row, t.col)]
     assert (dv.type, dv.operator, dv.formula1, dv.showErrorMessage) == ("decimal", "greaterThan",
                                                                         "0", True)
     assert "greater than 0" in dv.error
     # and LibreOffice reads the same rule
-    got = validation_rule(engine, books[name], t["sheet"], t["row"], t["col"])
+    got = validation_rule(engine, books[name], t.sheet, t.row, t.col)
     assert got == ("DECIMAL", "GREATER", "0", True)

@@ -18,7 +18,7 @@ from sheetnet.ir import graph as ir
 from sheetnet.layout import plan
 from sheetnet.options import TOLERANCE, TOLERANCE_FLOAT32, ExportOptions
 from sheetnet.verify import Report, Row, verify
-from sheetnet.writer import read_manifest
+from sheetnet.manifest import read_manifest
 from sheetnet.xlsx import _float32_patterns
 
 
@@ -71,11 +71,11 @@ def test_float32_workbook_verifies_at_its_tolerance_and_its_weights_cast_back_ex
     path, model = ckpt
     book = tmp_path / "f32.xlsx"
     res = export(path, book, ExportOptions(precision="float32", prompt="abc"))
-    assert res.precision == "float32" and read_manifest(book)["precision"] == "float32"
+    assert res.precision == "float32" and read_manifest(book).precision == "float32"
     report = verify(book, path, engine=engine)
     assert report.tol == TOLERANCE_FLOAT32 and report.ok, report.table()
     weights = [r for r in report.rows if r.against == "f32 cast"]
-    kinds = [e["kind"] for e in read_manifest(book)["nodes"].values()]
+    kinds = [e.kind for e in read_manifest(book).nodes.values()]
     assert len(weights) == kinds.count("weight") > 0
     assert all(r.max_abs_err == 0 for r in weights)                 # bit for bit as float32
     assert "tolerance 1e-06 x max(1, the tensor's largest |value|), precision float32" \
@@ -83,14 +83,14 @@ def test_float32_workbook_verifies_at_its_tolerance_and_its_weights_cast_back_ex
     # every weight cell, read as a float64 by another reader, casts to the float32 weight
     manifest, wb = read_manifest(book), openpyxl.load_workbook(book, read_only=True)
     sd = model.state_dict()
-    for name, e in manifest["nodes"].items():
-        if e["kind"] != "weight":
+    for name, e in manifest.nodes.items():
+        if e.kind != "weight":
             continue
-        r, c, (rows, cols) = e["row"], e["col"], e["shape"]
-        cells = np.array([row for row in wb[e["sheet"]].iter_rows(
+        r, c, (rows, cols) = e.row, e.col, e.shape
+        cells = np.array([row for row in wb[e.sheet].iter_rows(
             min_row=r + 1, max_row=r + rows, min_col=c + 1, max_col=c + cols, values_only=True)],
             dtype=np.float64)
-        want = sd[e["source"]].numpy().reshape(rows, cols)
+        want = sd[e.source].numpy().reshape(rows, cols)
         assert np.array_equal(cells.astype(np.float32), want), name
     wb.close()
 
@@ -117,7 +117,7 @@ def test_verify_skips_weights_above_the_threshold_and_does_not_count_them(
                         lambda eng, bk, man, names, **kw: read.extend(names) or
                         real(eng, bk, man, names, **kw))
     report = verify(book, path, engine=engine)
-    kinds = {n: e["kind"] for n, e in read_manifest(book)["nodes"].items()}
+    kinds = {n: e.kind for n, e in read_manifest(book).nodes.items()}
     skipped = {r.name for r in report.skipped}
     assert skipped == {n for n, k in kinds.items() if k == "weight"} and skipped
     assert not skipped & set(read)                     # never read back
@@ -192,7 +192,7 @@ def test_cli_export_takes_a_precision_and_records_it(ckpt, tmp_path):
     book = tmp_path / "cli.xlsx"
     res = CliRunner().invoke(main, ["export", str(path), str(book), "--precision", "float32"])
     assert res.exit_code == 0 and "precision float32" in res.output, res.output
-    assert read_manifest(book)["precision"] == "float32"
+    assert read_manifest(book).precision == "float32"
     res = CliRunner().invoke(main, ["export", str(path), str(book), "--precision", "float16"])
     assert res.exit_code != 0 and "float16" in res.output
 

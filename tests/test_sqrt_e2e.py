@@ -11,7 +11,7 @@ from sheetnet.models.mlp import mlp_from_checkpoint
 from sheetnet.options import ExportOptions
 from sheetnet.run import run
 from sheetnet.verify import verify
-from sheetnet.writer import read_manifest
+from sheetnet.manifest import read_manifest
 
 NETS = ["sqrt_2x2.pt", "sqrt_net.pt"]
 
@@ -65,14 +65,14 @@ def test_weights_are_written_bit_for_bit(examples, tmp_path):
     state = load_checkpoint(examples / "sqrt_net.pt")["state_dict"]
     wb = openpyxl.load_workbook(book)
     checked = 0
-    for name, entry in manifest["nodes"].items():
-        if entry["kind"] != "weight":
+    for name, entry in manifest.nodes.items():
+        if entry.kind != "weight":
             continue
-        ws = wb[entry["sheet"]]
-        rows, cols = entry["shape"]
-        got = np.array([[ws.cell(entry["row"] + i + 1, entry["col"] + j + 1).value
+        ws = wb[entry.sheet]
+        rows, cols = entry.shape
+        got = np.array([[ws.cell(entry.row + i + 1, entry.col + j + 1).value
                          for j in range(cols)] for i in range(rows)], dtype=np.float64)
-        original = state[entry["source"]].numpy()
+        original = state[entry.source].numpy()
         assert np.array_equal(got.astype(np.float32).reshape(original.shape), original), name
         # and the float64 text is the exact float64 of the float32 weight
         assert np.array_equal(got.reshape(original.shape), original.astype(np.float64))
@@ -84,10 +84,10 @@ def test_editing_a_weight_cell_moves_y_like_torch(engine, examples, tmp_path):
     net = examples / "sqrt_net.pt"
     book = tmp_path / "sqrt.xlsx"
     export(net, book, ExportOptions(input_value=3.0))
-    entry = read_manifest(book)["nodes"]["L2.W"]
+    entry = read_manifest(book).nodes["L2.W"]
     i, j, new = 4, 7, 0.75  # neuron 5 of layer 2, its weight from layer-1 neuron 8
     wb = openpyxl.load_workbook(book)
-    wb[entry["sheet"]][cell_name(entry["row"] + i, entry["col"] + j)] = new
+    wb[entry.sheet][cell_name(entry.row + i, entry.col + j)] = new
     edited = tmp_path / "edited.xlsx"
     wb.save(edited)
 
@@ -106,8 +106,8 @@ def test_walk_sheet_grid_breakpoints_and_chart(engine, examples, tmp_path):
     from sheetnet.verify import block, numeric
     book = tmp_path / "sqrt.xlsx"
     export(examples / "sqrt_2x2.pt", book)
-    nodes = read_manifest(book)["nodes"]
-    assert nodes["walk.x"]["shape"] == [41, 1]
+    nodes = read_manifest(book).nodes
+    assert nodes["walk.x"].shape == (41, 1)
     wb = openpyxl.load_workbook(book)
     assert wb.sheetnames[:2] == ["Guide", "Input"] and "Walk" in wb.sheetnames
     assert len(wb["Walk"]._charts) == 1

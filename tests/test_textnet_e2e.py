@@ -21,7 +21,7 @@ from sheetnet.models.textnet import TextNet, greedy_chain, train_textnet_checkpo
 from sheetnet.options import ExportOptions
 from sheetnet.run import input_edits, run
 from sheetnet.verify import read_nodes, verify
-from sheetnet.writer import read_manifest
+from sheetnet.manifest import read_manifest
 from cli_helpers import invoke, one_line_error
 from lo_helpers import validation_rule
 
@@ -149,9 +149,9 @@ def test_run_refuses_a_temperature_that_is_not_positive(books, t):
 def test_an_edited_weight_changes_the_whole_chain(engine, examples, books):
     net = "textnet.pt"
     model, vocab, payload = _load(examples / net)
-    entry = read_manifest(books[net])["nodes"]["out.b"]
+    entry = read_manifest(books[net]).nodes["out.b"]
     cat = vocab.index("cat")
-    edit = [(entry["sheet"], entry["row"] + cat, entry["col"], 100.0)]  # "cat" always wins now
+    edit = [(entry.sheet, entry.row + cat, entry.col, 100.0)]  # "cat" always wins now
     cells = _cells(engine, books[net], ["chain", "all.next.word"], edit)
     payload["state_dict"]["out.bias"][cat] = 100.0
     edited = TextNet.from_checkpoint(payload).double()
@@ -191,18 +191,18 @@ def test_export_refuses_a_start_word_not_in_the_vocabulary(tmp_path, examples):
 def test_tricky_words_are_text_cells(engine, tricky):
     model_path, book = tricky
     vocab = load_checkpoint(model_path)["metadata"]["vocab"]
-    nodes = read_manifest(book)["nodes"]
+    nodes = read_manifest(book).nodes
     wb = openpyxl.load_workbook(book)
     entry = nodes["vocab.word"]
     for i, w in enumerate(vocab):
-        cell = wb["Vocab"].cell(entry["row"] + i + 1, entry["col"] + 1)
+        cell = wb["Vocab"].cell(entry.row + i + 1, entry.col + 1)
         assert (cell.value, cell.data_type) == (w, "s"), w
     word = nodes["word"]
-    cell = wb["Input"].cell(word["row"] + 1, word["col"] + 1)
+    cell = wb["Input"].cell(word.row + 1, word.col + 1)
     assert (cell.value, cell.data_type) == ("=1+1", "s")
     # the logits' column labels are the words too, and text as well
     out = nodes["out.z"]
-    labels = [wb["Output"].cell(out["row"], out["col"] + j + 1) for j in range(len(vocab))]
+    labels = [wb["Output"].cell(out.row, out.col + j + 1) for j in range(len(vocab))]
     assert [(c.value, c.data_type) for c in labels] == [(w, "s") for w in vocab]
     with zipfile.ZipFile(book) as z:  # the Vocab sheet holds no formula at all
         vocab_xml = z.read(f"xl/worksheets/sheet{wb.sheetnames.index('Vocab') + 1}.xml").decode()
@@ -217,17 +217,17 @@ def test_tricky_words_are_text_cells(engine, tricky):
 
 def test_tricky_dropdown_offers_the_vocabulary(engine, tricky):
     _, book = tricky
-    nodes = read_manifest(book)["nodes"]
+    nodes = read_manifest(book).nodes
     word, words = nodes["word"], nodes["vocab.word"]
     source = "'Vocab'!${c}${r0}:${c}${r1}".format(
-        c=openpyxl.utils.get_column_letter(words["col"] + 1), r0=words["row"] + 1,
-        r1=words["row"] + words["shape"][0])
+        c=openpyxl.utils.get_column_letter(words.col + 1), r0=words.row + 1,
+        r1=words.row + words.shape[0])
     ws = openpyxl.load_workbook(book)["Input"]
     (dv,) = [d for d in ws.data_validations.dataValidation if d.type == "list"]
     assert (dv.type, dv.formula1, str(dv.sqref)) == (
-        "list", source, openpyxl.utils.get_column_letter(word["col"] + 1) + str(word["row"] + 1))
+        "list", source, openpyxl.utils.get_column_letter(word.col + 1) + str(word.row + 1))
     # LibreOffice reads it as a list validation over the same cells
-    kind, _, formula, _ = validation_rule(engine, book, "Input", word["row"], word["col"])
+    kind, _, formula, _ = validation_rule(engine, book, "Input", word.row, word.col)
     assert kind == "LIST" and formula == source.replace("'Vocab'!", "$Vocab.")
 
 

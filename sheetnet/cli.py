@@ -248,7 +248,7 @@ def _options(tokens=None, **given) -> ExportOptions:
 @_one_line_errors
 def export(model, out, force, **given):
     """Write MODEL (a file, or a Hugging Face / minGPT folder) as the workbook OUT."""
-    from .capture.gpt import positions_text
+    from .capture.gpt_body import positions_text
     from .export import export as do_export
     with _SheetProgress() as progress:
         res = do_export(model, out, _options(force=force, **given), progress=progress)

@@ -6,7 +6,7 @@ from collections import Counter
 from pathlib import Path
 
 from . import layout
-from .capture.gpt import positions_text
+from .capture.gpt_body import positions_text
 from .errors import SheetnetError
 from .ir import graph as ir
 from .layout import MAX_COLS, MAX_FORMULA_CHARS, MAX_ROWS

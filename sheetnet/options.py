@@ -23,7 +23,7 @@ class ExportOptions:
     prompt: str | None = None     # text models: the prompt / word written into the input cell
     tokens: list[int] | None = None   # GPT: token ids instead of a prompt
     context: int | None = None    # GPT: positions the sheets compute (None = the block size up
-                                  # to capture/gpt.py's DEFAULT_CONTEXT, more if the prompt needs)
+                                  # to capture/gpt_body.py's DEFAULT_CONTEXT, more if the prompt needs)
     precision: str = "auto"       # weight text: "float64" (shortest exact), "float32" (shortest
                                   # text that reads back as the same float32), "auto" (below)
     max_recalc: float | None = MAX_RECALC_S  # export: refuse a workbook LibreOffice would take

@@ -31,7 +31,6 @@ from ..errors import SheetnetError
 from ..ir import graph as ir
 from ..ir.reference import evaluate
 from .gpt_body import PAD, Front, build_body, char_label, check_context, context_meta, trace_ids
-from .gpt_body import positions_text  # noqa: F401  (cli and inspect read it from here)
 from .gpt_tokens import DEFAULT_TOKENS, capture_gpt_tokens, trace_gpt_tokens
 from .trace import Captured
 

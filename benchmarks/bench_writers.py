@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from sheetnet.writer import BookSpec, SheetSpec, load_styles  # noqa: E402
+from sheetnet.spec import BookSpec, SheetSpec, load_styles  # noqa: E402
 from sheetnet.xlsx import write_xlsx  # noqa: E402
 
 

@@ -9,7 +9,6 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -52,20 +51,6 @@ def _detached(state_dict: dict) -> dict:
             copies[key] = v.detach().cpu().clone()
         out[k] = copies[key]
     return out
-
-
-def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
-    """Read a sheetnet checkpoint without executing code from it, through the one safe loader
-    every format uses (``loaders.safe.torch_load``: weights only, zip records and shared
-    references bounded by the file's size).
-
-    Raises:
-        SheetnetError: missing file, not a torch file, unsafe pickle, a file that expands far past
-            its size, or not a sheetnet checkpoint.
-    """
-    from .loaders.safe import torch_load   # here: loaders import this module
-    path = Path(path)
-    return check_payload(torch_load(path), path)
 
 
 def check_payload(payload: Any, path: str | os.PathLike) -> dict[str, Any]:

@@ -22,10 +22,10 @@ from .errors import SheetnetError
 from .ir import graph as ir
 from .layout import MAX_ROWS, Plan
 from .manifest_checks import check
+from .writer import MANIFEST_SHEET
 from .xlsx_read import MIN_CELL_BYTES, Book
 
 VERSION = 1                   # what this sheetnet writes and reads; another is refused by name
-MANIFEST_SHEET = "_sheetnet"
 MANIFEST_CHARS = 64 * 2**20   # GPT-2 small's manifest (BPE vocabulary, tokenizer files): ~6 MB
 # {} and [] in the manifest text, bounded before json.loads builds them (each costs ~64+ bytes;
 # GPT-2 small's manifest has ~10k)
@@ -178,21 +178,10 @@ def build(graph: ir.Graph, plan: Plan, load: LoadSpec | None = None,
                    "outputs": [n.name for n in graph.outputs], "precision": precision})
 
 
-_LEAF_KIND = {ir.Input: "input", ir.Param: "weight", ir.Const: "const"}
-
-
-def node_kind(node: ir.Node) -> str:
-    """The cell kind that styles a node (emit) and that the manifest records of it (verify reads
-    weights, inputs and constants apart): input, weight, const, formula or output."""
-    if type(node.op) in _LEAF_KIND:
-        return _LEAF_KIND[type(node.op)]
-    return "output" if node.role == "output" else "formula"
-
-
 def _entry(node: ir.Node, plan: Plan) -> dict:
     r = plan.regions[node.name]
     entry = {"sheet": r.sheet, "row": r.row, "col": r.col, "shape": list(r.shape),
-             "kind": node_kind(node), "op": type(node.op).__name__}
+             "kind": ir.node_kind(node), "op": type(node.op).__name__}
     if r.transposed:  # the tensor's rows are the sheet's columns (see layout.py)
         entry["layout"] = "transposed"
     if node.ref:

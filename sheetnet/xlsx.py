@@ -444,7 +444,7 @@ def _rels(targets: list[tuple[str, str]]) -> str:
 
 def write_xlsx(book, path, styles: dict, precision: str = "float64", compresslevel: int = 1,
                progress=None) -> None:
-    """Write a BookSpec (see writer.py) as .xlsx at ``path``.
+    """Write a BookSpec (see spec.py) as .xlsx at ``path``.
 
     Args:
         book: the sheets, plus hidden sheets and defined names.

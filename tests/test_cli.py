@@ -5,7 +5,8 @@ import pytest
 import torch
 from torch import nn
 
-from sheetnet.checkpoint import load_checkpoint, save_checkpoint
+from sheetnet.checkpoint import save_checkpoint
+from sheetnet.loaders import load_checkpoint
 from cli_helpers import invoke, one_line_error
 
 

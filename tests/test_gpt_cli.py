@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from sheetnet.checkpoint import load_checkpoint
+from sheetnet.loaders import load_checkpoint
 from cli_helpers import invoke
 
 

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from foreign import CHARS, random_gpt
-from sheetnet.checkpoint import load_checkpoint, save_checkpoint
+from sheetnet.checkpoint import save_checkpoint
+from sheetnet.loaders import load_checkpoint
 from sheetnet.emit.a1 import cell_name
 from sheetnet.engines import Block
 from sheetnet.errors import SheetnetError

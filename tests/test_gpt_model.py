@@ -9,7 +9,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from sheetnet.checkpoint import load_checkpoint, save_checkpoint
+from sheetnet.checkpoint import save_checkpoint
+from sheetnet.loaders import load_checkpoint
 from sheetnet.errors import SheetnetError
 from sheetnet.models.gpt import GPT, GPTConfig, generate, gpt_config_from_dict
 from sheetnet.models.train_gpt import (

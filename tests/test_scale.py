@@ -200,7 +200,8 @@ def test_cli_export_takes_a_precision_and_records_it(ckpt, tmp_path):
 def test_tied_weights_are_saved_and_loaded_once(tmp_path):
     # a tied GPT head used to be saved as a second copy of wte: twice the memory when loaded
     import torch
-    from sheetnet.checkpoint import load_checkpoint, save_checkpoint
+    from sheetnet.checkpoint import save_checkpoint
+    from sheetnet.loaders import load_checkpoint
     from sheetnet.models.gpt import GPT, GPTConfig
     model = GPT(GPTConfig(vocab_size=300, n_embd=16, n_layer=1, n_head=2, block_size=8))
     save_checkpoint(tmp_path / "g.pt", "gpt", {"vocab_size": 300, "n_embd": 16, "n_layer": 1,
@@ -215,6 +216,6 @@ def test_tied_weights_are_saved_and_loaded_once(tmp_path):
 
 
 def test_the_example_gpt_holds_its_tied_head_once(examples):
-    from sheetnet.checkpoint import load_checkpoint
+    from sheetnet.loaders import load_checkpoint
     sd = load_checkpoint(examples / "gpt.pt")["state_dict"]
     assert sd["lm_head.weight"].data_ptr() == sd["transformer.wte.weight"].data_ptr()

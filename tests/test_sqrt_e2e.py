@@ -4,7 +4,7 @@ import openpyxl
 import pytest
 import torch
 
-from sheetnet.checkpoint import load_checkpoint
+from sheetnet.loaders import load_checkpoint
 from sheetnet.emit.a1 import cell_name
 from sheetnet.export import export
 from sheetnet.models.mlp import mlp_from_checkpoint

@@ -11,7 +11,7 @@ import torch
 from click.testing import CliRunner
 
 from sheetnet.capture.textnet import GENERATE_STEPS, as_sequential
-from sheetnet.checkpoint import load_checkpoint
+from sheetnet.loaders import load_checkpoint
 from sheetnet.cli import main
 from sheetnet.errors import SheetnetError
 from sheetnet.export import export

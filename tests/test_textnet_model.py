@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 import torch
 
-from sheetnet.checkpoint import load_checkpoint
+from sheetnet.loaders import load_checkpoint
 from sheetnet.errors import SheetnetError
 from sheetnet.models.textnet import (
-    TextNet, build_vocab, greedy_chain, load_textnet, read_pairs, trace, train_textnet,
+    TextNet, build_vocab, greedy_chain, read_pairs, trace, train_textnet,
     train_textnet_checkpoint,
 )
 
@@ -125,7 +125,9 @@ def test_formula_like_words_train_and_round_trip(tmp_path):
              ("\"dq\"", "-2"), ("-2", "=1+1"), ("+A1", "=1+1"), ("Ünïcode", "-2")]
     out = tmp_path / "odd.pt"
     meta = train_textnet_checkpoint(out, pairs, embed=4, hidden=(8, 8), seed=0)
-    model, vocab, saved = load_textnet(out)
+    payload = load_checkpoint(out)
+    model, saved = TextNet.from_checkpoint(payload), payload["metadata"]
+    vocab = saved["vocab"]
     assert vocab == build_vocab(pairs) == ["=1+1", "@SUM(A1)", "'quoted", "\"dq\"", "-2", "+A1", "Ünïcode"]
     assert saved["pairs"] == [list(p) for p in pairs]
     assert saved["seed_used"] == meta["seed_used"] and saved["final_loss"] == meta["final_loss"]

@@ -12,7 +12,7 @@ from sheetnet.errors import SheetnetError
 from sheetnet.export import export
 from sheetnet.options import ExportOptions
 from sheetnet.layout import Numbers
-from sheetnet.writer import ArraySpec, BookSpec, Formula, SheetSpec, TextRun, load_styles
+from sheetnet.spec import ArraySpec, BookSpec, Formula, SheetSpec, TextRun, load_styles
 from sheetnet.xlsx import write_xlsx
 
 WORDS = ["=1+1", "@SUM(A1)", "+x", "-", "_x0041_", "a\x01b", "tab\there", "<&>", "  sp  ", "Ünï"]

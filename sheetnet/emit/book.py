@@ -11,9 +11,8 @@ import numpy as np
 from ..ir import graph as ir
 from ..errors import SheetnetError
 from ..layout import MAX_FORMULA_CHARS, Plan, Region
-from ..manifest import node_kind
-from ..writer import (TEMPLATES, ArraySpec, BookSpec, ChartSpec, Formula, Rule, SheetSpec,
-                      TextRun, load_styles)
+from ..spec import (TEMPLATES, ArraySpec, BookSpec, ChartSpec, Formula, Rule, SheetSpec,
+                    TextRun, load_styles)
 from .a1 import Refs, absolute, col_letter, defined_name, quote_sheet
 from ..ops import ArrayText
 from .formulas import cell_formula
@@ -81,7 +80,7 @@ def _add_heatmap(sheet: SheetSpec, node: ir.Node, region: Region, colours: dict)
 
 def _emit_node(sheet: SheetSpec, node: ir.Node, regions: dict[str, Region], array_ops,
                names: dict | None = None) -> None:
-    region, kind = regions[node.name], node.style or node_kind(node)
+    region, kind = regions[node.name], node.style or ir.node_kind(node)
     if type(node.op) in ir.LEAF_TYPES:
         value = node.op.default if isinstance(node.op, ir.Input) else node.op.value
         if isinstance(node.op, ir.Input) and node.op.above is not None:

@@ -138,3 +138,14 @@ def as_matrix(value) -> np.ndarray:
     if arr.ndim != 2:
         raise ValueError(f"expected a vector or matrix, got shape {arr.shape}")
     return arr
+
+
+_LEAF_KIND = {Input: "input", Param: "weight", Const: "const"}
+
+
+def node_kind(node: Node) -> str:
+    """The cell kind that styles a node (emit) and that the manifest records of it (verify reads
+    weights, inputs and constants apart): input, weight, const, formula or output."""
+    if type(node.op) in _LEAF_KIND:
+        return _LEAF_KIND[type(node.op)]
+    return "output" if node.role == "output" else "formula"

@@ -29,7 +29,7 @@ from ..a1 import MAX_CELL_CHARS
 from .hf_gpt2 import WEIGHT_FILES, read_hf_gpt2
 from .mingpt import looks_like_gpt, read_mingpt
 from .nanogpt import read_nanogpt
-from .safe import read_json
+from .safe import read_json, torch_load
 from .sequential import looks_like_sequential, read_module, read_state_dict
 from .source import Source
 from .source import describe as describe_object  # "describe" is also the module describe.py
@@ -71,6 +71,18 @@ def load(path: str | os.PathLike, fmt: str | None = None, meta: str | os.PathLik
     out.setdefault("metadata", {}).setdefault("source_format", fmt)
     check_vocab(out["metadata"].get("vocab"), src.path)
     return out
+
+
+def load_checkpoint(path: str | os.PathLike) -> dict:
+    """Read a sheetnet checkpoint without executing code from it, through the one safe loader
+    every format uses (``safe.torch_load``: weights only, zip records and shared references
+    bounded by the file's size).
+
+    Raises:
+        SheetnetError: missing file, not a torch file, unsafe pickle, a file that expands far past
+            its size, or not a sheetnet checkpoint.
+    """
+    return check_payload(torch_load(Path(path)), path)
 
 
 def check_vocab(vocab: object, path: Path) -> None:

@@ -28,7 +28,7 @@ class Source:
 
 
 def payload(architecture: str, config: dict, state_dict: dict, metadata: dict) -> dict:
-    """A sheetnet payload, as ``checkpoint.load_checkpoint`` returns one."""
+    """A sheetnet payload, as ``loaders.load_checkpoint`` returns one."""
     return {"format": FORMAT, "version": VERSION, "architecture": architecture, "config": config,
             "state_dict": state_dict, "metadata": metadata}
 

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..checkpoint import load_checkpoint, save_checkpoint
+from ..checkpoint import save_checkpoint
 from ..errors import SheetnetError
 from .fit import build_on_meta, config_int, config_ints, load_fitted
 
@@ -207,16 +207,6 @@ def train_textnet_checkpoint(out_path, pairs, embed: int = 2, hidden=(2, 2), see
                 "seed_used": int(model.seed_used), "final_loss": final, "trained_by": "sheetnet train textnet"}
     save_checkpoint(out_path, ARCHITECTURE, model.config(), model.state_dict(), metadata)
     return {**metadata, "train_seconds": round(time.perf_counter() - t0, 3)}
-
-
-def load_textnet(path: str | os.PathLike) -> tuple[TextNet, list[str], dict]:
-    """Load a textnet checkpoint: (model in eval mode, vocabulary in id order, metadata)."""
-    payload = load_checkpoint(path)
-    model = TextNet.from_checkpoint(payload)
-    vocab = list(payload.get("metadata", {}).get("vocab") or [])
-    if len(vocab) != model.vocab_size:
-        raise TextNetError(f"{path} has no vocabulary of {model.vocab_size} words in its metadata")
-    return model, vocab, payload["metadata"]
 
 
 def predict(model: TextNet, vocab: list[str], word: str) -> str:

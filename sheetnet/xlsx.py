@@ -5,117 +5,28 @@ Why not openpyxl: it builds a Python object per cell and formats each one on its
 whole row with one join (see benchmarks/bench_writers.py for the figures).  It writes only what
 sheetnet uses: numbers, inline strings, formulas, array formulas, cell styles from
 templates/styles.json, column widths, frozen panes, drop-down lists, colour scales, defined names,
-scatter and bar charts, hidden sheets and print settings.
+scatter and bar charts, hidden sheets and print settings (the parts besides the sheets' cells:
+xlsx_parts.py; numbers as text: xlsx_numbers.py).
 """
 from __future__ import annotations
 
 import math
 import queue
-import re
 import threading
 import zipfile
 from collections import defaultdict
 from functools import partial
-from xml.sax.saxutils import escape
 
 import numpy as np
 
 from .a1 import cell_name, col_letter
 from .errors import SheetnetError
-from .xlsx_theme import ACCENTS, theme_xml
+from .xlsx_numbers import NineDigits, number_text
+from .xlsx_parts import (CT, NS, NS_R, Styles, attr_text, chart_xml, drawing_xml, rels_xml,
+                         xml_text)
+from .xlsx_theme import theme_xml
 
-NS = 'xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"'
-NS_R = 'xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships"'
-REL = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
-CT = "application/vnd.openxmlformats-officedocument"
-_ILLEGAL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]|_x[0-9A-Fa-f]{4}_")
 _COLS = [col_letter(c) for c in range(16_384)]  # every column's letters, for the hot loops
-
-
-def xml_text(text: str) -> str:
-    """Escape for XML; characters XML cannot hold become OOXML's _xHHHH_ escapes."""
-    def sub(m):
-        s = m.group(0)
-        return "_x005F_" + s[1:] if s.startswith("_x") else f"_x{ord(s):04X}_"
-    return escape(_ILLEGAL.sub(sub, text))
-
-
-def _attr(text: str) -> str:
-    return xml_text(text).replace('"', "&quot;")
-
-
-def number_text(precision: str):
-    """A function: list of floats -> their texts.
-
-    "float64": the shortest text that reads back as exactly the same float64 (repr).
-    "float32": the shortest text that reads back as the same float32 (8 significant digits, 9
-    where 8 do not round-trip): 40% fewer zipped bytes for float32 weights, which cast back to
-    float32 bit for bit; read as float64 they differ from the weights by < 6e-8 relative.
-    """
-    if precision == "float64":
-        def shortest(values):
-            return list(map(repr, values))
-        shortest.precision = precision
-        return shortest
-    if precision != "float32":
-        raise ValueError(f"precision must be float64 or float32, not {precision!r}")
-
-    def short32(values):
-        texts = ["%.8g" % v for v in values]
-        exact = np.asarray(values, dtype=np.float32)
-        for k in np.flatnonzero(np.array(texts, dtype=np.float32) != exact):
-            texts[k] = "%.9g" % values[k]
-        return texts
-    short32.precision = precision  # float32 blocks take the faster _needs_nine route
-    return short32
-
-
-class Styles:
-    """cellXfs built from templates/styles.json: one style index per cell kind."""
-
-    def __init__(self, styles: dict):
-        self.kinds = list(styles["kinds"])
-        self.index = {k: i + 1 for i, k in enumerate(self.kinds)}  # 0 is the default style
-        self.spec = styles["kinds"]
-
-    def xml(self) -> str:
-        fonts, fills, borders, xfs = [], [], [], []
-        fmt_ids: dict[str, int] = {}
-        for kind in self.kinds:
-            s = self.spec[kind]
-            color = f'<color rgb="FF{s["color"]}"/>' if "color" in s else ""
-            fonts.append(f'<font>{"<b/>" if s.get("bold") else ""}{"<i/>" if s.get("italic") else ""}'
-                         f'<sz val="{s.get("size", 11)}"/>{color}<name val="Calibri"/></font>')
-            fills.append(f'<fill><patternFill patternType="solid"><fgColor rgb="FF{s["fill"]}"/>'
-                         '</patternFill></fill>' if "fill" in s else '<fill><patternFill/></fill>')
-            side = (f'<{{0}} style="thin"><color rgb="FF{s["border"]}"/></{{0}}>'
-                    if "border" in s else "<{0}/>")
-            borders.append("<border>" + "".join(side.format(e) for e in
-                                                 ("left", "right", "top", "bottom")) + "</border>")
-            fmt = s.get("number_format")
-            fmt_id = 0
-            if fmt:
-                fmt_id = fmt_ids.setdefault(fmt, 164 + len(fmt_ids))
-            n = len(fonts)  # font/fill/border k+1 (index 0 and, for fills, 1 are the defaults)
-            align = (f' applyAlignment="1"><alignment horizontal="{s["align"]}"/></xf>'
-                     if "align" in s else "/>")
-            xfs.append(f'<xf numFmtId="{fmt_id}" fontId="{n}" fillId="{n + 1}" borderId="{n}" '
-                       'applyNumberFormat="1" applyFont="1" applyFill="1" applyBorder="1"' + align)
-        numfmts = "".join(f'<numFmt numFmtId="{i}" formatCode="{_attr(f)}"/>'
-                          for f, i in fmt_ids.items())
-        return (f'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<styleSheet {NS}>'
-                f'<numFmts count="{len(fmt_ids)}">{numfmts}</numFmts>'
-                f'<fonts count="{len(fonts) + 1}"><font><sz val="11"/><name val="Calibri"/></font>'
-                f'{"".join(fonts)}</fonts>'
-                f'<fills count="{len(fills) + 2}"><fill><patternFill/></fill>'
-                f'<fill><patternFill patternType="gray125"/></fill>{"".join(fills)}</fills>'
-                f'<borders count="{len(borders) + 1}"><border><left/><right/><top/><bottom/>'
-                f'</border>{"".join(borders)}</borders>'
-                '<cellStyleXfs count="1"><xf numFmtId="0" fontId="0" fillId="0" borderId="0"/>'
-                f'</cellStyleXfs><cellXfs count="{len(xfs) + 1}">'
-                f'<xf numFmtId="0" fontId="0" fillId="0" borderId="0"/>{"".join(xfs)}</cellXfs>'
-                '<cellStyles count="1"><cellStyle name="Normal" xfId="0" builtinId="0"/>'
-                '</cellStyles></styleSheet>')
 
 
 def _cell(row: int, col: int, value, style: int, fmt) -> str:
@@ -174,7 +85,7 @@ def _spans(spec, styles: Styles, fmt):
     for r0, c0, arr, kind in spec.blocks:
         style = styles.index.get(kind, 0)
         yield r0, r0 + arr.shape[0], partial(
-            _block_cells, r0, c0, arr, style, fmt, _NineDigits(arr, fmt),
+            _block_cells, r0, c0, arr, style, fmt, NineDigits(arr, fmt),
             _RowFormat(c0, arr.shape[1] if arr.ndim == 2 else 0, style, fmt))
 
 
@@ -243,62 +154,6 @@ class _RowFormat:
         return pattern.replace("\x00", str(r + 1)) % tuple(args)
 
 
-class _NineDigits:
-    """row k of a block -> its _needs_nine mask (float32 text of a float32 block) or None,
-    computed a chunk of rows at a time (numpy's per-call cost on one row was 40% of the work)."""
-    CELLS = 1 << 14  # per chunk: 128 KB float64 temporaries that stay in cache (1 MB: ~15% slower)
-
-    def __init__(self, arr: np.ndarray, fmt):
-        float32 = getattr(fmt, "precision", "") == "float32" and arr.dtype == np.float32
-        self.arr = arr if float32 and arr.size else None
-        self.rows = max(1, self.CELLS // max(1, arr.shape[1])) if arr.ndim == 2 else 1
-        self.start, self.mask = -1, None
-
-    def __call__(self, k: int):
-        if self.arr is None:
-            return None
-        if self.mask is None or not self.start <= k < self.start + self.rows:
-            self.start = k
-            self.mask = _needs_nine(self.arr[k:k + self.rows])
-        return self.mask[k - self.start]
-
-
-def _patterns(nine: np.ndarray) -> list[str]:
-    pats = ["%.8g"] * len(nine)
-    for k in np.flatnonzero(nine):
-        pats[k] = "%.9g"
-    return pats
-
-
-def _float32_patterns(values: np.ndarray) -> list[str]:
-    """One printf pattern per float32 value: "%.8g" or "%.9g" (see _needs_nine)."""
-    return _patterns(_needs_nine(values))
-
-
-def _needs_nine(values: np.ndarray) -> np.ndarray:
-    """True where a float32 value's text needs 9 significant digits: "%.8g" is used only where 8
-    are known to read back as the same float32 (9 always do).
-
-    Vectorised, so that a row is formatted with a single ``%`` (~2x faster than testing each
-    text by parsing it back).  A value is "known" when, computed in float64, its 8-digit rounding
-    m * 10**(e-7) is not near a decimal tie and lies within 0.49 of a float32 step of it: float64's
-    own errors (~1e-16 relative) are far below both margins, so printf's digits are m and any
-    correctly rounding reader gets back the same float32.  About 1.5% of random weights take 9.
-    """
-    x = np.abs(values.astype(np.float64))
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        scale = 10.0 ** (7 - np.floor(np.log10(x)))
-        scaled = x * scale
-        m = np.rint(scaled)
-        err = m / scale - x                               # the 8-digit text minus the value
-        a32 = np.abs(values)
-        up = np.spacing(a32).astype(np.float64)           # float32 step above the value
-        down = (a32 - np.nextafter(a32, np.float32(0))).astype(np.float64)  # and below
-        ok = ((m >= 1e7) & (m < 1e8) & (np.abs(scaled - np.floor(scaled) - 0.5) > 1e-6)
-              & np.where(err >= 0, err < 0.49 * up, -err < 0.49 * down))
-    return ~(ok | (x == 0))
-
-
 def _sheet_head(spec, tab_selected: bool) -> str:
     view = ""
     if spec.freeze and spec.freeze != (0, 0):
@@ -352,7 +207,7 @@ def _sheet_tail(spec, has_drawing: bool) -> str:
             kind = ('type="list"' if rule.kind == "list" else
                     'type="decimal" operator="greaterThan"')
             parts.append(f'<dataValidation {kind} allowBlank="0" showErrorMessage="1" '
-                         f'error="{_attr(rule.error)}" sqref="{cell_name(rule.row, rule.col)}">'
+                         f'error="{attr_text(rule.error)}" sqref="{cell_name(rule.row, rule.col)}">'
                          f'<formula1>{xml_text(rule.formula)}</formula1></dataValidation>')
         parts.append("</dataValidations>")
     parts.append('<pageMargins left="0.5" right="0.5" top="0.5" bottom="0.5" header="0.3" '
@@ -362,84 +217,6 @@ def _sheet_tail(spec, has_drawing: bool) -> str:
         parts.append('<drawing r:id="rId1"/>')
     parts.append("</worksheet>")
     return "".join(parts)
-
-
-def _chart_xml(chart) -> str:
-    """A scatter chart with straight lines (kind "scatter") or a column chart (kind "bar")."""
-    series = []
-    for k, (name, ref) in enumerate(chart.series):
-        if chart.kind == "scatter":
-            data = (f'<c:marker><c:symbol val="none"/></c:marker><c:xVal><c:numRef><c:f>'
-                    f'{xml_text(chart.x)}</c:f></c:numRef></c:xVal><c:yVal><c:numRef><c:f>'
-                    f'{xml_text(ref)}</c:f></c:numRef></c:yVal><c:smooth val="0"/>')
-        else:
-            data = (f'<c:cat><c:strRef><c:f>{xml_text(chart.x)}</c:f></c:strRef></c:cat>'
-                    f'<c:val><c:numRef><c:f>{xml_text(ref)}</c:f></c:numRef></c:val>')
-        series.append(f'<c:ser><c:idx val="{k}"/><c:order val="{k}"/><c:tx><c:v>'
-                      f'{xml_text(name)}</c:v></c:tx>{_series_look(chart.kind, k)}{data}</c:ser>')
-    if chart.kind == "scatter":
-        plot = ('<c:scatterChart><c:scatterStyle val="lineMarker"/><c:varyColors val="0"/>'
-                + "".join(series) + '<c:axId val="1"/><c:axId val="2"/></c:scatterChart>'
-                + _axis("valAx", 1, 2, "b", chart.x_title) + _axis("valAx", 2, 1, "l", ""))
-    else:
-        plot = ('<c:barChart><c:barDir val="col"/><c:grouping val="clustered"/>'
-                '<c:varyColors val="0"/>' + "".join(series)
-                + '<c:axId val="1"/><c:axId val="2"/></c:barChart>'
-                + _axis("catAx", 1, 2, "b", chart.x_title) + _axis("valAx", 2, 1, "l", ""))
-    return ('<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
-            '<c:chartSpace xmlns:c="http://schemas.openxmlformats.org/drawingml/2006/chart" '
-            'xmlns:a="http://schemas.openxmlformats.org/drawingml/2006/main" '
-            f'{NS_R}><c:chart><c:title><c:tx><c:rich><a:bodyPr/><a:p><a:r><a:t>'
-            f'{xml_text(chart.title)}</a:t></a:r></a:p></c:rich></c:tx><c:overlay val="0"/>'
-            f'</c:title><c:autoTitleDeleted val="0"/><c:plotArea><c:layout/>{plot}</c:plotArea>'
-            '<c:legend><c:legendPos val="r"/><c:overlay val="0"/></c:legend>'
-            '<c:plotVisOnly val="1"/></c:chart></c:chartSpace>')
-
-
-def _series_look(kind: str, k: int) -> str:
-    # series k in the theme's accent k, written out: a reader that ignores the theme (or a file
-    # without one) would otherwise pick colours of its own, or none
-    colour = f'<a:solidFill><a:srgbClr val="{ACCENTS[k % len(ACCENTS)]}"/></a:solidFill>'
-    return (f'<c:spPr><a:ln w="28575">{colour}</a:ln></c:spPr>' if kind == "scatter"
-            else f"<c:spPr>{colour}</c:spPr>")
-
-
-def _axis(tag: str, ax: int, cross: int, pos: str, title: str) -> str:
-    t = (f'<c:title><c:tx><c:rich><a:bodyPr/><a:p><a:r><a:t>{xml_text(title)}</a:t></a:r></a:p>'
-         '</c:rich></c:tx><c:overlay val="0"/></c:title>') if title else ""
-    return (f'<c:{tag}><c:axId val="{ax}"/><c:scaling><c:orientation val="minMax"/></c:scaling>'
-            f'<c:delete val="0"/><c:axPos val="{pos}"/>{t}<c:majorGridlines/>'
-            f'<c:crossAx val="{cross}"/></c:{tag}>')
-
-
-def _drawing_xml(charts) -> str:
-    anchors = []
-    for k, chart in enumerate(charts):
-        r, c = chart.anchor
-        anchors.append(
-            f'<xdr:twoCellAnchor><xdr:from><xdr:col>{c}</xdr:col><xdr:colOff>0</xdr:colOff>'
-            f'<xdr:row>{r}</xdr:row><xdr:rowOff>0</xdr:rowOff></xdr:from><xdr:to>'
-            f'<xdr:col>{c + 8}</xdr:col><xdr:colOff>0</xdr:colOff><xdr:row>{r + 18}</xdr:row>'
-            '<xdr:rowOff>0</xdr:rowOff></xdr:to><xdr:graphicFrame macro="">'
-            f'<xdr:nvGraphicFramePr><xdr:cNvPr id="{k + 2}" name="Chart {k + 1}"/>'
-            '<xdr:cNvGraphicFramePr/></xdr:nvGraphicFramePr><xdr:xfrm><a:off x="0" y="0"/>'
-            '<a:ext cx="0" cy="0"/></xdr:xfrm><a:graphic><a:graphicData '
-            'uri="http://schemas.openxmlformats.org/drawingml/2006/chart"><c:chart '
-            'xmlns:c="http://schemas.openxmlformats.org/drawingml/2006/chart" '
-            f'r:id="rId{k + 1}"/></a:graphicData></a:graphic></xdr:graphicFrame>'
-            '<xdr:clientData/></xdr:twoCellAnchor>')
-    return ('<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<xdr:wsDr '
-            'xmlns:xdr="http://schemas.openxmlformats.org/drawingml/2006/spreadsheetDrawing" '
-            f'xmlns:a="http://schemas.openxmlformats.org/drawingml/2006/main" {NS_R}>'
-            + "".join(anchors) + "</xdr:wsDr>")
-
-
-def _rels(targets: list[tuple[str, str]]) -> str:
-    body = "".join(f'<Relationship Id="rId{k + 1}" Type="{REL}/{t}" Target="{target}"/>'
-                   for k, (t, target) in enumerate(targets))
-    return ('<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<Relationships '
-            f'xmlns="http://schemas.openxmlformats.org/package/2006/relationships">{body}'
-            "</Relationships>")
 
 
 def write_xlsx(book, path, styles: dict, precision: str = "float64", compresslevel: int = 1,
@@ -468,36 +245,36 @@ def write_xlsx(book, path, styles: dict, precision: str = "float64", compresslev
                 targets = []
                 for chart in spec.charts:
                     n_charts += 1
-                    zf.writestr(f"xl/charts/chart{n_charts}.xml", _chart_xml(chart))
+                    zf.writestr(f"xl/charts/chart{n_charts}.xml", chart_xml(chart))
                     overrides.append((f"/xl/charts/chart{n_charts}.xml",
                                       f"{CT}.drawingml.chart+xml"))
                     targets.append(("chart", f"../charts/chart{n_charts}.xml"))
-                zf.writestr(f"xl/drawings/drawing{k}.xml", _drawing_xml(spec.charts))
-                zf.writestr(f"xl/drawings/_rels/drawing{k}.xml.rels", _rels(targets))
+                zf.writestr(f"xl/drawings/drawing{k}.xml", drawing_xml(spec.charts))
+                zf.writestr(f"xl/drawings/_rels/drawing{k}.xml.rels", rels_xml(targets))
                 zf.writestr(f"xl/worksheets/_rels/sheet{k}.xml.rels",
-                            _rels([("drawing", f"../drawings/drawing{k}.xml")]))
+                            rels_xml([("drawing", f"../drawings/drawing{k}.xml")]))
                 overrides.append((f"/xl/drawings/drawing{k}.xml", f"{CT}.drawing+xml"))
             overrides.append((f"/xl/worksheets/sheet{k}.xml",
                               f"{CT}.spreadsheetml.worksheet+xml"))
             state = f' state="{spec.state}"' if spec.state != "visible" else ""
-            sheets_xml.append(f'<sheet name="{_attr(spec.name)}" sheetId="{k}"{state} '
+            sheets_xml.append(f'<sheet name="{attr_text(spec.name)}" sheetId="{k}"{state} '
                               f'r:id="rId{k}"/>')
             wb_rels.append(("worksheet", f"worksheets/sheet{k}.xml"))
             if progress:
                 progress(spec)
         for name, ref in book.names.items():
-            names.append(f'<definedName name="{_attr(name)}">{xml_text(ref)}</definedName>')
+            names.append(f'<definedName name="{attr_text(name)}">{xml_text(ref)}</definedName>')
         wb_rels += [("styles", "styles.xml"), ("theme", "theme/theme1.xml")]
         zf.writestr("xl/styles.xml", st.xml())
         zf.writestr("xl/theme/theme1.xml", theme_xml())
-        zf.writestr("xl/_rels/workbook.xml.rels", _rels(wb_rels))
+        zf.writestr("xl/_rels/workbook.xml.rels", rels_xml(wb_rels))
         zf.writestr("xl/workbook.xml",
                     f'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<workbook {NS} '
                     f'{NS_R}><bookViews><workbookView activeTab="0"/></bookViews>'
                     f'<sheets>{"".join(sheets_xml)}</sheets>'
                     + (f"<definedNames>{''.join(names)}</definedNames>" if names else "")
                     + '<calcPr calcId="191029" fullCalcOnLoad="1"/></workbook>')
-        zf.writestr("_rels/.rels", _rels([("officeDocument", "xl/workbook.xml")]))
+        zf.writestr("_rels/.rels", rels_xml([("officeDocument", "xl/workbook.xml")]))
         overrides += [("/xl/workbook.xml", f"{CT}.spreadsheetml.sheet.main+xml"),
                       ("/xl/styles.xml", f"{CT}.spreadsheetml.styles+xml"),
                       ("/xl/theme/theme1.xml", f"{CT}.theme+xml")]

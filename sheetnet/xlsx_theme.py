@@ -6,7 +6,7 @@ Office 2007's default theme, cut to what the standard requires.
 """
 from __future__ import annotations
 
-# accent1..accent6: chart series k is drawn in ACCENTS[k % 6] (xlsx._series_look)
+# accent1..accent6: chart series k is drawn in ACCENTS[k % 6] (xlsx_parts._series_look)
 ACCENTS = ("4F81BD", "C0504D", "9BBB59", "8064A2", "4BACC6", "F79646")
 
 _A = 'xmlns:a="http://schemas.openxmlformats.org/drawingml/2006/main"'

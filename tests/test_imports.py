@@ -28,7 +28,7 @@ STAGES = [
     ("capture", ["capture"]),
     ("layout", ["layout", "spec"]),
     ("emit", ["emit"]),
-    ("writer", ["writer", "xlsx", "xlsx_theme"]),
+    ("writer", ["writer", "xlsx", "xlsx_numbers", "xlsx_parts", "xlsx_theme"]),
     ("beside", ["engines", "manifest", "manifest_checks", "record", "xlsx_read", "verify", "run",
                 "importer", "inspect", "export", "cli", "__main__"]),
 ]

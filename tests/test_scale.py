@@ -19,7 +19,7 @@ from sheetnet.layout import plan
 from sheetnet.options import TOLERANCE, TOLERANCE_FLOAT32, ExportOptions
 from sheetnet.verify import Report, Row, verify
 from sheetnet.manifest import read_manifest
-from sheetnet.xlsx import _float32_patterns
+from sheetnet.xlsx_numbers import _float32_patterns
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ from xml.etree.ElementTree import iterparse
 import numpy as np
 
 from ..a1 import cell_name, quote_sheet
-from ..xlsx import xml_text
+from ..xlsx_parts import xml_text
 from .base import MAX_LISTED, CellError, EngineError, empty_blocks, plain
 
 _MAIN = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"

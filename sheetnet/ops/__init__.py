@@ -21,6 +21,8 @@ from .attention import CausalScores, RowMax, RowSumExp, Softmax
 from .select import Largest, LargestIds, PickRow, RowArgmax
 from .text import Chars, Lookup, PromptLength, PromptNote, TokenId, WordId, cell_text
 from .tokens import CheckedIds, FilledCount, IdsNote, TokenText, checked_id
+from .arith import Minus, Negate, Over, Plus, Reshape, Times, Transpose
+from .reduce import BatchNorm, ColMean, ColSum, LogSoftmax, RowSum
 
 __all__ = [*REGISTRY, "ELEMENTWISE", "REGISTRY", "ArrayText", "Example", "Op", "PerCellOnly", "Ref",
            "inputs", "number", "cell_text", "checked_id", "activation", "ACTIVATION_MODULES"]

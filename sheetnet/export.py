@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import os
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -10,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from . import layout, loaders
-from .capture import Captured, capture
+from .capture import Captured, capture, capture_in_memory
 from .emit.arrays import ARRAY_FORMULAS
 from .emit.book import build_book
 from .errors import SheetnetError
@@ -38,25 +39,46 @@ class ExportResult:
     architecture: tuple[str, ...] = ()  # the model as read, one line per layer
 
 
-def lower(model_path, options: ExportOptions) -> Captured:
-    """Load a checkpoint and capture it as a graph, refusing non-finite weights; the graph's
-    meta["architecture_lines"] is the model as read, one line per layer.
+def lower(model, options: ExportOptions, example_inputs=None) -> Captured:
+    """Load a checkpoint (or take an in-memory module) and capture it as a graph, refusing
+    non-finite weights; the graph's meta["architecture_lines"] is the model as read, one line
+    per layer.
 
+    Args:
+        model: a checkpoint's path, or an nn.Module (capture.capture_in_memory).
+        options: how to read and lower it.
+        example_inputs: an in-memory module's example inputs (unused for a path).
     Raises:
         SheetnetError: bad options (ExportOptions.check, before the file is read), an unreadable
             model, or non-finite weights.
     """
-    return _load_and_capture(model_path, options)[1]
+    return _load_and_capture(model, options, example_inputs)[1]
 
 
-def _load_and_capture(model_path, options: ExportOptions) -> tuple[dict, Captured]:
+def is_path(model: object) -> bool:
+    """A model given as a file or folder (as on the command line), not as a module."""
+    return isinstance(model, (str, os.PathLike))
+
+
+def model_name(model: object) -> str:
+    """What the Guide and the manifest call the model: its file's name, or its class."""
+    return Path(model).name if is_path(model) else f"{type(model).__name__} (in memory)"
+
+
+def _load_and_capture(model, options: ExportOptions, example_inputs=None) -> tuple[dict, Captured]:
     # the payload too: export records from it how it was loaded and the checkpoint record
     options.check()
-    payload = loaders.load(model_path, options.fmt, meta=options.meta, activations=options.activations)
-    captured = capture(payload, options)
+    if is_path(model):
+        payload = loaders.load(model, options.fmt, meta=options.meta,
+                               activations=options.activations)
+        captured = capture(payload, options)
+    else:
+        payload, captured = capture_in_memory(model, example_inputs, options)
     check_finite(captured.graph)
-    captured.graph.meta.setdefault("model_file", Path(model_path).name)
-    captured.graph.meta["architecture_lines"] = architecture_lines(payload)
+    meta = captured.graph.meta
+    meta.setdefault("model_file", model_name(model))
+    if "architecture_lines" not in meta:  # the torch.export front end describes its own model
+        meta["architecture_lines"] = architecture_lines(payload)
     return payload, captured
 
 
@@ -79,15 +101,16 @@ def check_finite(graph: ir.Graph) -> None:
                                 "NaN or infinite weights")
 
 
-def export(model_path, out_path, options: ExportOptions | None = None,
-           progress=None) -> ExportResult:
-    """Compile the model at ``model_path`` into the workbook ``out_path``.
+def export(model, out_path, options: ExportOptions | None = None,
+           progress=None, example_inputs=None) -> ExportResult:
+    """Compile ``model`` into the workbook ``out_path``.
 
     Args:
-        model_path: a checkpoint (see loaders).
+        model: a checkpoint's path (see loaders), or an nn.Module in memory.
         out_path: the .xlsx to write; its folder must exist.
         options: style, force, format and initial inputs.
         progress: optional callable(done, total, sheet name) as each sheet is written.
+        example_inputs: an in-memory module's example inputs (see capture.capture_in_memory).
     Returns:
         what was written, with counts and time.
     Raises:
@@ -99,21 +122,23 @@ def export(model_path, out_path, options: ExportOptions | None = None,
     options.check()  # lower checks again; a bad option must not wait for the output's checks
     out_path = check_output(out_path, options.force)  # before any work; write_book checks again
     with _no_cyclic_gc():
-        return _export(model_path, out_path, options, progress, start)
+        return _export(model, out_path, options, progress, start, example_inputs)
 
 
-def _export(model_path, out_path: Path, options: ExportOptions, progress, start: float):
-    payload, captured = _load_and_capture(model_path, options)
+def _export(model, out_path: Path, options: ExportOptions, progress, start: float,
+            example_inputs):
+    payload, captured = _load_and_capture(model, options, example_inputs)
     graph = captured.graph
     plan = layout.plan(graph)
     guide = {"summary": graph.meta.get("summary", ""), "book": out_path.name,
-             "model": Path(model_path).name, **graph.meta.get("guide", {})}
+             "model": model_name(model), **graph.meta.get("guide", {})}
     style = choose_style(graph, options.style)
     check_recalc(graph, style, options.max_recalc)
     arrays = ARRAY_FORMULAS if style == "arrays" else None
     precision = choose_precision(graph, options.precision)  # verify's tolerance follows it
     manifest = build(graph, plan, load=load_spec(payload, options), precision=precision,
-                     checkpoint=checkpoint_record(payload, graph, model_path))
+                     checkpoint=checkpoint_record(payload, graph,
+                                                  model if is_path(model) else None))
     book = replace(build_book(graph, plan, guide=guide, array_ops=arrays),
                    manifest=manifest.to_json())
     counter = iter(range(1, len(book.sheets) + 2))  # + the manifest sheet

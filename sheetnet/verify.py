@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .capture import Captured
+from .capture import TORCH_EXPORT, Captured
 from .engines import DEFAULT_TIMEOUT, Block, FormulaError, open_engine
 from .errors import SheetnetError
-from .export import lower
+from .export import is_path, lower
 from .ir import reference
 from .manifest import Manifest, NodeEntry, read_manifest
 from .options import TOLERANCE, TOLERANCE_FLOAT32, ExportOptions
@@ -167,14 +167,16 @@ def check_matches(captured: Captured, manifest: Manifest, book) -> None:
                                 f"(tensor {node.name} {'missing' if entry is None else 'differs'})")
 
 
-def verify(book, model_path, tol: float | None = None, fmt: str | None = None,
+def verify(book, model, tol: float | None = None, fmt: str | None = None,
            engine="libreoffice", meta: str | None = None,
-           activations: str | None = None, timeout: float = DEFAULT_TIMEOUT) -> Report:
+           activations: str | None = None, timeout: float = DEFAULT_TIMEOUT,
+           example_inputs=None) -> Report:
     """Compare every computed tensor of ``book``, recalculated by an engine, with the model.
 
     Args:
         book: an exported workbook.
-        model_path: the checkpoint it came from.
+        model: the checkpoint it came from, or the nn.Module (a book exported from a module
+            through torch.export can only be verified with the module).
         tol: max abs error allowed per cell; None: TOLERANCE, or TOLERANCE_FLOAT32 for a
             workbook exported with precision "float32" (recorded in its manifest).
         fmt, meta, activations: how to load the checkpoint (loaders.load); each None takes what
@@ -182,14 +184,21 @@ def verify(book, model_path, tol: float | None = None, fmt: str | None = None,
         engine: an engine's name (libreoffice, gnumeric, ironcalc: one is started for this
             call), or a running engine to reuse (tests).
         timeout: seconds the engine may take (when started here).
+        example_inputs: a module's example inputs, as export was given them (only their shapes
+            matter: the input values are the workbook's).
     Returns:
         the Report; ``report.ok`` is False on any mismatch.
+    Raises:
+        SheetnetError: an unreadable book or model, or a model the book was not exported from.
     """
     manifest = read_manifest(book)
     how = manifest.load
-    captured = lower(model_path, ExportOptions(
+    if how.fmt == TORCH_EXPORT and is_path(model) and fmt is None:
+        raise SheetnetError(f"{book} was exported from an nn.Module in memory (torch.export): "
+                            "verify it with that module and its example_inputs, not a file")
+    captured = lower(model, ExportOptions(
         fmt=fmt or how.fmt, meta=meta or how.meta, activations=activations or how.activations,
-        **manifest.capture_options))
+        **manifest.capture_options), example_inputs)
     check_matches(captured, manifest, book)
     graph = captured.graph
     precision = manifest.precision

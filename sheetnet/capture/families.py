@@ -22,14 +22,15 @@ def trace_mlp(model: nn.Module, graph, leaves: dict[str, np.ndarray]) -> dict[st
     return out
 
 
-def _mlp(payload: dict, options=None) -> Captured:
+def _mlp(payload: dict, options=None, batch: np.ndarray | None = None) -> Captured:
+    # batch: the input row written into the Input sheet (an in-memory module's example input)
     model = mlp_from_checkpoint(payload).double()
     meta = dict(payload.get("metadata", {}))
     if meta.get("task") == "y = sqrt(x)":
         x = getattr(options, "input_value", None)
         graph = capture_sqrt(model, meta, x=2.0 if x is None else x)
     else:
-        graph = capture_mlp(model, meta)
+        graph = capture_mlp(model, meta, batch)
     return Captured(model, graph, trace_mlp)
 
 

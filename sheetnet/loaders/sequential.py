@@ -27,13 +27,39 @@ def looks_like_sequential(obj: object) -> bool:
 def read_module(src: Source) -> dict:
     """A whole saved nn.Sequential (of supported layers; see ``safe.MODULE_CLASSES``)."""
     model = src.content()
-    if isinstance(model, LAYER_TYPES):   # a single saved layer is a one-layer Sequential
-        model = nn.Sequential(model)
     if not isinstance(model, nn.Module):
         raise SheetnetError(f"{src.path} does not hold a saved nn.Sequential (found {describe(model)})")
+    return payload_from_module(model)
+
+
+def payload_from_module(model: nn.Module) -> dict:
+    """The "mlp" payload of an nn.Sequential of supported layers (or one such layer), whether
+    loaded from a file or handed over in memory (``sheetnet.export(model, ...)``): both then
+    take the same path.  The weights are copied: the caller's module is left as it is.
+
+    Args:
+        model: the Sequential, or a single supported layer (a one-layer Sequential).
+    Returns:
+        the payload, its metadata's source_format "mlp-module" (what a saved module reads as).
+    Raises:
+        SheetnetError: a layer that is not supported, named with its path.
+    """
+    if isinstance(model, LAYER_TYPES):
+        model = nn.Sequential(model)
     layers = layer_specs(model)
     state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     return payload("mlp", {"layers": layers}, state, {"source_format": "mlp-module"})
+
+
+def is_plain_sequential(model: object) -> bool:
+    """An nn.Sequential (or a single layer) of supported layers whose first layer with weights is
+    a Linear: what the "mlp" payload holds, its input width known without an example."""
+    if isinstance(model, LAYER_TYPES):
+        model = nn.Sequential(model)
+    if type(model) is not nn.Sequential or not all(type(m) in LAYER_TYPES for m in model):
+        return False
+    first = next((m for m in model if not isinstance(m, nn.Identity)), None)
+    return isinstance(first, nn.Linear)
 
 
 def read_state_dict(src: Source) -> dict:

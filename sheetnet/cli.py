@@ -249,8 +249,9 @@ def _options(tokens=None, **given) -> ExportOptions:
 def export(model, out, force, **given):
     """Write MODEL (a file, or a Hugging Face / minGPT folder) as the workbook OUT."""
     from .capture.gpt_body import positions_text
+    from .api import SheetProgress
     from .export import export as do_export
-    with _SheetProgress() as progress:
+    with SheetProgress() as progress:
         res = do_export(model, out, _options(force=force, **given), progress=progress)
     click.echo(f"wrote {res.path}: {res.sheets} sheets, {res.weight_cells} weight cells, "
                f"{res.formula_cells} formula cells (style {res.style}) in {res.seconds:.2f} s"
@@ -260,28 +261,6 @@ def export(model, out, force, **given):
         click.echo(f"  {line}")
     for note in res.notes:
         click.echo(f"  note: {note}")
-
-
-class _SheetProgress:
-    """A progress bar over the sheets being written, on a terminal only (logs stay clean)."""
-
-    def __init__(self):
-        self.bar = None
-
-    def __call__(self, done: int, total: int, name: str) -> None:
-        if self.bar is None and sys.stderr.isatty():
-            self.bar = click.progressbar(length=total, label="writing sheets", file=sys.stderr,
-                                         item_show_func=lambda n: n)
-            self.bar.__enter__()
-        if self.bar is not None:
-            self.bar.update(1, name)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        if self.bar is not None:
-            self.bar.__exit__(*exc)
 
 
 @main.command("inspect")

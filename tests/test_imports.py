@@ -19,9 +19,10 @@ PACKAGE = Path(__file__).resolve().parent.parent / "sheetnet"
 # capture lowers; they read no file and know no format but checkpoint.py's, a shared module.
 # spec.py (the workbook as data) sits with layout, before emit that builds it and the writer
 # that writes it.  The modules "beside" the pipeline (engines, the manifest, verify, run, import,
-# inspect, export, the CLI) use any stage and come last.
+# inspect, export, the CLI, the Python API and the package that exposes it) use any stage and
+# come last.
 STAGES = [
-    ("shared", ["__init__", "errors", "options", "a1", "files", "checkpoint"]),
+    ("shared", ["errors", "options", "a1", "files", "checkpoint"]),
     ("models", ["models"]),
     ("loaders", ["loaders"]),
     ("ir", ["ir", "ops"]),
@@ -30,7 +31,7 @@ STAGES = [
     ("emit", ["emit"]),
     ("writer", ["writer", "xlsx", "xlsx_numbers", "xlsx_parts", "xlsx_theme"]),
     ("beside", ["engines", "manifest", "manifest_checks", "record", "xlsx_read", "verify", "run",
-                "importer", "inspect", "export", "cli", "__main__"]),
+                "importer", "inspect", "export", "cli", "__main__", "api", "__init__"]),
 ]
 
 # Imports against that order, each with why it is there; keep this short (none today).

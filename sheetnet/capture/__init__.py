@@ -71,8 +71,8 @@ def capture_in_memory(model: object, example_inputs=None, options=None) -> tuple
         batch = None if inputs is None else _example_row(inputs, width)
         return payload, LOWERINGS["mlp"](payload, options, batch=batch)
     if inputs is None:
-        raise SheetnetError(f"example_inputs are needed to export a {type(model).__name__}: a "
-                            "tuple of the tensors its forward takes")
+        raise SheetnetError(f"example_inputs are needed for a {type(model).__name__} (not a "
+                            "plain nn.Sequential): a tuple of the tensors its forward takes")
     from .torch_export import capture_module
     captured = capture_module(model, inputs, options)
     state = {k: v.detach().clone() for k, v in model.state_dict().items()}

@@ -85,6 +85,22 @@ class Activations(nn.Module):
         return h.sum(dim=-1)                                   # (N,)
 
 
+class Positions(nn.Module):
+    """A batch of 1 of positions (1, T, F): one row per position; views that own no cells."""
+
+    def __init__(self):
+        super().__init__()
+        self.proj = nn.Linear(4, 4)
+        self.norm = nn.LayerNorm(4, elementwise_affine=False)
+        self.mix = nn.Parameter(torch.randn(4, 2))
+
+    def forward(self, x):                                   # (1, T=3, 4)
+        h = self.norm(self.proj(x))                         # (1, 3, 4)
+        h = h.unsqueeze(0).squeeze(0) @ self.mix            # (1, 3, 2): a (4, 2) matrix
+        g = h.squeeze(0).t()                                # (2, 3): Transpose cells
+        return torch.softmax(g, dim=-1).sum(dim=0)          # (3,): summed down the rows
+
+
 # --- capture, write, recalculate, compare --------------------------------------------------
 def _recalculated(engine, tmp_path, model, inputs, edits=()):
     cap = capture_module(model, inputs)
@@ -119,6 +135,7 @@ CASES = {
     "classifier": (Classifier, lambda: (torch.randn(3, 2, 3),)),
     "bag of words": (BagOfWords, lambda: (torch.tensor([[1, 2, 7, 2, 9]]),)),
     "activations": (Activations, lambda: (torch.randn(4, 3),)),
+    "positions": (Positions, lambda: (torch.randn(1, 3, 4),)),
 }
 
 

@@ -18,6 +18,7 @@ import click
 
 from .engines.base import DEFAULT_TIMEOUT
 from .errors import SheetnetError
+from .files import STOP_SIGNALS
 from .options import MAX_RECALC_S, TOLERANCE, TOLERANCE_FLOAT32, ExportOptions
 
 
@@ -66,8 +67,8 @@ def _load_options(fn):
     return fn
 
 
-# the signals that end a command; a signal ignored when we start (nohup's SIGHUP) stays ignored
-_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+# the signals that end a command (files.STOP_SIGNALS); one ignored when we start (nohup's
+# SIGHUP) stays ignored
 
 
 class Interrupted(BaseException):
@@ -93,11 +94,11 @@ def _signals_raise():
         return
 
     def stop(signum, frame):
-        for s in _STOP_SIGNALS:  # a second signal must not cut the clean-up short
+        for s in STOP_SIGNALS:  # a second signal must not cut the clean-up short
             signal.signal(s, signal.SIG_IGN)
         raise Interrupted(signum)
 
-    before = {s: signal.getsignal(s) for s in _STOP_SIGNALS}
+    before = {s: signal.getsignal(s) for s in STOP_SIGNALS}
     for s, handler in before.items():
         if handler is not signal.SIG_IGN:
             signal.signal(s, stop)

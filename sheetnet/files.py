@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
+import secrets
+import signal
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -28,6 +29,29 @@ def check_output(path: str | os.PathLike, force: bool) -> Path:
     return path
 
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)  # what ends a command (cli.py)
+
+
+def _temp_name(folder: Path, suffix: str) -> Path:
+    # The name is chosen, and handed to the caller's try, before anything exists under it: the
+    # CLI turns a stop signal into an exception wherever the main thread is, and one landing
+    # inside tempfile.mkstemp, after the file exists but before its name comes back, would
+    # leave a file no finally knows about.
+    return folder / f".sheetnet-{secrets.token_hex(6)}{suffix}"
+
+
+def _create(make, folder: Path, suffix: str, names: list) -> Path:
+    # make(path) creates it exclusively (a name already taken: draw another)
+    for _ in range(100):
+        names.append(_temp_name(folder, suffix))
+        try:
+            make(names[-1])
+            return names[-1]
+        except FileExistsError:
+            names.pop()
+    raise FileExistsError(f"no free temporary name in {folder}")
+
+
 def cannot_write(path: Path, exc: OSError) -> SheetnetError:
     """The one line for an OSError met writing ``path`` (read-only, full, no permission...)."""
     return SheetnetError(f"cannot write {path}: {exc.strerror or exc}")
@@ -42,19 +66,20 @@ def atomic_path(path: str | os.PathLike, force: bool = True):
             file system refuses (read-only, full, no permission): nothing is left behind.
     """
     path = check_output(path, force)
-    tmp = None
+    names: list[Path] = []  # the temporary file's name, known before the file exists
     try:
-        fd, tmp = tempfile.mkstemp(prefix=".sheetnet-", suffix=path.suffix or TEMP_SUFFIX,
-                                   dir=path.parent)
-        os.close(fd)
+        tmp = str(_create(lambda p: os.close(os.open(p, os.O_CREAT | os.O_EXCL | os.O_WRONLY,
+                                                     0o600)),
+                          path.parent, path.suffix or TEMP_SUFFIX, names))
         yield tmp
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the usual mode
         os.replace(tmp, path)
     except OSError as exc:
         raise cannot_write(path, exc) from None
     finally:
-        if tmp is not None and os.path.exists(tmp):
-            os.unlink(tmp)
+        for tmp in names:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
 
 
 @contextmanager
@@ -67,9 +92,10 @@ def atomic_dir(path: str | os.PathLike, force: bool = False):
             file system refuses (read-only, full, no permission): nothing is left behind.
     """
     path = check_output(path, force)
-    tmp = old = None
+    names: list[Path] = []  # the temporary folder's name, known before the folder exists
+    old = None
     try:
-        tmp = Path(tempfile.mkdtemp(prefix=".sheetnet-", dir=path.parent))
+        tmp = _create(lambda p: os.mkdir(p, 0o700), path.parent, "", names)
         old = path.parent / f"{tmp.name}.old"
         yield tmp
         os.chmod(tmp, 0o777 & ~_umask())
@@ -84,7 +110,7 @@ def atomic_dir(path: str | os.PathLike, force: bool = False):
     except OSError as exc:
         raise cannot_write(path, exc) from None
     finally:
-        for leftover in (tmp, old):
+        for leftover in (*names, old):
             if leftover is None:
                 continue
             if leftover.is_dir():

@@ -165,3 +165,34 @@ def test_signal_during_verify_stops_soffice(book, tmp_path, signum, moment):
     assert not profile.exists()
     assert not Path(f"/tmp/OSL_PIPE_{os.getuid()}_{pipe}").exists()
     assert files_in(tmp_path) == set()
+
+
+# --- a signal landing as the temporary file is made ----------------------------------------------
+_LANDING = """
+import os, signal, sys, time
+real = os.open
+def landing(path, *args, **kwargs):
+    fd = real(path, *args, **kwargs)
+    if ".sheetnet-" in str(path):           # the temporary file exists now
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(0.5)                     # the handler runs here, before open returns
+    return fd
+os.open = landing
+from sheetnet.cli import main
+sys.argv = ["sheetnet", "export", sys.argv[1], sys.argv[2]]
+main()
+"""
+
+
+def test_signal_as_the_temp_file_is_made_leaves_nothing(tmp_path):
+    # the window the timing tests above hit only under load, made certain: the signal lands
+    # right after the temporary file is created, before its name is returned (tempfile.mkstemp
+    # had that window: its caller never learnt the name it had to remove)
+    out = tmp_path / "out"
+    out.mkdir()
+    proc = subprocess.run([sys.executable, "-c", _LANDING, str(ROOT / "examples" / "sqrt_2x2.pt"),
+                           str(out / "book.xlsx")], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 128 + signal.SIGTERM, (proc.returncode, proc.stderr)
+    assert proc.stderr.strip() == "error: interrupted (SIGTERM)", proc.stderr
+    assert files_in(out) == set()

@@ -29,7 +29,7 @@ _ONE = r"""
 import json, os, resource, sys, time
 import numpy as np
 from sheetnet.engines import open_engine
-from sheetnet.verify import block, numeric
+from sheetnet.verifier import block, numeric
 from sheetnet.manifest import read_manifest
 name, book, timeout = sys.argv[1], sys.argv[2], float(sys.argv[3])
 entry = read_manifest(book).nodes["logits"]

@@ -19,9 +19,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from sheetnet.engines.libreoffice import LibreOffice as Engine  # noqa: E402
-from sheetnet.export import export  # noqa: E402
+from sheetnet.pipeline import export  # noqa: E402
 from sheetnet.options import ExportOptions  # noqa: E402
-from sheetnet.verify import block, verify  # noqa: E402
+from sheetnet.verifier import block, verify  # noqa: E402
 from sheetnet.manifest import read_manifest  # noqa: E402
 
 

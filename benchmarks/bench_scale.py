@@ -70,7 +70,7 @@ def _child(code: str) -> dict:
 def export_step(ckpt: Path, book: Path, tokens: list[int]) -> dict:
     return _child(f"""
 import time
-from sheetnet.export import export
+from sheetnet.pipeline import export
 from sheetnet.options import ExportOptions
 start = time.perf_counter()
 res = export({str(ckpt)!r}, {str(book)!r}, ExportOptions(style="auto", force=True,
@@ -87,7 +87,7 @@ import time, numpy as np, torch
 from sheetnet.engines.libreoffice import LibreOffice as Engine
 from sheetnet.loaders import load
 from sheetnet.models.gpt import GPT
-from sheetnet.verify import numeric, read_nodes
+from sheetnet.verifier import numeric, read_nodes
 from sheetnet.manifest import read_manifest
 sys.path.insert(0, {str(ROOT / "benchmarks")!r})
 from bench_scale import soffice_peak_mb
@@ -131,7 +131,7 @@ import time, openpyxl
 from sheetnet import layout
 from sheetnet.emit.book import build_book
 from sheetnet.emit.arrays import ARRAY_FORMULAS
-from sheetnet.export import lower
+from sheetnet.pipeline import lower
 from sheetnet.options import ExportOptions
 opts = ExportOptions(style="arrays", tokens={tokens!r}, context={CONTEXT})
 graph = lower({str(ckpt)!r}, opts).graph

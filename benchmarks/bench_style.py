@@ -21,10 +21,10 @@ import torch  # noqa: E402
 
 from sheetnet.checkpoint import save_checkpoint  # noqa: E402
 from sheetnet.engines.libreoffice import LibreOffice as Engine  # noqa: E402
-from sheetnet.export import export  # noqa: E402
+from sheetnet.pipeline import export  # noqa: E402
 from sheetnet.models.gpt import GPT, GPTConfig  # noqa: E402
 from sheetnet.options import ExportOptions  # noqa: E402
-from sheetnet.verify import block  # noqa: E402
+from sheetnet.verifier import block  # noqa: E402
 from sheetnet.manifest import read_manifest  # noqa: E402
 
 # name -> (n_layer, n_embd, context, vocab_size): formula cells from ~15k to ~1.3M

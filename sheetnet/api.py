@@ -38,7 +38,7 @@ def export(model, out, example_inputs=None, *, progress: bool | Callable = False
     Raises:
         SheetnetError: an unknown option, a bad model, path or example input; no file is written.
     """
-    from .export import export as export_book
+    from .pipeline import export as export_book
     opts = export_options(options)
     with _progress_callback(progress) as callback:
         return export_book(model, out, opts, progress=callback, example_inputs=example_inputs)
@@ -61,7 +61,7 @@ def verify(book, model, example_inputs=None, engine="libreoffice", tol: float | 
     Raises:
         SheetnetError: an unreadable book, a bad model or timeout, a missing engine.
     """
-    from .verify import verify as verify_book
+    from .verifier import verify as verify_book
     return verify_book(book, model, tol=tol, engine=engine, timeout=_timeout(timeout),
                        example_inputs=example_inputs)
 
@@ -85,7 +85,7 @@ def run(book, inputs=None, *, prompt: str | None = None, tokens=None,
     Raises:
         SheetnetError: an input the workbook does not take, or of the wrong count.
     """
-    from .run import run as run_book
+    from .runner import run as run_book
     return run_book(book, inputs=None if inputs is None else _floats(inputs), prompt=prompt,
                     tokens=None if tokens is None else _ints(tokens), temperature=temperature,
                     engine=engine, timeout=_timeout(timeout))

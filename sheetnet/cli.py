@@ -251,7 +251,7 @@ def export(model, out, force, **given):
     """Write MODEL (a file, or a Hugging Face / minGPT folder) as the workbook OUT."""
     from .capture.gpt_body import positions_text
     from .api import SheetProgress
-    from .export import export as do_export
+    from .pipeline import export as do_export
     with SheetProgress() as progress:
         res = do_export(model, out, _options(force=force, **given), progress=progress)
     click.echo(f"wrote {res.path}: {res.sheets} sheets, {res.weight_cells} weight cells, "
@@ -295,8 +295,8 @@ def verify(book, model, tol, fmt, meta, activations, timeout, engine):
     MODEL is read as the export read it unless --format, --meta or --activations say otherwise."""
     from .engines import ENGINES
     from .engines.base import check_timeout
-    from .verify import engines_table
-    from .verify import verify as do_verify
+    from .verifier import engines_table
+    from .verifier import verify as do_verify
     reports = {name: do_verify(book, model, tol=tol, fmt=None if fmt == "auto" else fmt,
                                meta=meta, activations=activations, engine=name,
                                timeout=check_timeout(timeout))
@@ -320,7 +320,7 @@ def run(book, inputs, prompt, tokens, temperature, as_json, timeout, engine):
     """Set BOOK's inputs, recalculate (in LibreOffice unless --engine says otherwise) and print
     the outputs."""
     from .engines.base import check_timeout
-    from .run import run as do_run
+    from .runner import run as do_run
     result = do_run(book, inputs=_floats(inputs) if inputs is not None else None,
                     prompt=prompt, tokens=_ints(tokens), temperature=temperature,
                     timeout=check_timeout(timeout), engine=engine)

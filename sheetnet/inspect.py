@@ -22,7 +22,7 @@ BYTES_PER_FORMULA = 12.0    # a formula cell, zipped (they repeat, so they compr
 
 def inspect_model(model_path, options: ExportOptions) -> dict:
     """What ``export`` would write for this model, per sheet, plus estimates and limits."""
-    from .export import choose_precision, choose_style, estimated_recalc_s, lower
+    from .pipeline import choose_precision, choose_style, estimated_recalc_s, lower
     graph = lower(model_path, options).graph
     plan = layout.plan(graph)
     style = choose_style(graph, options.style)

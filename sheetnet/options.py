@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from .a1 import MAX_CELL_CHARS
 from .errors import SheetnetError
 
-# export refuses a workbook whose estimated LibreOffice load + recalculation (export.py's
+# export refuses a workbook whose estimated LibreOffice load + recalculation (pipeline.py's
 # estimated_recalc_s, which inspect reports too) passes this, unless --max-recalc says more
 MAX_RECALC_S = 600.0
 

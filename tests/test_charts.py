@@ -9,7 +9,7 @@ import zipfile
 
 import pytest
 
-from sheetnet.export import export
+from sheetnet.pipeline import export
 from sheetnet.options import ExportOptions
 from sheetnet.xlsx_theme import ACCENTS
 

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from sheetnet.engines import ENGINES, Block, EngineError, FormulaError, open_engine
-from sheetnet.export import export
+from sheetnet.pipeline import export
 from sheetnet.options import TOLERANCE, ExportOptions
-from sheetnet.run import run
-from sheetnet.verify import verify
+from sheetnet.runner import run
+from sheetnet.verifier import verify
 from sheetnet.manifest import read_manifest
 
 EXAMPLES = ["sqrt_2x2.pt", "sqrt_net.pt", "textnet.pt", "textnet_wide.pt", "gpt.pt"]

@@ -13,9 +13,9 @@ from torch import nn
 
 from foreign import CHARS, hf_gpt2, random_gpt, write_meta_pkl, write_mingpt_workdir, write_nanogpt
 from sheetnet.cli import main
-from sheetnet.export import export
+from sheetnet.pipeline import export
 from sheetnet.options import ExportOptions, TOLERANCE
-from sheetnet.verify import verify
+from sheetnet.verifier import verify
 from sheetnet.manifest import LoadSpec, read_manifest
 
 TOKENS = [1, 2, 3]

@@ -229,7 +229,7 @@ def _functions(book) -> set[str]:
 def test_workbooks_use_only_functions_excel_2010_computes(examples, tmp_path, style):
     import torch
     from sheetnet.checkpoint import save_checkpoint
-    from sheetnet.export import export
+    from sheetnet.pipeline import export
     from sheetnet.options import ExportOptions
     tanh_gpt = random_gpt(seed=3, gelu="tanh")
     save_checkpoint(tmp_path / "g.pt", "gpt", tanh_gpt.config.to_dict(), tanh_gpt.state_dict(), {})

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from sheetnet.export import export
+from sheetnet.pipeline import export
 from sheetnet.options import ExportOptions
 
 GOLDEN = Path(__file__).resolve().parent / "golden" / "examples.json"

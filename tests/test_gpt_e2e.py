@@ -11,11 +11,11 @@ from sheetnet.loaders import load_checkpoint
 from sheetnet.emit.a1 import cell_name
 from sheetnet.engines import Block
 from sheetnet.errors import SheetnetError
-from sheetnet.export import export
+from sheetnet.pipeline import export
 from sheetnet.models.gpt import GPT
 from sheetnet.options import ExportOptions
-from sheetnet.run import input_edits, run
-from sheetnet.verify import numeric, read_nodes, verify
+from sheetnet.runner import input_edits, run
+from sheetnet.verifier import numeric, read_nodes, verify
 from sheetnet.manifest import read_manifest
 
 STYLES = ["cells", "arrays"]

@@ -15,7 +15,7 @@ from sheetnet.emit.arrays import ARRAY_FORMULAS
 from sheetnet.manifest import build
 from sheetnet.emit.formulas import cell_formula
 from sheetnet.errors import SheetnetError
-from sheetnet.export import choose_style
+from sheetnet.pipeline import choose_style
 from sheetnet.ir import graph as ir
 from sheetnet.ir.reference import evaluate
 from sheetnet.layout import MAX_COLS, Region

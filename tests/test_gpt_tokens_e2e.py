@@ -16,10 +16,10 @@ from sheetnet.checkpoint import save_checkpoint
 from sheetnet.emit.a1 import cell_name
 from sheetnet.engines import Block
 from sheetnet.errors import SheetnetError
-from sheetnet.export import export
+from sheetnet.pipeline import export
 from sheetnet.options import TOLERANCE, ExportOptions
-from sheetnet.run import run
-from sheetnet.verify import verify
+from sheetnet.runner import run
+from sheetnet.verifier import verify
 from sheetnet.manifest import read_manifest
 from cli_helpers import invoke
 

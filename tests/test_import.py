@@ -27,12 +27,12 @@ from sheetnet import loaders
 from sheetnet.cli import main
 from sheetnet.engines.libreoffice import soffice_path
 from sheetnet.errors import SheetnetError
-from sheetnet.export import export
+from sheetnet.pipeline import export
 from sheetnet.importer import import_book
 from sheetnet.manifest import TensorEntry, read_manifest
 from sheetnet.options import TOLERANCE, ExportOptions
-from sheetnet.run import run
-from sheetnet.verify import verify
+from sheetnet.runner import run
+from sheetnet.verifier import verify
 
 TOKENS = [1, 2, 3]
 

@@ -30,8 +30,8 @@ STAGES = [
     ("layout", ["layout", "spec"]),
     ("emit", ["emit"]),
     ("writer", ["writer", "xlsx", "xlsx_numbers", "xlsx_parts", "xlsx_theme"]),
-    ("beside", ["engines", "manifest", "manifest_checks", "record", "xlsx_read", "verify", "run",
-                "importer", "inspect", "export", "cli", "__main__", "api", "__init__"]),
+    ("beside", ["engines", "manifest", "manifest_checks", "record", "xlsx_read", "verifier", "runner",
+                "importer", "inspect", "pipeline", "cli", "__main__", "api", "__init__"]),
 ]
 
 # Imports against that order, each with why it is there; keep this short (none today).

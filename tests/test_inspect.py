@@ -7,7 +7,7 @@ from cli_helpers import invoke
 
 from sheetnet.emit.book import _checked
 from sheetnet.errors import SheetnetError
-from sheetnet.export import export
+from sheetnet.pipeline import export
 from sheetnet.inspect import describe, inspect
 from sheetnet.ir import graph as ir
 from sheetnet.layout import MAX_FORMULA_CHARS

@@ -18,7 +18,7 @@ from foreign import (
 )
 from sheetnet import loaders
 from sheetnet.errors import SheetnetError
-from sheetnet.export import export, lower
+from sheetnet.pipeline import export, lower
 from sheetnet.ir import reference
 from sheetnet.loaders.describe import architecture_lines
 from sheetnet.loaders.safe import MODULE_CLASSES

@@ -6,11 +6,11 @@ import json
 
 import pytest
 
-from sheetnet import importer, inspect, layout, loaders, run, verify
+from sheetnet import importer, inspect, layout, loaders, runner, verifier
 from sheetnet.capture import capture
 from sheetnet.engines import Block
 from sheetnet.errors import SheetnetError
-from sheetnet.export import export, load_spec
+from sheetnet.pipeline import export, load_spec
 from sheetnet.manifest import VERSION, LoadSpec, Manifest, NodeEntry, RunSpec, build, read_manifest
 from sheetnet.options import ExportOptions
 from sheetnet.record import checkpoint_record
@@ -126,8 +126,8 @@ class _NoEngine:
 
 # each reader of a workbook, called on the sqrt example's
 READERS = {
-    "run": (run, lambda book, model, out, eng: run.run(book, engine=eng)),
-    "verify": (verify, lambda book, model, out, eng: verify.verify(book, model, engine=eng)),
+    "run": (runner, lambda book, model, out, eng: runner.run(book, engine=eng)),
+    "verify": (verifier, lambda book, model, out, eng: verifier.verify(book, model, engine=eng)),
     "import": (importer, lambda book, model, out, eng: importer.import_book(book, out)),
     "inspect": (inspect, lambda book, model, out, eng: inspect.inspect(book)),
 }

@@ -11,10 +11,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from sheetnet.export import export
+from sheetnet.pipeline import export
 from sheetnet.options import TOLERANCE, ExportOptions
-from sheetnet.run import run
-from sheetnet.verify import verify
+from sheetnet.runner import run
+from sheetnet.verifier import verify
 from sheetnet.manifest import read_manifest
 
 # (--activations name, module) for every supported activation

@@ -4,7 +4,7 @@ import pytest
 
 from lo_helpers import validation_rule
 from sheetnet.emit.a1 import cell_name, defined_name
-from sheetnet.export import export
+from sheetnet.pipeline import export
 from sheetnet.options import ExportOptions
 from sheetnet.manifest import read_manifest
 

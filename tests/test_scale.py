@@ -9,15 +9,15 @@ import pytest
 import torch
 
 from foreign import CHARS, random_gpt
-from sheetnet import export as export_module
-from sheetnet import verify as verify_module
+from sheetnet import pipeline
+from sheetnet import verifier
 from sheetnet.checkpoint import save_checkpoint
 from sheetnet.emit.book import build_book
-from sheetnet.export import choose_precision, export, lower
+from sheetnet.pipeline import choose_precision, export, lower
 from sheetnet.ir import graph as ir
 from sheetnet.layout import plan
 from sheetnet.options import TOLERANCE, TOLERANCE_FLOAT32, ExportOptions
-from sheetnet.verify import Report, Row, verify
+from sheetnet.verifier import Report, Row, verify
 from sheetnet.manifest import read_manifest
 from sheetnet.xlsx_numbers import _float32_patterns
 
@@ -47,7 +47,7 @@ def _graph(*arrays) -> ir.Graph:
 ])
 def test_auto_precision_is_float32_only_above_the_threshold_for_float32_weights(
         monkeypatch, dtype, cells, asked, chosen):
-    monkeypatch.setattr(export_module, "AUTO_FLOAT32_ABOVE", 100)
+    monkeypatch.setattr(pipeline, "AUTO_FLOAT32_ABOVE", 100)
     g = _graph(np.ones((cells // 2, 1), dtype), np.ones((cells // 2, 1), np.float32))
     assert choose_precision(g, asked) == chosen
 
@@ -110,10 +110,10 @@ def test_verify_skips_weights_above_the_threshold_and_does_not_count_them(
     path, _ = ckpt
     book = tmp_path / "skip.xlsx"
     export(path, book, ExportOptions(prompt="abc"))
-    monkeypatch.setattr(verify_module, "WEIGHTS_REREAD_MAX", 10)
+    monkeypatch.setattr(verifier, "WEIGHTS_REREAD_MAX", 10)
     read = []
-    real = verify_module.read_nodes
-    monkeypatch.setattr(verify_module, "read_nodes",
+    real = verifier.read_nodes
+    monkeypatch.setattr(verifier, "read_nodes",
                         lambda eng, bk, man, names, **kw: read.extend(names) or
                         real(eng, bk, man, names, **kw))
     report = verify(book, path, engine=engine)

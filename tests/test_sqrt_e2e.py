@@ -6,11 +6,11 @@ import torch
 
 from sheetnet.loaders import load_checkpoint
 from sheetnet.emit.a1 import cell_name
-from sheetnet.export import export
+from sheetnet.pipeline import export
 from sheetnet.models.mlp import mlp_from_checkpoint
 from sheetnet.options import ExportOptions
-from sheetnet.run import run
-from sheetnet.verify import verify
+from sheetnet.runner import run
+from sheetnet.verifier import verify
 from sheetnet.manifest import read_manifest
 
 NETS = ["sqrt_2x2.pt", "sqrt_net.pt"]
@@ -103,7 +103,7 @@ def test_editing_a_weight_cell_moves_y_like_torch(engine, examples, tmp_path):
 
 
 def test_walk_sheet_grid_breakpoints_and_chart(engine, examples, tmp_path):
-    from sheetnet.verify import block, numeric
+    from sheetnet.verifier import block, numeric
     book = tmp_path / "sqrt.xlsx"
     export(examples / "sqrt_2x2.pt", book)
     nodes = read_manifest(book).nodes

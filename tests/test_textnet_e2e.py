@@ -14,13 +14,13 @@ from sheetnet.capture.textnet import GENERATE_STEPS, as_sequential
 from sheetnet.loaders import load_checkpoint
 from sheetnet.cli import main
 from sheetnet.errors import SheetnetError
-from sheetnet.export import export
+from sheetnet.pipeline import export
 from sheetnet.ir import graph as ir
 from sheetnet.ir.reference import evaluate
 from sheetnet.models.textnet import TextNet, greedy_chain, train_textnet_checkpoint
 from sheetnet.options import ExportOptions
-from sheetnet.run import input_edits, run
-from sheetnet.verify import read_nodes, verify
+from sheetnet.runner import input_edits, run
+from sheetnet.verifier import read_nodes, verify
 from sheetnet.manifest import read_manifest
 from cli_helpers import invoke, one_line_error
 from lo_helpers import validation_rule

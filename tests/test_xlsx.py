@@ -9,7 +9,7 @@ from openpyxl.utils import column_index_from_string
 
 from sheetnet.engines import Block
 from sheetnet.errors import SheetnetError
-from sheetnet.export import export
+from sheetnet.pipeline import export
 from sheetnet.options import ExportOptions
 from sheetnet.layout import Numbers
 from sheetnet.spec import ArraySpec, BookSpec, Formula, SheetSpec, TextRun, load_styles

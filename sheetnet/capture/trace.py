@@ -20,7 +20,7 @@ class Captured:
     """A model ready to export: the torch module, its graph and how to trace it in PyTorch."""
     model: Any
     graph: Graph
-    # torch_trace(model, graph, input_values) -> {ref: float64 array}; see verify.py
+    # torch_trace(model, graph, input_values) -> {ref: float64 array}; see verifier.py
     trace: Callable
 
 

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from cli_helpers import invoke
 from hostile.helpers import ROOT
 from hostile.test_workbooks import manifest_of, with_manifest
-from sheetnet.export import export
+from sheetnet.pipeline import export
 from sheetnet.options import ExportOptions
 
 SETTINGS = settings(max_examples=40, deadline=None,

@@ -13,7 +13,7 @@ from cli_helpers import invoke, one_line_error
 from foreign import hf_gpt2
 from hostile.helpers import ROOT, files_in, no_temp_files
 from hostile.test_workbooks import manifest_of, with_manifest
-from sheetnet.export import export
+from sheetnet.pipeline import export
 from sheetnet.options import ExportOptions
 
 EXAMPLES = ROOT / "examples"

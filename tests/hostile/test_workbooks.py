@@ -13,7 +13,7 @@ import pytest
 
 from cli_helpers import invoke, one_line_error
 from hostile.helpers import MEMORY_BOUND_MB, ROOT, files_in, no_temp_files, refused, run_cli
-from sheetnet.export import export
+from sheetnet.pipeline import export
 
 EXAMPLES = ROOT / "examples"
 

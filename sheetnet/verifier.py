@@ -23,7 +23,7 @@ import numpy as np
 from .capture import TORCH_EXPORT, Captured
 from .engines import DEFAULT_TIMEOUT, Block, FormulaError, open_engine
 from .errors import SheetnetError
-from .export import is_path, lower
+from .pipeline import is_path, lower
 from .ir import reference
 from .manifest import Manifest, NodeEntry, read_manifest
 from .options import TOLERANCE, TOLERANCE_FLOAT32, ExportOptions

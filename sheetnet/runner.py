@@ -7,7 +7,7 @@ import numpy as np
 from .errors import SheetnetError
 from .engines import DEFAULT_TIMEOUT
 from .manifest import Manifest, Positions, RunSpec, read_manifest
-from .verify import numeric, read_nodes, with_engine
+from .verifier import numeric, read_nodes, with_engine
 
 
 def input_edits(manifest: Manifest, name: str, values) -> list[tuple[str, int, int, object]]:

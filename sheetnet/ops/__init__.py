@@ -23,6 +23,7 @@ from .text import Chars, Lookup, PromptLength, PromptNote, TokenId, WordId, cell
 from .tokens import CheckedIds, FilledCount, IdsNote, TokenText, checked_id
 from .arith import Minus, Negate, Over, Plus, Reshape, Times, Transpose
 from .reduce import BatchNorm, ColMean, ColSum, LogSoftmax, RowSum
+from .conv import AvgPool2d, Conv2d, MaxPool2d, Pad2d
 
 __all__ = [*REGISTRY, "ELEMENTWISE", "REGISTRY", "ArrayText", "Example", "Op", "PerCellOnly", "Ref",
            "inputs", "number", "cell_text", "checked_id", "activation", "ACTIVATION_MODULES"]

@@ -14,6 +14,7 @@ Formats, and how ``auto`` tells them apart (first match):
     nanogpt         a dict with "model_args" and "model"
     mlp-module      a whole saved nn.Sequential
     mlp-state-dict  a state dict with keys "0.weight", "0.bias", ... (needs --activations)
+A torch.export program (.pt2) is refused whatever the format, before it is read (see pt2.py).
 """
 from __future__ import annotations
 

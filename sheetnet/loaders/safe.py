@@ -22,6 +22,7 @@ from torch import nn
 
 from ..errors import SheetnetError
 from ..models.mlp import LAYER_TYPES, SUPPORTED_LAYERS
+from .pt2 import refuse_export_archive
 
 # the only classes a whole saved module may be built from (import path -> class)
 MODULE_CLASSES: dict[str, type] = {f"{cls.__module__}.{cls.__name__}": cls
@@ -81,8 +82,12 @@ def check_archive(path: Path) -> None:
     A 4 MB file can deflate a 4 GB record, which torch.load would inflate into memory; its
     central directory says so (file_size) before anything is read.
 
+    A torch.export (.pt2) archive is refused here too, by its records' names: reading one can run
+    code from it (see pt2.py).
+
     Raises:
-        SheetnetError: a damaged zip, or records inflating past the file's size + ZIP_SLACK.
+        SheetnetError: a damaged zip, a torch.export archive, or records inflating past the file's
+            size + ZIP_SLACK.
     """
     with path.open("rb") as f:
         if f.read(4) != ZIP_MAGIC:
@@ -93,6 +98,7 @@ def check_archive(path: Path) -> None:
     except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError) as exc:
         raise SheetnetError(f"{path} is not a loadable PyTorch checkpoint (a damaged zip "
                             f"archive: {str(exc)[:100]})") from None
+    refuse_export_archive(path, [r.filename for r in records])
     size = path.stat().st_size
     total = sum(r.file_size for r in records)
     if total > size + ZIP_SLACK:

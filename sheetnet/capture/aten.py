@@ -13,6 +13,7 @@ import math
 from typing import Callable
 
 from ..ir import graph as ir
+from .conv import TABLE as CONV_TABLE
 
 
 def op_name(node) -> str:
@@ -254,4 +255,5 @@ TABLE: dict[str, Callable] = {
     "aten.detach": view, "aten.view": view, "aten.reshape": view, "aten._unsafe_view": view,
     "aten.flatten": view, "aten.unsqueeze": view, "aten.squeeze": view,
     "aten.t": transpose, "aten.transpose": transpose, "aten.permute": transpose,
+    **CONV_TABLE,   # conv1d/2d, max and average pooling over (C*H, W) feature-map blocks
 }

@@ -219,7 +219,8 @@ class _Lowering:
 
     def param(self, arg, layout: str, beside: bool = False) -> str:
         """The Param node of a weight argument: "matrix" (as stored, (out, in)), "row" (1, F)
-        or "col" (F, 1) for a vector; a computed tensor is accepted for "row" and "matrix".
+        or "col" (F, 1) for a vector, "blocks" (any rank, as its (rows, last dim) block: conv
+        kernels); a computed tensor is accepted for "row" and "matrix".
         ``beside``: placed right of the node before it (a bias beside its weight rows)."""
         val = self.value(arg)
         if val.param is None:
@@ -233,6 +234,7 @@ class _Lowering:
             value = self._state(val.param).detach().cpu().double().numpy()
             value = value.reshape(1, -1) if layout == "row" and value.ndim < 2 else value
             value = value.reshape(-1, 1) if layout == "col" else value
+            value = value.reshape(rows_block(value.shape)) if layout == "blocks" else value
             if value.ndim != 2:
                 self.refuse(f"reads {val.param} of shape {value.shape}")
             name = val.param if not any(k[0] == val.param for k in self.params) \
@@ -260,12 +262,14 @@ class _Lowering:
                 torch but with the IR reference); None: the node's own result (``ref`` = its fx
                 name, so verify compares it with the float64 run).
             label: a helper column's heading (default: its suffix).
+            kw: Node fields (a helper's ``beside=False`` and ``title``, ``row_labels``).
         """
         shape = tuple(self.node.meta["val"].shape)
         block = block or rows_block(shape)
         if suffix is not None:
-            return self.g.add(f"{self._base()}.{suffix}", op, block, self.sheet, title="",
-                              col_labels=[label or suffix] if block[1] == 1 else None, beside=True, **kw)
+            kw = {"title": "", "beside": True, **kw}
+            return self.g.add(f"{self._base()}.{suffix}", op, block, self.sheet,
+                              col_labels=[label or suffix] if block[1] == 1 else None, **kw)
         name = self.g.add(self._base(), op, block, self.sheet, ref=self.node.name,
                           title=self._title(), **kw)
         self.env[self.node.name] = Val(shape, node=name)

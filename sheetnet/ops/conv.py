@@ -8,7 +8,7 @@ A 1-D map (C, L) is the same with H = 1: one row per channel.
 Weights keep their stored order the same way: (C_out, C_in, kh, kw) is a (C_out*C_in*kh, kw)
 block, one kh x kw kernel per (out, in) pair, so a kernel is a plain range beside its window:
 
-    out[co, y, x] = b[co] + sum over ci of SUMPRODUCT(window of channel ci at (y, x), kernel[co, ci])
+    out[co, y, x] = b[co] + sum over ci: SUMPRODUCT(window of channel ci at (y, x), kernel[co, ci])
 
 Padding is a Pad2d node (the map with zeros around each channel) so a window never leaves it.
 """
@@ -31,7 +31,7 @@ _WINDOWS = PerCellOnly("each cell is its own window of the map (no whole-range f
 def windows(block: np.ndarray, channels: int, kernel, stride) -> np.ndarray:
     """(C*H, W) block -> (C, OH, OW, kh, kw): every window the kernel sees, no padding."""
     maps = block.reshape(channels, -1, block.shape[1])                   # (C, H, W)
-    every = sliding_window_view(maps, tuple(kernel), axis=(1, 2))        # (C, H-kh+1, W-kw+1, kh, kw)
+    every = sliding_window_view(maps, tuple(kernel), axis=(1, 2))   # (C, H-kh+1, W-kw+1, kh, kw)
     return every[:, ::stride[0], ::stride[1]]
 
 

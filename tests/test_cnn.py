@@ -122,6 +122,27 @@ def test_feature_maps_are_blocks_of_pictures(make, shape, node, block):
     assert (region.nrows, region.ncols) == block and not region.transposed
 
 
+@pytest.mark.parametrize("node, pictures, height", [
+    ("conv1.conv2d", 2, 24), ("max_pool2d", 2, 12), ("conv2.conv2d_1", 4, 8),
+    ("max_pool2d_1", 4, 4)])
+def test_each_channel_picture_gets_its_own_colour_scale(tmp_path, node, pictures, height):
+    # a map's colours compare its own pixels, not the other channels' (a scale per picture)
+    import re
+    import zipfile
+    torch.manual_seed(0)
+    book = tmp_path / "lenet.xlsx"
+    x = torch.randn(1, 1, 28, 28)
+    sheetnet.export(LeNet(), book, example_inputs=(x,))
+    region = layout.plan(capture_module(LeNet(), (x,)).graph).regions[node]
+    sheets = re.findall(r'<sheet name="([^"]+)"', zipfile.ZipFile(book).read("xl/workbook.xml")
+                        .decode())
+    xml = zipfile.ZipFile(book).read(f"xl/worksheets/sheet{sheets.index(region.sheet) + 1}.xml")
+    scales = set(re.findall(rb'<conditionalFormatting sqref="([A-Z]+)(\d+):([A-Z]+)(\d+)"', xml))
+    rows = sorted(int(a) - 1 for _, a, _, b in scales
+                  if region.row <= int(a) - 1 < region.row + region.nrows)
+    assert rows == [region.row + k * height for k in range(pictures)]
+
+
 def test_flatten_reads_the_maps_in_torch_order():
     # fc1's input row is the pooled maps in C, H, W order: channel 1's first cell is feature 16
     torch.manual_seed(0)

@@ -42,7 +42,8 @@ def build_book(graph: ir.Graph, plan: Plan, guide: dict | None = None,
     for node in graph.nodes.values():
         if not isinstance(node.op, ir.View):
             _emit_node(sheets[node.sheet], node, plan.regions, array_ops or {}, names)
-            _add_heatmap(sheets[node.sheet], node, plan.regions[node.name], heat)
+            _add_heatmap(sheets[node.sheet], node, plan.regions[node.name], heat,
+                         lambda n: graph.nodes[n].shape)
     for (sheet, r, c), text in plan.titles.items():
         sheets[sheet].put(r, c, text, "title")
     for line in plan.labels:  # a column's label sits right-aligned, over the numbers it names
@@ -62,19 +63,26 @@ def build_book(graph: ir.Graph, plan: Plan, guide: dict | None = None,
 HEATMAP_MAX_CELLS = 250_000  # a colour scale over more cells slows every repaint in LibreOffice
 
 
-def _add_heatmap(sheet: SheetSpec, node: ir.Node, region: Region, colours: dict) -> None:
-    # weight matrices and attention probabilities get a colour scale: patterns show at a glance
+def _add_heatmap(sheet: SheetSpec, node: ir.Node, region: Region, colours: dict,
+                 shape) -> None:
+    # weight matrices, attention probabilities and feature maps get a colour scale: patterns
+    # show at a glance; a feature map block stacks channel pictures, each scaled on its own
     if region.nrows * region.ncols > HEATMAP_MAX_CELLS:
         return
+    pictures = 1
     if isinstance(node.op, ir.Param) and min(region.nrows, region.ncols) > 1:
         scale = colours.get("weights")
     elif isinstance(node.op, ir.Softmax) and getattr(node.op, "causal", False):
         scale = colours.get("attention")
+    elif hasattr(node.op, "feature_maps") and not region.transposed:
+        scale, pictures = colours.get("feature_maps"), node.op.feature_maps(shape)
     else:
         return
-    if scale:
-        first = f"{col_letter(region.col)}{region.row + 1}"
-        last = f"{col_letter(region.col + region.ncols - 1)}{region.row + region.nrows}"
+    height = region.nrows // max(pictures, 1)
+    for k in range(pictures if scale else 0):
+        top = region.row + k * height
+        first = f"{col_letter(region.col)}{top + 1}"
+        last = f"{col_letter(region.col + region.ncols - 1)}{top + height}"
         sheet.scales.append((f"{first}:{last}", *scale))
 
 

@@ -53,6 +53,10 @@ class _Grid:
     def _out_rows(self, r) -> int:
         return out_size(r.shape(self.x)[0] // self.channels, self.kernel[0], self.stride[0])
 
+    def feature_maps(self, shape) -> int:
+        """How many channel pictures the output block stacks (shape: node name -> its shape)."""
+        return self.channels
+
 
 @register
 @dataclass(frozen=True)
@@ -67,6 +71,10 @@ class Conv2d(_Grid, Op):
     stride: tuple[int, int]
     b: Ref | None = None
     array = _WINDOWS
+
+    def feature_maps(self, shape) -> int:
+        # C_out: w stacks C_out * C_in kernels of kh rows each
+        return shape(self.w)[0] // (self.channels * self.kernel[0])
 
     def reference(self, v):
         win = windows(v[self.x], self.channels, self.kernel, self.stride)   # (C, OH, OW, kh, kw)
@@ -160,6 +168,10 @@ class Pad2d(Op):
     channels: int
     pad: tuple[int, int]
     array = PerCellOnly("each cell is a plain reference to one cell of x, or a zero")
+
+    def feature_maps(self, shape) -> int:
+        """How many channel pictures the output block stacks (shape: node name -> its shape)."""
+        return self.channels
 
     def reference(self, v):
         maps = v[self.x].reshape(self.channels, -1, v[self.x].shape[1])   # (C, H, W)

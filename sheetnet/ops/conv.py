@@ -106,24 +106,29 @@ class Conv2d(_Grid, Op):
                            stride=(2, 1)).reshape(6, 5))
 
 
-@register
-@dataclass(frozen=True)
-class MaxPool2d(_Grid, Op):
-    """(C*OH, OW): the largest cell of each window of x (C*H, W); no padding, dilation 1."""
+class _Pool(_Grid):
+    """Pooling: one number per window of x, the sheet's FUNCTION of its cells (REDUCE in NumPy)."""
     INPUTS = ("x",)
-    x: Ref
-    channels: int
-    kernel: tuple[int, int]
-    stride: tuple[int, int]
     array = _WINDOWS
 
     def reference(self, v):
-        out = windows(v[self.x], self.channels, self.kernel, self.stride).max(axis=(3, 4))
+        out = self.REDUCE(windows(v[self.x], self.channels, self.kernel, self.stride), axis=(3, 4))
         return out.reshape(-1, out.shape[2])
 
     def formula(self, r, i, j):
         c, y = divmod(i, self._out_rows(r))
-        return f"MAX({self._window(r, c, y, j)})"
+        return f"{self.FUNCTION}({self._window(r, c, y, j)})"
+
+
+@register
+@dataclass(frozen=True)
+class MaxPool2d(_Pool, Op):
+    """(C*OH, OW): the largest cell of each window of x (C*H, W); no padding, dilation 1."""
+    FUNCTION, REDUCE = "MAX", staticmethod(np.max)
+    x: Ref
+    channels: int
+    kernel: tuple[int, int]
+    stride: tuple[int, int]
 
     @staticmethod
     def example():
@@ -135,22 +140,13 @@ class MaxPool2d(_Grid, Op):
 
 @register
 @dataclass(frozen=True)
-class AvgPool2d(_Grid, Op):
+class AvgPool2d(_Pool, Op):
     """(C*OH, OW): the mean of each window of x (C*H, W); no padding (so no count_include_pad)."""
-    INPUTS = ("x",)
+    FUNCTION, REDUCE = "AVERAGE", staticmethod(np.mean)
     x: Ref
     channels: int
     kernel: tuple[int, int]
     stride: tuple[int, int]
-    array = _WINDOWS
-
-    def reference(self, v):
-        out = windows(v[self.x], self.channels, self.kernel, self.stride).mean(axis=(3, 4))
-        return out.reshape(-1, out.shape[2])
-
-    def formula(self, r, i, j):
-        c, y = divmod(i, self._out_rows(r))
-        return f"AVERAGE({self._window(r, c, y, j)})"
 
     @staticmethod
     def example():

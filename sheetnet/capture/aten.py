@@ -117,24 +117,21 @@ def elu(cx, x, alpha=1.0, scale=1.0, input_scale=1.0):
 
 
 # --- rows: softmax, norms, reductions -----------------------------------------------------------
-def softmax(cx, x, dim, half_to_float=False):
-    """exp(x - row max) / sum exp, the max and sum beside x (the existing softmax cells)."""
-    _last_dim_only(cx, dim, "softmax")
-    x = cx.rows(x)
-    n = cx.g.shape(x)[0]
-    mx = cx.emit(ir.RowMax(x), (n, 1), "max")
-    total = cx.emit(ir.RowSumExp(x, mx), (n, 1), "sum", "sum exp")
-    cx.emit(ir.Softmax(x, mx, total))
+def _row_softmax(op, name: str):
+    # softmax and log_softmax over the last dim: the row max and sum exp beside x, then ``op``
+    def lower(cx, x, dim, half_to_float=False):
+        _last_dim_only(cx, dim, name)
+        x = cx.rows(x)
+        n = cx.g.shape(x)[0]
+        mx = cx.emit(ir.RowMax(x), (n, 1), "max")
+        total = cx.emit(ir.RowSumExp(x, mx), (n, 1), "sum", "sum exp")
+        cx.emit(op(x, mx, total))
+    lower.__doc__ = f"{name} along the last dim: row max, sum exp, then {op.__name__} cells."
+    return lower
 
 
-def log_softmax(cx, x, dim, half_to_float=False):
-    """x - row max - ln(sum exp), the max and sum beside x."""
-    _last_dim_only(cx, dim, "log_softmax")
-    x = cx.rows(x)
-    n = cx.g.shape(x)[0]
-    mx = cx.emit(ir.RowMax(x), (n, 1), "max")
-    total = cx.emit(ir.RowSumExp(x, mx), (n, 1), "sum", "sum exp")
-    cx.emit(ir.LogSoftmax(x, mx, total))
+softmax = _row_softmax(ir.Softmax, "softmax")            # exp(x - max) / sum exp
+log_softmax = _row_softmax(ir.LogSoftmax, "log_softmax")  # x - max - ln(sum exp)
 
 
 def layer_norm(cx, x, normalized_shape, weight=None, bias=None, eps=1e-5, cudnn=True):

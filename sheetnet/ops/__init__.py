@@ -24,6 +24,7 @@ from .tokens import CheckedIds, FilledCount, IdsNote, TokenText, checked_id
 from .arith import Minus, Negate, Over, Plus, Reshape, Times, Transpose
 from .reduce import BatchNorm, ColMean, ColSum, LogSoftmax, RowSum
 from .conv import AvgPool2d, Conv2d, MaxPool2d, Pad2d
+from .sample import CumulativeSum, MaskedSoftmax, MinstdNext, PickId, TopKMask, Uniform, ValueAt
 
 __all__ = [*REGISTRY, "ELEMENTWISE", "REGISTRY", "ArrayText", "Example", "Op", "PerCellOnly", "Ref",
            "inputs", "number", "cell_text", "checked_id", "activation", "ACTIVATION_MODULES"]

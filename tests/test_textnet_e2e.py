@@ -17,7 +17,8 @@ from sheetnet.errors import SheetnetError
 from sheetnet.pipeline import export
 from sheetnet.ir import graph as ir
 from sheetnet.ir.reference import evaluate
-from sheetnet.models.textnet import TextNet, greedy_chain, train_textnet_checkpoint
+from sheetnet.models.textnet import (MINSTD_M, TextNet, greedy_chain, minstd_states, sample_chain,
+                                     sample_pick, train_textnet_checkpoint)
 from sheetnet.options import ExportOptions
 from sheetnet.runner import input_edits, run
 from sheetnet.verifier import read_nodes, verify
@@ -306,3 +307,67 @@ def test_cli_train_bad_pairs_is_one_line(tmp_path):
     assert len(res.output.strip().splitlines()) == 1 and "line 2" in res.output
     res = invoke("train", "textnet", tmp_path / "x.pt", "--pairs", tmp_path / "missing.txt")
     assert res.exit_code == 1 and len(res.output.strip().splitlines()) == 1
+
+
+# (T, top-k, seed): the example (these well-trained nets still pick their argmax at
+# T = 0.7), and two rules hot enough that sampling moves chains off the greedy one
+RULES = [(0.7, 3, 42), (5.0, 3, 42), (2.0, 0, 7)]
+
+
+def _sample_edits(manifest, word: str, rule: dict) -> list:
+    edits = input_edits(manifest, "word", [word])
+    for name, value in rule.items():
+        edits += input_edits(manifest, name, [value])
+    return edits
+
+
+def _sampled_steps(model, vocab, word, t, k, seed):
+    # sample_chain's steps with their u, p and the distance of u from every cumulative p
+    chain, steps = [word], []
+    for state in minstd_states(seed, GENERATE_STEPS):
+        logits = _logits(model, [vocab.index(chain[-1])])[0]
+        nid, p = sample_pick(logits, t, k, state / MINSTD_M)
+        gap = float((p.cumsum(0) - state / MINSTD_M).abs().min())
+        chain.append(vocab[nid])
+        steps.append((state / MINSTD_M, p.numpy(), nid, gap))
+    return chain, steps
+
+
+@pytest.mark.parametrize("rule", RULES, ids=[f"T{t:g}-k{k}-seed{s}" for t, k, s in RULES])
+def test_generate_sheet_samples_by_the_rule(engine, examples, books, rule):
+    net = "textnet.pt"
+    model, vocab, _ = _load(examples / net)
+    book, manifest = books[net], read_manifest(books[net])
+    cells_of = dict(zip(("gen.temperature", "gen.top_k", "gen.seed"), rule))
+    last = f"gen{GENERATE_STEPS}"
+    names = ["chain", "gen1.u", f"{last}.u", "gen1.probs", f"{last}.probs", "gen1.next.p",
+             f"{last}.next.p"]
+    differs = False
+    for w in vocab:
+        chain, steps = _sampled_steps(model, vocab, w, *rule)
+        assert chain == sample_chain(model, vocab, w, GENERATE_STEPS, *rule)
+        # a fair comparison: no u within 1e-12 of a cumulative p, where rounding could decide
+        assert min(gap for *_, gap in steps) > 1e-12
+        cells = _cells(engine, book, names, _sample_edits(manifest, w, cells_of))
+        assert list(cells["chain"][0]) == chain, w
+        for k, (u, p, nid, _) in ((1, steps[0]), (GENERATE_STEPS, steps[-1])):
+            assert cells[f"gen{k}.u"][0, 0] == u  # exact: one division of an exact state
+            np.testing.assert_allclose(cells[f"gen{k}.probs"][0].astype(float), p, rtol=0,
+                                       atol=TOL)
+            assert abs(cells[f"gen{k}.next.p"][0, 0] - p[nid]) <= TOL
+            assert np.count_nonzero(p) == (rule[1] or len(vocab))  # no ties in these logits
+        differs |= chain != greedy_chain(model, vocab, w, GENERATE_STEPS)
+    assert differs == (rule[0] > 1), "a hot rule must move some chain off the greedy one"
+
+
+@pytest.mark.parametrize("net", NETS)
+def test_temperature_zero_is_the_greedy_chain(engine, examples, books, net):
+    model, vocab, _ = _load(examples / net)
+    book, manifest = books[net], read_manifest(books[net])
+    for w in vocab[:3]:
+        greedy = greedy_chain(model, vocab, w, GENERATE_STEPS)
+        for seed in (1, 42, 2**31 - 2):
+            assert sample_chain(model, vocab, w, GENERATE_STEPS, 0.0, 3, seed) == greedy
+        rule = {"gen.temperature": 0, "gen.top_k": 2, "gen.seed": 12345}
+        cells = _cells(engine, book, ["chain"], _sample_edits(manifest, w, rule))
+        assert list(cells["chain"][0]) == greedy

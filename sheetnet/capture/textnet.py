@@ -9,13 +9,14 @@ Sheets, in reading order:
     Output     the output layer's weights, the logits, logits / T, max, sum, probabilities, argmax
     All words  every vocabulary word through the same weight cells at once (V rows), so verify
                checks every word, not only the one in the Input cell
-    Generate   the greedy chain unrolled: step k's predicted word is step k+1's word, looked up
-               again
+    Generate   the chain unrolled, sampled by the rule of ops/sample.py (its own Temperature,
+               Top-k and Seed cells; T = 0, the default, is greedy): step k's picked word is
+               step k+1's word, looked up again
 
 Every pass reads the one set of weight cells (no copies), so an edited weight moves them all.
 The PyTorch trace's keys (the nodes' ``ref``): ``word.id``, ``embedding``, ``layer1``/``relu1``
 (layer 1's z and a), ``logits``, ``probs``, ``next.id``, ``next.word``, prefixed ``all.`` for the
-All words pass and ``gen<k>.`` for step k, and ``chain``.
+All words pass and ``gen<k>.`` for step k (with ``state``, ``u``, ``next.p``), and ``chain``.
 """
 from __future__ import annotations
 
@@ -193,35 +194,74 @@ def _all_words(g: ir.Graph, seq, vocab: list[str], feats: list[str]) -> None:
         g.nodes[name].order = 1 if name in ("all.word.id", "all.next.id", "all.next.word") else 2
 
 
+def _sample_inputs(g: ir.Graph, sheet: str) -> None:
+    # the sampling rule's three cells (issue 16).  The writer's only number rule is "greater
+    # than": exact for the seed (> 0) and top-k (> -1, whole numbers); T >= 0 has no such rule.
+    g.add("gen.temperature", ir.Input(np.array([[0.0]])), (1, 1), sheet, order=-2,
+          title="Temperature T (0 or more): 0 = greedy, the largest logit; 1 = the model's own "
+                "probabilities", row_labels=["T"])
+    g.add("gen.top_k", ir.Input(np.array([[0.0]]), above=-1.0), (1, 1), sheet, order=-2,
+          title="Top-k: sample among the words with the k largest logits (ties kept); 0 = all",
+          row_labels=["top-k"], style="integer")
+    g.add("gen.seed", ir.Input(np.array([[1.0]]), above=0.0), (1, 1), sheet, order=-2,
+          title="Seed (a whole number 1 .. 2147483646): u comes from its MINSTD stream, "
+                "state * 48271 mod 2147483647", row_labels=["seed"], style="integer")
+
+
+def _sampled_word(g: ir.Graph, logits: str, state: str, prefix: str, sheet: str,
+                  vocab: list[str]) -> tuple[str, str]:
+    # the rule's step: next state and u, top-k mask, p, cumulative p, the pick, its word and p
+    v = len(vocab)
+    state = g.add(f"{prefix}state", ir.MinstdNext(state), (1, 1), sheet, ref=f"{prefix}state",
+                  title="", col_labels=["state"], style="integer")
+    u = g.add(f"{prefix}u", ir.Uniform(state), (1, 1), sheet, ref=f"{prefix}u", title="",
+              col_labels=["u"])
+    mask = g.add(f"{prefix}kept", ir.TopKMask(logits, "gen.top_k"), (1, v), sheet,
+                 title="kept (top-k)", col_labels=vocab, style="integer")
+    p = g.add(f"{prefix}probs", ir.MaskedSoftmax(logits, mask, "gen.temperature"), (1, v), sheet,
+              ref=f"{prefix}probs", title="p over the kept words", col_labels=vocab)
+    cum = g.add(f"{prefix}cum", ir.CumulativeSum(p), (1, v), sheet, title="cumulative p",
+                col_labels=vocab)
+    nid = g.add(f"{prefix}next.id", ir.PickId(cum, u), (1, 1), sheet, ref=f"{prefix}next.id",
+                title="", col_labels=["next id"], style="integer")
+    word = g.add(f"{prefix}next.word", ir.Lookup("vocab.word", nid), (1, 1), sheet, title="",
+                 col_labels=["next word"], ref=f"{prefix}next.word")
+    g.add(f"{prefix}next.p", ir.ValueAt(p, nid), (1, 1), sheet, title="", col_labels=["its p"],
+          ref=f"{prefix}next.p")
+    return word, state
+
+
 def _generate(g: ir.Graph, seq, vocab: list[str], feats: list[str], steps: int) -> None:
-    """One band of cells per step: word | id | embedding | layers | logits | next id | next word;
-    the next step's word is this step's next word, looked up again by its text."""
-    sheet, word, words = "Generate", "word", []
+    """One band of cells per step: word | id | embedding | layers | logits | state | u | kept |
+    p | cumulative p | next id | next word | its p; the next step's word is this step's next
+    word, looked up again by its text.  T = 0 (the default) is the greedy chain."""
+    sheet, word, words, state = "Generate", "word", [], "gen.seed"
+    _sample_inputs(g, sheet)
     for k in range(1, steps + 1):
         prefix = f"gen{k}."
         word = g.add(f"{prefix}word", ir.Copy(word), (1, 1), sheet, ref=f"{prefix}word",
                      title="step 1: the Input sheet's word" if k == 1 else
-                     f"step {k}: the word step {k - 1} predicted", row_labels=[f"step {k}"],
+                     f"step {k}: the word step {k - 1} picked", row_labels=[f"step {k}"],
                      col_labels=["word"])
         first = len(g.nodes)
         emb = _lookup(g, word, prefix, sheet, feats, title="embedding")
         logits = lower_sequential(g, seq, emb, prefix=prefix, sheet=sheet, in_labels=feats,
                                   with_params=False, show_steps=False)
         _relabel_logits(g, logits, vocab, "logits")
-        nxt = _next_word(g, logits, prefix, sheet, title="")
+        nxt, state = _sampled_word(g, logits, state, prefix, sheet, vocab)
         for name in list(g.nodes)[first:]:  # the step's cells in one band, left to right
             g.nodes[name].beside = True
         words.append(word)
         word = nxt
     g.add("chain", ir.Concat(tuple(words + [word])), (1, steps + 1), sheet, ref="chain", order=-1,
-          title="The greedy chain: each step's next word is the next step's word",
+          title="The chain: each step's picked word is the next step's word (T = 0: greedy)",
           row_labels=["chain"], col_labels=["start"] + [str(k) for k in range(1, steps + 1)])
 
 
 # --- PyTorch ------------------------------------------------------------------------------------
 def trace_textnet(model, graph: ir.Graph, leaves: dict) -> dict[str, np.ndarray]:
     """PyTorch float64 values of every node with a ``ref``, for the word and temperature in the
-    workbook (``leaves``): the word's pass, all words, and the greedy chain step by step."""
+    workbook (``leaves``): the word's pass, all words, and the chain step by step, sampled by the Generate sheet's rule cells."""
     vocab = graph.meta["vocab"]
     index = {w: i for i, w in enumerate(vocab)}
     start = np.asarray(leaves["word"], dtype=object).flat[0]  # text, or a number someone typed
@@ -234,17 +274,44 @@ def trace_textnet(model, graph: ir.Graph, leaves: dict) -> dict[str, np.ndarray]
     out.update(_trace_pass(model, seq, vocab, list(range(len(vocab))), "all.", temperature))
     out["all.word"] = np.array([[w] for w in vocab], dtype=object)
     chain = [word]
-    for k in range(1, graph.meta["steps"] + 1):
-        step = _trace_pass(model, seq, vocab, [index[chain[-1]]], f"gen{k}.")
+    for k, step in enumerate(_trace_samples(model, seq, vocab, graph, leaves, chain), 1):
         out.update(step)
-        out[f"gen{k}.word"] = np.array([[chain[-1]]], dtype=object)
-        chain.append(step[f"gen{k}.next.word"][0, 0])
+        out[f"gen{k}.word"] = np.array([[chain[-2]]], dtype=object)
     # step 1's word is a copy of the Input cell, as it is: the number 1 stays a number there
     chain[0] = start
     if "gen1.word" in out:
         out["gen1.word"][0, 0] = start
     out["chain"] = np.array([chain], dtype=object)
     return out
+
+
+def _leaf_number(leaves: dict, name: str) -> float:
+    return float(np.asarray(leaves[name], dtype=np.float64).flat[0])
+
+
+def _trace_samples(model, seq, vocab, graph: ir.Graph, leaves: dict, chain: list[str]):
+    # the Generate sheet's steps by models.textnet's sampling rule, appending to chain; yields
+    # each step's traced values
+    from ..models.textnet import MINSTD_M, minstd_states, sample_pick
+    index = {w: i for i, w in enumerate(vocab)}
+    t, top_k = _leaf_number(leaves, "gen.temperature"), _leaf_number(leaves, "gen.top_k")
+    seed = _leaf_number(leaves, "gen.seed")
+    if not (seed.is_integer() and top_k.is_integer() and t >= 0):
+        raise SheetnetError(f"the Generate sheet's seed and top-k must be whole numbers and T "
+                            f">= 0 (got seed {seed:g}, top-k {top_k:g}, T {t:g})")
+    for k, state in enumerate(minstd_states(int(seed), graph.meta["steps"]), 1):
+        prefix = f"gen{k}."
+        step = _trace_pass(model, seq, vocab, [index[chain[-1]]], prefix)
+        nid, p = sample_pick(torch.as_tensor(step[f"{prefix}logits"][0]), t, int(top_k),
+                             state / MINSTD_M)
+        chain.append(vocab[nid])
+        step.update({f"{prefix}state": np.array([[float(state)]]),
+                     f"{prefix}u": np.array([[state / MINSTD_M]]),
+                     f"{prefix}probs": p.numpy()[None, :].copy(),
+                     f"{prefix}next.id": np.array([[float(nid)]]),
+                     f"{prefix}next.word": np.array([[vocab[nid]]], dtype=object),
+                     f"{prefix}next.p": p.numpy()[None, [nid]].copy()})
+        yield step
 
 
 def _trace_pass(model, seq, vocab, ids: list[int], prefix: str,

@@ -226,6 +226,56 @@ def greedy_chain(model: TextNet, vocab: list[str], start: str, steps: int) -> li
     return chain
 
 
+MINSTD_M, MINSTD_A = 2147483647, 48271  # the sampling rule's uniform stream (issue 16)
+
+
+def minstd_states(seed: int, steps: int) -> list[int]:
+    """state_1..state_steps of the MINSTD stream from ``seed`` (1 .. 2^31 - 2), in exact
+    integers: state_j = state_(j-1) * 48271 mod 2147483647; u_j = state_j / 2147483647."""
+    if not (isinstance(seed, int) and 1 <= seed <= MINSTD_M - 1):
+        raise TextNetError(f"the seed must be a whole number 1 .. {MINSTD_M - 1} (got {seed})")
+    out, state = [], seed
+    for _ in range(steps):
+        state = state * MINSTD_A % MINSTD_M
+        out.append(state)
+    return out
+
+
+def sample_pick(logits: torch.Tensor, temperature: float, top_k: int,
+                u: float) -> tuple[int, torch.Tensor]:
+    """One step of the sampling rule on a (V,) float64 logits row.
+
+    Returns:
+        (the picked id, p (V,)): p = softmax(logits / T) over the ids whose logit is at least
+        the k-th largest (ties kept; k = 0 keeps all), 0 elsewhere; the id is the smallest whose
+        cumulative p (in id order) reaches u.  T = 0: p is 1 at the first argmax (greedy).
+    """
+    if temperature == 0:
+        p = torch.zeros_like(logits)
+        p[int(logits.argmax())] = 1.0  # torch.argmax: the first of equal maxima
+    else:
+        keep = torch.ones_like(logits, dtype=torch.bool)
+        if 0 < top_k < logits.numel():
+            keep = logits >= logits.topk(top_k).values[-1]
+        p = torch.softmax((logits / temperature).masked_fill(~keep, -torch.inf), dim=0)
+    return int((p.cumsum(0) < u).sum()), p
+
+
+def sample_chain(model: TextNet, vocab: list[str], start: str, steps: int, temperature: float,
+                 top_k: int, seed: int) -> list[str]:
+    """start followed by `steps` words sampled by the rule (float64), each fed back as the next
+    input; temperature 0 is greedy_chain."""
+    index = {w: i for i, w in enumerate(vocab)}
+    if start not in index:
+        raise TextNetError(f"'{start}' is not in the vocabulary {vocab}")
+    m, chain = _float64(model), [start]
+    with torch.no_grad():
+        for state in minstd_states(seed, steps):
+            logits = m(torch.tensor([index[chain[-1]]]))[0]
+            chain.append(vocab[sample_pick(logits, temperature, top_k, state / MINSTD_M)[0]])
+    return chain
+
+
 def trace(model: TextNet, word_id: int) -> dict[str, np.ndarray]:
     """Float64 intermediates for one input id: embedding, layer{i}.z / layer{i}.a (1-based), logits."""
     m = _float64(model)

@@ -209,8 +209,8 @@ def test_textnet_cell_formula(refs, op, cell, expected):
 # Excel added later is stored with an _xlfn. prefix and would show up here as one.
 EXCEL_2010 = {"ABS", "AND", "AVERAGE", "CHOOSE", "COLUMN", "COUNT", "ERF", "EXACT", "EXP", "IF",
               "IFERROR", "INDEX", "INT", "ISNUMBER", "ISTEXT", "LARGE", "LEN", "LN", "MATCH", "MAX",
-              "MID", "MIN", "MMULT", "SMALL", "NOT", "OR", "PI", "ROW", "SQRT", "SUM", "SUMPRODUCT", "TANH",
-              "TRANSPOSE"}
+              "MID", "MIN", "MMULT", "MOD", "SMALL", "NOT", "OR", "PI", "ROW", "SQRT", "SUM",
+              "SUMPRODUCT", "TANH", "TRANSPOSE"}
 
 
 def _functions(book) -> set[str]:

@@ -43,7 +43,10 @@ class NodeEntry:
     op: str                         # the IR op's name: Param, Linear, View, ...
     layout: str | None = None       # "transposed": the tensor's rows lie along the sheet's columns
     ref: str | None = None          # the PyTorch intermediate it equals (verify compares)
-    above: float | None = None      # an input's bound: its values must be greater (run checks)
+    above: float | None = None      # an input's bound (run checks, see ir.Bound): greater than,
+    at_least: float | None = None   # or at least (not both), this; at most ``at_most``;
+    at_most: float | None = None    # whole numbers only if ``whole``.  Old manifests: "above"
+    whole: bool = False             # alone, read as before
     source: str | None = None       # a weight's state-dict key
     transposed: bool | None = None  # a weight holds its state-dict tensor transposed
 
@@ -56,6 +59,11 @@ class NodeEntry:
     def cells(self) -> tuple[int, int]:
         """(rows, cols) the tensor covers on its sheet."""
         return self.shape[::-1] if self.laid_transposed else self.shape
+
+    @property
+    def bound(self) -> ir.Bound | None:
+        """The rule an input's typed numbers follow, None if none (checked when read)."""
+        return ir.bound_of(self.above, self.at_least, self.at_most, self.whole)
 
     @property
     def size(self) -> int:
@@ -186,8 +194,12 @@ def _entry(node: ir.Node, plan: Plan) -> dict:
         entry["layout"] = "transposed"
     if node.ref:
         entry["ref"] = node.ref
-    if isinstance(node.op, ir.Input) and node.op.above is not None:
-        entry["above"] = node.op.above  # run refuses what the cell's rule would
+    if isinstance(node.op, ir.Input):  # run refuses what the cell's rule would
+        for key in ("above", "at_least", "at_most"):
+            if getattr(node.op, key) is not None:
+                entry[key] = getattr(node.op, key)
+        if node.op.whole:
+            entry["whole"] = True
     if isinstance(node.op, ir.Param):
         entry["source"] = node.op.source
         entry["transposed"] = node.op.transposed

@@ -115,10 +115,26 @@ def _check_node(e, where: str) -> None:
         _fail(where, f"covers {rows} x {cols} cells from row {row}, column {col}: past the "
                      f"sheet's {MAX_ROWS:,} rows x {MAX_COLS:,} columns")
     _opt(e, "ref", str, where)
-    _opt(e, "above", "num", where)
+    _check_bound(e, where)
     if op == "Param":
         _key(e, "source", str, where)
         _key(e, "transposed", bool, where)
+
+
+def _check_bound(e: dict, where: str) -> None:
+    # an input's bound (ir.Bound): above or at_least (not both), at_most not below the low end,
+    # whole true or false and only with an end
+    above, at_least = _opt(e, "above", "num", where), _opt(e, "at_least", "num", where)
+    at_most = _opt(e, "at_most", "num", where)
+    whole = _opt(e, "whole", bool, where)
+    if above is not None and at_least is not None:
+        _fail(where, "holds both above and at_least: an input's bound has one low end")
+    if above is not None and at_most is not None:
+        _fail(where, "holds both above and at_most: a bound with a high end is from its low end")
+    if at_least is not None and at_most is not None and at_least > at_most:
+        _fail(where, f"bounds its input from {at_least} to {at_most}, which admits nothing")
+    if whole and above is None and at_least is None and at_most is None:
+        _fail(f"{where}.whole", "is true with no bound to go with it")
 
 
 def _check_meta(meta: dict, nodes: dict) -> None:

@@ -15,17 +15,18 @@ def input_edits(manifest: Manifest, name: str, values) -> list[tuple[str, int, i
 
     Raises:
         SheetnetError: the count of values differs from the node's cells, or a value breaks the
-            input's bound (the rule its cells carry, e.g. temperature > 0).
+            input's bound (the rule its cells carry, e.g. temperature > 0, a seed a whole
+            number from 1 to 2147483646: see ir.Bound).
     """
     entry = manifest.nodes[name]
     rows, cols = entry.shape
     flat = list(values)
     if len(flat) != rows * cols:
         raise SheetnetError(f"input {name} takes {rows * cols} value(s), got {len(flat)}")
-    bound = entry.above  # set through the engine, a value skips the cell's own rule
-    bad = [v for v in flat if bound is not None and not (isinstance(v, (int, float)) and v > bound)]
+    bound = entry.bound  # set through the engine, a value skips the cell's own rule
+    bad = [v for v in flat if bound is not None and not bound.admits(v)]
     if bad:
-        raise SheetnetError(f"{name} must be > {bound:g} (got {bad[0]})")
+        raise SheetnetError(f"{name} must be {bound.short()} (got {bad[0]})")
     down = entry.laid_transposed  # element (i, j) at sheet row j, column i
     return [(entry.sheet, entry.row + (k % cols if down else k // cols),
              entry.col + (k // cols if down else k % cols), v) for k, v in enumerate(flat)]

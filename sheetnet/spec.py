@@ -55,13 +55,17 @@ class TextRun:
 @dataclass(frozen=True)
 class Rule:
     """Data validation on one cell: "list" offers the cells of ``formula`` (an absolute range)
-    as a drop-down; "above" takes only numbers greater than ``formula``.  ``error`` is what the
-    spreadsheet says to a typed value that breaks the rule."""
+    as a drop-down; "decimal" and "whole" take only numbers (whole ones) that ``operator``
+    (greaterThan, greaterThanOrEqual, lessThanOrEqual, between) admits against ``formula`` (and
+    ``formula2``, between's high end).  ``error`` is what the spreadsheet says to a typed value
+    that breaks the rule."""
     row: int
     col: int
     kind: str
     formula: str
     error: str
+    operator: str | None = None
+    formula2: str | None = None
 
 
 @dataclass(frozen=True)

@@ -204,11 +204,12 @@ def _sheet_tail(spec, has_drawing: bool) -> str:
     if spec.rules:
         parts.append(f'<dataValidations count="{len(spec.rules)}">')
         for rule in spec.rules:
-            kind = ('type="list"' if rule.kind == "list" else
-                    'type="decimal" operator="greaterThan"')
+            kind = f'type="{rule.kind}"' + (f' operator="{rule.operator}"' if rule.operator else "")
+            second = ("" if rule.formula2 is None else
+                      f'<formula2>{xml_text(rule.formula2)}</formula2>')
             parts.append(f'<dataValidation {kind} allowBlank="0" showErrorMessage="1" '
                          f'error="{attr_text(rule.error)}" sqref="{cell_name(rule.row, rule.col)}">'
-                         f'<formula1>{xml_text(rule.formula)}</formula1></dataValidation>')
+                         f'<formula1>{xml_text(rule.formula)}</formula1>{second}</dataValidation>')
         parts.append("</dataValidations>")
     parts.append('<pageMargins left="0.5" right="0.5" top="0.5" bottom="0.5" header="0.3" '
                  'footer="0.3"/><pageSetup orientation="landscape" fitToWidth="1" '

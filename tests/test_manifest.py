@@ -10,6 +10,7 @@ from sheetnet import importer, inspect, layout, loaders, runner, verifier
 from sheetnet.capture import capture
 from sheetnet.engines import Block
 from sheetnet.errors import SheetnetError
+from sheetnet.ir import graph as ir
 from sheetnet.pipeline import export, load_spec
 from sheetnet.manifest import VERSION, LoadSpec, Manifest, NodeEntry, RunSpec, build, read_manifest
 from sheetnet.options import ExportOptions
@@ -148,3 +149,46 @@ def test_every_reader_reads_a_Manifest(examples, tmp_path, monkeypatch, reader):
     x = seen[0].nodes["x"]
     if reader in ("run", "verify"):   # the engine is asked for the cells the manifest names
         assert Block(x.sheet, x.row, x.col, 1, 1) in engine.blocks
+
+
+def test_input_bounds_round_trip_and_keep_their_keys(examples):
+    # the text net's inputs: T > 0 written as before ("above" alone, as old manifests hold it),
+    # the Generate sheet's T >= 0, top-k whole >= 0, seed whole 1 .. 2147483646
+    m = built(examples, "textnet", {})[2]
+    j = m.to_json()
+    bounds = {name: {k: v for k, v in j["nodes"][name].items()
+                     if k in ("above", "at_least", "at_most", "whole")}
+              for name in ("temperature", "gen.temperature", "gen.top_k", "gen.seed", "word")}
+    assert bounds == {"temperature": {"above": 0.0}, "gen.temperature": {"at_least": 0.0},
+                      "gen.top_k": {"at_least": 0.0, "whole": True},
+                      "gen.seed": {"at_least": 1.0, "at_most": 2147483646.0, "whole": True},
+                      "word": {}}
+    back = Manifest.from_json(json.loads(json.dumps(j)), "x.xlsx")
+    assert back == m
+    assert [back.nodes[n].bound for n in bounds] == [
+        ir.Bound(0.0), ir.Bound(0.0, low_inclusive=True),
+        ir.Bound(0.0, low_inclusive=True, whole=True),
+        ir.Bound(1.0, 2147483646.0, low_inclusive=True, whole=True), None]
+
+
+def test_an_old_manifests_above_reads_as_its_bound():
+    e = Manifest.from_json({"version": 1, "meta": {}, "inputs": ["t"], "outputs": ["t"],
+                            "nodes": {"t": {"sheet": "S", "row": 0, "col": 0, "shape": [1, 1],
+                                            "kind": "input", "op": "Input", "above": 0}}},
+                           "x.xlsx").nodes["t"]
+    assert e.bound == ir.Bound(0) and not e.bound.admits(0) and e.bound.admits(0.5)
+
+
+@pytest.mark.parametrize("bound, says", [
+    ({"at_least": "0"}, r"nodes\['t'\].at_least is \"0\", not a number"),
+    ({"at_most": None, "whole": 1, "above": 0}, r"nodes\['t'\].whole is 1, not true or false"),
+    ({"above": 0, "at_least": 1}, r"nodes\['t'\] holds both above and at_least"),
+    ({"above": 0, "at_most": 1}, r"nodes\['t'\] holds both above and at_most"),
+    ({"at_least": 2, "at_most": 1}, r"nodes\['t'\] bounds its input from 2 to 1, which admits"),
+    ({"whole": True}, r"nodes\['t'\].whole is true with no bound"),
+])
+def test_a_tampered_bound_is_refused_by_name(bound, says):
+    with pytest.raises(SheetnetError, match=r"^x.xlsx: tampered manifest: " + says):
+        Manifest.from_json({"version": 1, "meta": {}, "inputs": ["t"], "outputs": ["t"],
+                            "nodes": {"t": {"sheet": "S", "row": 0, "col": 0, "shape": [1, 1],
+                                            "kind": "input", "op": "Input", **bound}}}, "x.xlsx")

@@ -371,3 +371,55 @@ def test_temperature_zero_is_the_greedy_chain(engine, examples, books, net):
         rule = {"gen.temperature": 0, "gen.top_k": 2, "gen.seed": 12345}
         cells = _cells(engine, book, ["chain"], _sample_edits(manifest, w, rule))
         assert list(cells["chain"][0]) == greedy
+
+
+# the Generate sheet's rule cells: their bound, the dataValidation LibreOffice reads
+# (type, operator, formula1), formula2, and the values run refuses and takes
+GENERATE_BOUNDS = {
+    "gen.temperature": (("DECIMAL", "GREATER_EQUAL", "0"), None, "Type a number of 0 or more",
+                        [(-1.0, "gen.temperature must be >= 0 (got -1.0)")], [0.0, 2.5]),
+    "gen.top_k": (("WHOLE", "GREATER_EQUAL", "0"), None, "Type a whole number of 0 or more",
+                  [(1.5, "gen.top_k must be a whole number >= 0 (got 1.5)"),
+                   (-1.0, "gen.top_k must be a whole number >= 0 (got -1.0)")], [0, 3.0]),
+    "gen.seed": (("WHOLE", "BETWEEN", "1"), "2147483646",
+                 "Type a whole number from 1 to 2147483646",
+                 [(0, "gen.seed must be a whole number from 1 to 2147483646 (got 0)"),
+                  (2147483647, "gen.seed must be a whole number from 1 to 2147483646 "
+                               "(got 2147483647)"),
+                  (2.5, "gen.seed must be a whole number from 1 to 2147483646 (got 2.5)")],
+                 [1, 2147483646.0]),
+}
+
+
+@pytest.mark.parametrize("name", GENERATE_BOUNDS)
+def test_generate_rule_cells_carry_their_bounds(engine, books, name):
+    lo, high, error, _, _ = GENERATE_BOUNDS[name]
+    book = books["textnet.pt"]
+    e = read_manifest(book).nodes[name]
+    dv, = [d for d in openpyxl.load_workbook(book)[e.sheet].data_validations.dataValidation
+           if str(d.sqref) == openpyxl.utils.get_column_letter(e.col + 1) + str(e.row + 1)]
+    assert (dv.formula2, dv.error, dv.showErrorMessage) == (high, error, True)
+    assert validation_rule(engine, book, e.sheet, e.row, e.col) == (*lo, True)
+
+
+@pytest.mark.parametrize("name", GENERATE_BOUNDS)
+def test_run_refuses_what_a_generate_rule_cell_would(books, name):
+    # run has no options for these cells: input_edits is what any caller setting them goes through
+    *_, refused, taken = GENERATE_BOUNDS[name]
+    manifest = read_manifest(books["textnet.pt"])
+    e = manifest.nodes[name]
+    for value, says in refused:
+        with pytest.raises(SheetnetError) as err:
+            input_edits(manifest, name, [value])
+        assert str(err.value) == says
+    for value in taken:
+        assert input_edits(manifest, name, [value]) == [(e.sheet, e.row, e.col, value)]
+
+
+def test_the_temperature_cell_keeps_its_rule(books):
+    # the Input sheet's T (a divisor) stays > 0, written as before
+    t = read_manifest(books["textnet.pt"]).nodes["temperature"]
+    dv, = [d for d in openpyxl.load_workbook(books["textnet.pt"])[t.sheet]
+           .data_validations.dataValidation if d.type == "decimal"]
+    assert (dv.operator, dv.formula1, dv.error) == ("greaterThan", "0",
+                                                    "Type a number greater than 0")

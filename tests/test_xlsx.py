@@ -7,13 +7,17 @@ import openpyxl
 import pytest
 from openpyxl.utils import column_index_from_string
 
+from sheetnet.emit.book import _add_bound, _add_rules
 from sheetnet.engines import Block
+from sheetnet.ir import graph as ir
+from sheetnet.layout import Region
 from sheetnet.errors import SheetnetError
 from sheetnet.pipeline import export
 from sheetnet.options import ExportOptions
 from sheetnet.layout import Numbers
 from sheetnet.spec import ArraySpec, BookSpec, Formula, SheetSpec, TextRun, load_styles
 from sheetnet.xlsx import write_xlsx
+from lo_helpers import validation_rule
 
 WORDS = ["=1+1", "@SUM(A1)", "+x", "-", "_x0041_", "a\x01b", "tab\there", "<&>", "  sp  ", "Ünï"]
 
@@ -165,3 +169,64 @@ def test_the_theme_part_is_written_and_named(tmp_path):
     assert ('PartName="/xl/theme/theme1.xml" ContentType="application/vnd.openxmlformats-'
             'officedocument.theme+xml"') in z.read("[Content_Types].xml").decode()
     assert openpyxl.load_workbook(path).loaded_theme == theme.encode()
+
+
+# an input's bound (ir.Bound) -> its dataValidation: type, operator, formula1, formula2, error;
+# and the (type, operator, formula1) LibreOffice reads back
+BOUND_RULES = [
+    (ir.bound_of(above=0.0), "decimal", "greaterThan", "0", None,
+     "Type a number greater than 0", ("DECIMAL", "GREATER", "0")),
+    (ir.bound_of(at_least=0.0), "decimal", "greaterThanOrEqual", "0", None,
+     "Type a number of 0 or more", ("DECIMAL", "GREATER_EQUAL", "0")),
+    (ir.bound_of(at_least=0.0, whole=True), "whole", "greaterThanOrEqual", "0", None,
+     "Type a whole number of 0 or more", ("WHOLE", "GREATER_EQUAL", "0")),
+    (ir.bound_of(at_least=1.0, at_most=2147483646.0, whole=True), "whole", "between", "1",
+     "2147483646", "Type a whole number from 1 to 2147483646", ("WHOLE", "BETWEEN", "1")),
+    (ir.bound_of(at_least=-0.5, at_most=0.25), "decimal", "between", "-0.5", "0.25",
+     "Type a number from -0.5 to 0.25", ("DECIMAL", "BETWEEN", "-0.5")),
+    (ir.bound_of(at_most=0.5), "decimal", "lessThanOrEqual", "0.5", None,
+     "Type a number of 0.5 or less", ("DECIMAL", "LESS_EQUAL", "0.5")),
+]
+
+
+@pytest.fixture(scope="module")
+def bound_book(tmp_path_factory):
+    sheet = SheetSpec("S")
+    for k, (bound, *_) in enumerate(BOUND_RULES):
+        _add_bound(sheet, Region("S", k, 0, 1, 1), bound)
+        sheet.put(k, 0, 1.0)
+    sheet.put(0, 2, "a")
+    _add_rules(sheet, Region("S", 0, 1, 1, 1), "list", "S!$C$1:$C$1", "Pick one from the list")
+    path = tmp_path_factory.mktemp("rules") / "r.xlsx"
+    write_xlsx(BookSpec([sheet], {}), path, load_styles())
+    return path
+
+
+@pytest.mark.parametrize("k", range(len(BOUND_RULES)))
+def test_each_bound_is_written_as_its_validation_rule(engine, bound_book, k):
+    _, kind, operator, low, high, error, lo = BOUND_RULES[k]
+    xml = zipfile.ZipFile(bound_book).read("xl/worksheets/sheet1.xml").decode()
+    second = "" if high is None else f"<formula2>{high}</formula2>"
+    assert (f'<dataValidation type="{kind}" operator="{operator}" allowBlank="0" '
+            f'showErrorMessage="1" error="{error}" sqref="A{k + 1}"><formula1>{low}</formula1>'
+            f'{second}</dataValidation>') in xml
+    dv, = [d for d in openpyxl.load_workbook(bound_book)["S"].data_validations.dataValidation
+           if str(d.sqref) == f"A{k + 1}"]
+    assert (dv.type, dv.operator, dv.formula1, dv.formula2, dv.error) == (kind, operator, low,
+                                                                          high, error)
+    assert validation_rule(engine, bound_book, "S", k, 0) == (*lo, True)
+
+
+def test_a_list_rule_has_no_operator(engine, bound_book):
+    xml = zipfile.ZipFile(bound_book).read("xl/worksheets/sheet1.xml").decode()
+    assert ('<dataValidation type="list" allowBlank="0" showErrorMessage="1" '
+            'error="Pick one from the list" sqref="B1"><formula1>S!$C$1:$C$1</formula1>'
+            '</dataValidation>') in xml
+    assert validation_rule(engine, bound_book, "S", 0, 1)[0] == "LIST"
+
+
+@pytest.mark.parametrize("fields", [dict(above=0.0, at_least=0.0), dict(above=0.0, at_most=1.0),
+                                    dict(at_least=2.0, at_most=1.0), dict(whole=True)])
+def test_a_bound_that_cannot_be_written_is_refused_at_capture(fields):
+    with pytest.raises(ValueError):
+        ir.Input(np.zeros((1, 1)), **fields)

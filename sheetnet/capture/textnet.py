@@ -195,15 +195,18 @@ def _all_words(g: ir.Graph, seq, vocab: list[str], feats: list[str]) -> None:
 
 
 def _sample_inputs(g: ir.Graph, sheet: str) -> None:
-    # the sampling rule's three cells (issue 16).  The writer's only number rule is "greater
-    # than": exact for the seed (> 0) and top-k (> -1, whole numbers); T >= 0 has no such rule.
-    g.add("gen.temperature", ir.Input(np.array([[0.0]])), (1, 1), sheet, order=-2,
+    # the sampling rule's three cells (issue 16), each with its rule (a validation rule on the
+    # cell, checked by run): T >= 0, top-k a whole number >= 0, the seed a whole number 1 .. m - 1
+    from ..models.textnet import MINSTD_M
+    g.add("gen.temperature", ir.Input(np.array([[0.0]]), at_least=0.0), (1, 1), sheet, order=-2,
           title="Temperature T (0 or more): 0 = greedy, the largest logit; 1 = the model's own "
                 "probabilities", row_labels=["T"])
-    g.add("gen.top_k", ir.Input(np.array([[0.0]]), above=-1.0), (1, 1), sheet, order=-2,
+    g.add("gen.top_k", ir.Input(np.array([[0.0]]), at_least=0.0, whole=True), (1, 1), sheet,
+          order=-2,
           title="Top-k: sample among the words with the k largest logits (ties kept); 0 = all",
           row_labels=["top-k"], style="integer")
-    g.add("gen.seed", ir.Input(np.array([[1.0]]), above=0.0), (1, 1), sheet, order=-2,
+    seed = ir.Input(np.array([[1.0]]), at_least=1.0, at_most=MINSTD_M - 1.0, whole=True)
+    g.add("gen.seed", seed, (1, 1), sheet, order=-2,
           title="Seed (a whole number 1 .. 2147483646): u comes from its MINSTD stream, "
                 "state * 48271 mod 2147483647", row_labels=["seed"], style="integer")
 

@@ -91,9 +91,8 @@ def _emit_node(sheet: SheetSpec, node: ir.Node, regions: dict[str, Region], arra
     region, kind = regions[node.name], node.style or ir.node_kind(node)
     if type(node.op) in ir.LEAF_TYPES:
         value = node.op.default if isinstance(node.op, ir.Input) else node.op.value
-        if isinstance(node.op, ir.Input) and node.op.above is not None:
-            bound = f"{node.op.above:g}"
-            _add_rules(sheet, region, "above", bound, f"Type a number greater than {bound}")
+        if isinstance(node.op, ir.Input) and node.op.bound is not None:
+            _add_bound(sheet, region, node.op.bound)
         arr = np.asarray(value)
         if arr.dtype.kind in "fiu":
             # weights stay in their dtype and memory (a float32 view of the model's tensor): the
@@ -155,10 +154,26 @@ def _add_list(sheets: dict[str, SheetSpec], choice: dict, regions: dict[str, Reg
     _add_rules(sheets[cell.sheet], cell, "list", source, "Pick one from the list")
 
 
-def _add_rules(sheet: SheetSpec, region: Region, kind: str, formula: str, error: str) -> None:
+def _add_bound(sheet: SheetSpec, region: Region, bound: ir.Bound) -> None:
+    # one end: greaterThan / greaterThanOrEqual / lessThanOrEqual it; both: between (inclusive)
+    low, high = bound.ends()
+    if low is not None and high is not None:
+        operator, formula, formula2 = "between", low, high
+    elif low is not None:
+        operator, formula, formula2 = ("greaterThanOrEqual" if bound.low_inclusive
+                                       else "greaterThan"), low, None
+    else:
+        operator, formula, formula2 = "lessThanOrEqual", high, None
+    _add_rules(sheet, region, "whole" if bound.whole else "decimal", formula,
+               f"Type {bound.words()}", operator, formula2)
+
+
+def _add_rules(sheet: SheetSpec, region: Region, kind: str, formula: str, error: str,
+               operator: str | None = None, formula2: str | None = None) -> None:
     for i in range(region.nrows):
         for j in range(region.ncols):
-            sheet.rules.append(Rule(region.row + i, region.col + j, kind, formula, error))
+            sheet.rules.append(Rule(region.row + i, region.col + j, kind, formula, error,
+                                    operator, formula2))
 
 
 def _guide_sheet(graph: ir.Graph, values: dict, legend: list) -> SheetSpec:

@@ -25,11 +25,92 @@ Shape = tuple[int, int]
 
 # --- leaves: cells that hold plain values a user may edit -------------------------------------
 @dataclass(frozen=True)
+class Bound:
+    """The numbers an input cell takes: above ``low`` (or from it, ``low_inclusive``), up to
+    ``high`` (inclusive), whole numbers only if ``whole``.  One rule, said three ways: the cell's
+    data validation (emit/book.py), its words, and ``admits`` (run refuses what the cell would)."""
+    low: float | None = None
+    high: float | None = None
+    low_inclusive: bool = False
+    whole: bool = False
+
+    def __post_init__(self):
+        if self.low is None and self.high is None:
+            raise ValueError("a bound needs a low or a high end")
+        if self.low is not None and self.high is not None:
+            if not self.low_inclusive:  # "between" includes both ends: no such rule to write
+                raise ValueError("a bound with a high end includes its low end")
+            if self.low > self.high:
+                raise ValueError(f"a bound from {self.low:g} to {self.high:g} admits nothing")
+
+    def admits(self, v) -> bool:
+        """``v`` is a number the rule takes."""
+        if not isinstance(v, (int, float)) or isinstance(v, bool) or v != v:  # nor is NaN
+            return False
+        if self.whole and not float(v).is_integer():
+            return False
+        if self.low is not None and not (v >= self.low if self.low_inclusive else v > self.low):
+            return False
+        return self.high is None or v <= self.high
+
+    def words(self) -> str:
+        """The rule in words: "a whole number from 1 to 2147483646", "a number greater than 0"."""
+        what = "a whole number" if self.whole else "a number"
+        low, high = self.ends()
+        if low is not None and high is not None:
+            return f"{what} from {low} to {high}"
+        if low is not None:
+            return f"{what} of {low} or more" if self.low_inclusive else f"{what} greater than {low}"
+        return f"{what} of {high} or less"
+
+    def short(self) -> str:
+        """The rule in a one-line error: "> 0", "a whole number >= 0"."""
+        if self.low is not None and self.high is not None:
+            return self.words()
+        op, end = ((">=" if self.low_inclusive else ">"), self.low) if self.low is not None \
+            else ("<=", self.high)
+        return f"{'a whole number ' if self.whole else ''}{op} {number_text(end)}"
+
+    def ends(self) -> tuple[str | None, str | None]:
+        """(low, high) as the rule's text writes them (None: no such end)."""
+        return tuple(None if b is None else number_text(b) for b in (self.low, self.high))
+
+
+def number_text(x: float) -> str:
+    """``x`` exactly and short: 2147483646 (not 2.14748e+09), 0, 0.5, -1."""
+    return str(int(x)) if float(x).is_integer() and abs(x) < 2 ** 53 else repr(float(x))
+
+
+def bound_of(above=None, at_least=None, at_most=None, whole=False) -> Bound | None:
+    """The Bound of an input's fields (ir.Input's, a manifest entry's), None if it has none."""
+    if above is not None and at_least is not None:
+        raise ValueError("an input is bounded above a number or from one, not both")
+    low = at_least if at_least is not None else above
+    if low is None and at_most is None:
+        if whole:
+            raise ValueError("a whole-number input needs a low or a high end")
+        return None
+    return Bound(low, at_most, low_inclusive=at_least is not None, whole=bool(whole))
+
+
+@dataclass(frozen=True)
 class Input:
-    """A value the user types: numbers (N, F) or, for text models, strings."""
+    """A value the user types: numbers (N, F) or, for text models, strings.  Its typed numbers
+    may be bounded (a validation rule on its cells, checked by run): greater than ``above`` or
+    at least ``at_least`` (not both), at most ``at_most``, whole numbers if ``whole``."""
     INPUTS = ()
     default: Any  # np.ndarray of the initial cell values
-    above: float | None = None  # typed numbers must be greater than this (a validation rule)
+    above: float | None = None
+    at_least: float | None = None
+    at_most: float | None = None
+    whole: bool = False
+
+    def __post_init__(self):
+        self.bound  # a bound that cannot be written fails here, at capture
+
+    @property
+    def bound(self) -> Bound | None:
+        return bound_of(self.above, self.at_least, self.at_most, self.whole)
 
 
 @dataclass(frozen=True)

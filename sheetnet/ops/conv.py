@@ -106,9 +106,14 @@ class Conv2d(_Grid, Op):
                            stride=(2, 1)).reshape(6, 5))
 
 
+@dataclass(frozen=True)
 class _Pool(_Grid):
     """Pooling: one number per window of x, the sheet's FUNCTION of its cells (REDUCE in NumPy)."""
     INPUTS = ("x",)
+    x: Ref
+    channels: int
+    kernel: tuple[int, int]
+    stride: tuple[int, int]
     array = _WINDOWS
 
     def reference(self, v):
@@ -125,10 +130,6 @@ class _Pool(_Grid):
 class MaxPool2d(_Pool, Op):
     """(C*OH, OW): the largest cell of each window of x (C*H, W); no padding, dilation 1."""
     FUNCTION, REDUCE = "MAX", staticmethod(np.max)
-    x: Ref
-    channels: int
-    kernel: tuple[int, int]
-    stride: tuple[int, int]
 
     @staticmethod
     def example():
@@ -143,10 +144,6 @@ class MaxPool2d(_Pool, Op):
 class AvgPool2d(_Pool, Op):
     """(C*OH, OW): the mean of each window of x (C*H, W); no padding (so no count_include_pad)."""
     FUNCTION, REDUCE = "AVERAGE", staticmethod(np.mean)
-    x: Ref
-    channels: int
-    kernel: tuple[int, int]
-    stride: tuple[int, int]
 
     @staticmethod
     def example():

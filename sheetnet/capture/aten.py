@@ -233,8 +233,8 @@ def embedding(cx, weight, ids, padding_idx=-1, scale_grad_by_freq=False, sparse=
 
 TABLE: dict[str, Callable] = {
     "aten.linear": linear, "aten.addmm": addmm, "aten.mm": matmul, "aten.matmul": matmul,
-    "aten.add": _binary(ir.Plus), "aten.sub": _binary(ir.Minus), "aten.mul": _binary(ir.Times),
-    "aten.div": _binary(ir.Over), "aten.rsub": _binary(ir.Minus, swap=True),
+    "aten.add": _binary(ir.Add), "aten.sub": _binary(ir.Sub), "aten.mul": _binary(ir.Times),
+    "aten.div": _binary(ir.Over), "aten.rsub": _binary(ir.Sub, swap=True),
     "aten.neg": _unary(ir.Negate),
     "aten.relu": _unary(ir.Relu), "aten.tanh": _unary(ir.Tanh), "aten.sigmoid": _unary(ir.Sigmoid),
     "aten.silu": _unary(ir.Silu), "aten.gelu": _unary(_gelu),

@@ -13,15 +13,15 @@ from __future__ import annotations
 
 from .base import (ELEMENTWISE, REGISTRY, ArrayText, Example, Op, PerCellOnly, Ref, inputs,
                    number)
-from .elementwise import (Add, Copy, Divide, Elu, Gelu, LeakyRelu, Relu, Sigmoid, Silu, Softplus,
-                          Sqrt, Step, Sub, Tanh)
+from .elementwise import (Copy, Divide, Elu, Gelu, LeakyRelu, Relu, Sigmoid, Silu, Softplus,
+                          Sqrt, Step, Tanh)
 from .linear import Concat, Linear, MatMul
 from .norm import Normalize, RowMean, RowVar, ScaleShift
 from .attention import CausalScores, RowMax, RowSumExp, Softmax
 from .select import Largest, LargestIds, PickRow, RowArgmax
 from .text import Chars, Lookup, PromptLength, PromptNote, TokenId, WordId, cell_text
 from .tokens import CheckedIds, FilledCount, IdsNote, TokenText, checked_id
-from .arith import Minus, Negate, Over, Plus, Reshape, Times, Transpose
+from .arith import Add, Negate, Over, Reshape, Sub, Times, Transpose
 from .reduce import BatchNorm, ColMean, ColSum, LogSoftmax, RowSum
 from .conv import AvgPool2d, Conv2d, MaxPool2d, Pad2d
 from .sample import CumulativeSum, MaskedSoftmax, MinstdNext, PickId, TopKMask, Uniform, ValueAt

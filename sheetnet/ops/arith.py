@@ -48,7 +48,8 @@ class Broadcast(Op):
 
 @register
 @dataclass(frozen=True)
-class Plus(Broadcast):
+class Add(Broadcast):
+    """a + b: the residual stream, two embeddings, or torch's add with a row or column."""
     a: Ref
     b: Ref
     PATTERN, FN = "{a}+{b}", staticmethod(np.add)
@@ -57,7 +58,8 @@ class Plus(Broadcast):
 
 @register
 @dataclass(frozen=True)
-class Minus(Broadcast):
+class Sub(Broadcast):
+    """a - b: the sqrt net's error, or torch's sub with a row or column."""
     a: Ref
     b: Ref
     PATTERN, FN = "{a}-{b}", staticmethod(np.subtract)

@@ -16,7 +16,6 @@ from .base import ELEMENTWISE, Example, Op, PerCellOnly, Ref, number, register
 _erf = np.vectorize(math.erf, otypes=[np.float64])
 # (2, 3): negative, zero, small and large values (25 is past Softplus's default threshold of 20)
 X = np.array([[-3.0, -0.5, 0.0], [0.25, 2.0, 25.0]])
-Y = np.array([[1.5, -2.0, 0.125], [4.0, -0.75, 3.0]])
 
 
 class Unary(Op):
@@ -34,20 +33,6 @@ class Unary(Op):
 
     def formula(self, r, i, j):
         return self.PATTERN.format(x=r.cell(self.x, i, j))
-
-
-class Binary(Op):
-    """An op of two same-shaped inputs ``a`` and ``b``: ``PATTERN`` with {a} and {b}."""
-    INPUTS = ("a", "b")
-    PATTERN = "{a}"
-    array = ELEMENTWISE
-
-    def formula(self, r, i, j):
-        return self.PATTERN.format(a=r.cell(self.a, i, j), b=r.cell(self.b, i, j))
-
-    @classmethod
-    def example(cls):
-        return Example({"a": X, "b": Y}, cls("a", "b"), cls.TORCH)
 
 
 @register
@@ -268,30 +253,6 @@ class Copy(Unary):
     @staticmethod
     def example():
         return Example({"x": X}, Copy("x"), lambda T, x: x)
-
-
-@register
-@dataclass(frozen=True)
-class Add(Binary):
-    a: Ref
-    b: Ref
-    PATTERN = "{a}+{b}"
-    TORCH = staticmethod(lambda T, a, b: a + b)
-
-    def reference(self, v):
-        return v[self.a] + v[self.b]
-
-
-@register
-@dataclass(frozen=True)
-class Sub(Binary):
-    a: Ref
-    b: Ref
-    PATTERN = "{a}-{b}"
-    TORCH = staticmethod(lambda T, a, b: a - b)
-
-    def reference(self, v):
-        return v[self.a] - v[self.b]
 
 
 @register

@@ -48,7 +48,8 @@ class Book:
             raise SheetnetError(f"workbook {self.path} does not exist")
         try:
             self.zip = zipfile.ZipFile(self.path)
-        except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+        except (zipfile.BadZipFile, OSError, ValueError, EOFError,
+                NotImplementedError) as exc:   # a zip version zipfile lacks
             raise SheetnetError(f"{self.path} is not a readable .xlsx workbook "
                                 f"({type(exc).__name__})") from None
         try:

@@ -95,7 +95,8 @@ def check_archive(path: Path) -> None:
     try:
         with zipfile.ZipFile(path) as archive:
             records = archive.infolist()
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError) as exc:
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError,
+            NotImplementedError) as exc:   # NotImplementedError: a zip version zipfile lacks
         raise SheetnetError(f"{path} is not a loadable PyTorch checkpoint (a damaged zip "
                             f"archive: {str(exc)[:100]})") from None
     refuse_export_archive(path, [r.filename for r in records])

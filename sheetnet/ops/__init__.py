@@ -25,6 +25,13 @@ from .arith import Add, Negate, Over, Reshape, Sub, Times, Transpose
 from .reduce import BatchNorm, ColMean, ColSum, LogSoftmax, RowSum
 from .conv import AvgPool2d, Conv2d, MaxPool2d, Pad2d
 from .sample import CumulativeSum, MaskedSoftmax, MinstdNext, PickId, TopKMask, Uniform, ValueAt
+from .grad import (ColumnDots, ColumnSums, GeluGrad, LeakyReluGrad, MatMulT, Mean, MseGrad,
+                   MseLoss, NormalizeGrad, OuterSum, PickedNll, ReluGrad, RowsAt, RowVarGrad,
+                   SigmoidGrad, SoftmaxXentGrad, Spread, Stack, TakeRows, TanhGrad)
+from .optim import AdamMoment, AdamStep, MomentumBuffer, SgdStep
+from .mathfn import Cos, Exp, Log, Power, RowMeanSquare, Rsqrt, Sin, Where
+from .heads import CausalMask, Gather, ScaledScores, StackRows
+from .rotary import Rotary
 
 __all__ = [*REGISTRY, "ELEMENTWISE", "REGISTRY", "ArrayText", "Example", "Op", "PerCellOnly", "Ref",
            "inputs", "number", "cell_text", "checked_id", "activation", "ACTIVATION_MODULES"]

@@ -17,6 +17,7 @@ from __future__ import annotations
 import copy
 
 import numpy as np
+import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -249,3 +250,17 @@ def test_random_dense_composition_matches_torch(engine, tmp_path_factory, recipe
 @given(recipe=conv_recipes(), seed=st.integers(0, 2 ** 16))
 def test_random_conv_stack_matches_torch(engine, tmp_path_factory, recipe, seed):
     _check(engine, tmp_path_factory, recipe, seed)
+
+
+# --- what the properties found, kept as fixed cases --------------------------------------------
+REGRESSIONS = {
+    # a forward that returns its input: the output cells copy the Input's, and the float64 run
+    # recorded no value for an input (verify raised KeyError: 'x')
+    "returns its input (N, F)": ([], [], (2, 3)),
+    "returns its input (1, T, 1)": ([], [], (1, 2, 1)),
+}
+
+
+@pytest.mark.parametrize("case", REGRESSIONS)
+def test_cases_the_properties_found(engine, tmp_path_factory, case):
+    _check(engine, tmp_path_factory, REGRESSIONS[case], seed=0)

@@ -339,7 +339,8 @@ def trace_program(program, leaves: dict, example_inputs: tuple) -> dict[str, np.
 
 
 class _Recorder(torch.fx.Interpreter):
-    """An fx Interpreter that keeps every tensor a node computes."""
+    """An fx Interpreter that keeps every tensor a node computes, and the inputs themselves (a
+    forward may return its input: the output cells then copy it)."""
 
     def __init__(self, module):
         super().__init__(module)
@@ -347,6 +348,6 @@ class _Recorder(torch.fx.Interpreter):
 
     def run_node(self, n):
         out = super().run_node(n)
-        if isinstance(out, torch.Tensor) and n.op == "call_function":
+        if isinstance(out, torch.Tensor) and n.op in ("call_function", "placeholder"):
             self.seen[n.name] = out.detach().double().numpy().reshape(rows_block(out.shape))
         return out

@@ -29,6 +29,10 @@ from .grad import (ColumnDots, ColumnSums, GeluGrad, LeakyReluGrad, MatMulT, Mea
                    MseLoss, NormalizeGrad, OuterSum, PickedNll, ReluGrad, RowsAt, RowVarGrad,
                    SigmoidGrad, SoftmaxXentGrad, Spread, Stack, TakeRows, TanhGrad)
 from .optim import AdamMoment, AdamStep, MomentumBuffer, SgdStep
+from .grad import (ColumnDots, ColumnSums, GeluGrad, LeakyReluGrad, MatMulT, Mean, MseGrad,
+                   MseLoss, NormalizeGrad, OuterSum, PickedNll, ReluGrad, RowsAt, RowVarGrad,
+                   SigmoidGrad, SoftmaxXentGrad, Spread, Stack, TakeRows, TanhGrad)
+from .optim import AdamMoment, AdamStep, MomentumBuffer, SgdStep
 from .mathfn import Cos, Exp, Log, Power, RowMeanSquare, Rsqrt, Sin, Where
 from .heads import CausalMask, Gather, ScaledScores, StackRows
 from .rotary import Rotary

@@ -53,6 +53,11 @@ class Add(Broadcast):
     a: Ref
     b: Ref
     PATTERN, FN = "{a}+{b}", staticmethod(np.add)
+
+    def derivative(self, b, out, grad):
+        from .grad import reduce_to  # a broadcast operand gets the sum over its copies
+        return [(x, reduce_to(b, grad, b.shape(x))) for x in (self.a, self.b) if b.wants(x)]
+
     TORCH = staticmethod(lambda T, a, b: a + b)
 
 
@@ -63,6 +68,15 @@ class Sub(Broadcast):
     a: Ref
     b: Ref
     PATTERN, FN = "{a}-{b}", staticmethod(np.subtract)
+
+    def derivative(self, b, out, grad):
+        from .grad import reduce_to
+        found = [(self.a, reduce_to(b, grad, b.shape(self.a)))] if b.wants(self.a) else []
+        if b.wants(self.b):
+            minus = reduce_to(b, grad, b.shape(self.b))
+            found.append((self.b, b.add(Negate(minus), b.shape(self.b))))
+        return found
+
     TORCH = staticmethod(lambda T, a, b: a - b)
 
 
@@ -72,6 +86,13 @@ class Times(Broadcast):
     a: Ref
     b: Ref
     PATTERN, FN = "{a}*{b}", staticmethod(np.multiply)
+
+    def derivative(self, b, out, grad):
+        # d(a b)/da = b: the gradient times the other operand, summed back to a's shape
+        from .grad import reduce_to
+        return [(x, reduce_to(b, b.add(Times(grad, other), b.shape(out)), b.shape(x)))
+                for x, other in ((self.a, self.b), (self.b, self.a)) if b.wants(x)]
+
     TORCH = staticmethod(lambda T, a, b: a * b)
 
 
@@ -97,6 +118,9 @@ class Negate(Unary):
     def reference(self, v):
         return -v[self.x]
 
+    def derivative(self, b, out, grad):
+        return [(self.x, b.add(Negate(grad), b.shape(self.x)))]
+
     @staticmethod
     def example():
         return Example({"x": X}, Negate("x"), lambda T, x: -x)
@@ -119,6 +143,9 @@ class Reshape(Op):
         width = r.shape(self.x)[1]
         return r.cell(self.x, k // width, k % width)
 
+    def derivative(self, b, out, grad):
+        return [(self.x, b.add(Reshape(grad, b.shape(self.x)), b.shape(self.x)))]
+
     @staticmethod
     def example():
         return Example({"x": X}, Reshape("x", (3, 2)), lambda T, x: x.reshape(3, 2))
@@ -139,6 +166,9 @@ class Transpose(Op):
 
     def array(self, r):
         return f"TRANSPOSE({r.all(self.x)})"
+
+    def derivative(self, b, out, grad):
+        return [(self.x, b.add(Transpose(grad), b.shape(self.x)))]
 
     @staticmethod
     def example():

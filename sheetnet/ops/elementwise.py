@@ -48,6 +48,10 @@ class Relu(Unary):
     def array(self, r):
         return "IF({x}>0,{x},0)".format(x=r.all(self.x))  # MAX(0, Z) would be one number
 
+    def derivative(self, b, out, grad):
+        from .grad import ReluGrad  # the on/off mask times the gradient
+        return [(self.x, b.add(ReluGrad(grad, self.x), b.shape(self.x)))]
+
     @staticmethod
     def example():
         return Example({"x": X}, Relu("x"), lambda T, x: T.nn.functional.relu(x))
@@ -70,6 +74,10 @@ class LeakyRelu(Unary):
     def formula(self, r, i, j):
         return "IF({x}>0,{x},{s}*{x})".format(x=r.cell(self.x, i, j), s=number(self.slope))
 
+    def derivative(self, b, out, grad):
+        from .grad import LeakyReluGrad
+        return [(self.x, b.add(LeakyReluGrad(grad, self.x, self.slope), b.shape(self.x)))]
+
     @staticmethod
     def example():
         return Example({"x": X}, LeakyRelu("x", 0.2),
@@ -86,6 +94,10 @@ class Tanh(Unary):
     def reference(self, v):
         return np.tanh(v[self.x])
 
+    def derivative(self, b, out, grad):
+        from .grad import TanhGrad  # 1 - tanh^2, from the output's cells
+        return [(self.x, b.add(TanhGrad(grad, out), b.shape(self.x)))]
+
     @staticmethod
     def example():
         return Example({"x": X}, Tanh("x"), lambda T, x: x.tanh())
@@ -100,6 +112,10 @@ class Sigmoid(Unary):
 
     def reference(self, v):
         return 1.0 / (1.0 + np.exp(-v[self.x]))
+
+    def derivative(self, b, out, grad):
+        from .grad import SigmoidGrad  # y (1 - y), from the output's cells
+        return [(self.x, b.add(SigmoidGrad(grad, out), b.shape(self.x)))]
 
     @staticmethod
     def example():
@@ -130,6 +146,10 @@ class Gelu(Unary):
         if self.form == "tanh":
             return f"0.5*{x}*(1+TANH(SQRT(2/PI())*({x}+0.044715*{x}^3)))"
         return f"0.5*{x}*(1+ERF({x}/SQRT(2)))"
+
+    def derivative(self, b, out, grad):
+        from .grad import GeluGrad
+        return [(self.x, b.add(GeluGrad(grad, self.x, self.form), b.shape(self.x)))]
 
     @staticmethod
     def example():
@@ -249,6 +269,9 @@ class Copy(Unary):
 
     def reference(self, v):
         return v[self.x].copy()
+
+    def derivative(self, b, out, grad):
+        return [(self.x, grad)]  # the same values: the same gradient
 
     @staticmethod
     def example():

@@ -38,6 +38,18 @@ class Linear(Op):
         out = f"MMULT({r.all(self.x)},TRANSPOSE({r.all(self.w)}))"
         return f"{out}+TRANSPOSE({r.all(self.b)})" if self.b else out
 
+    def derivative(self, b, out, grad):
+        # grad (N, out): dx = grad @ W (N, in), dW = grad^T @ x (out, in), db = column sums (out, 1)
+        from .grad import ColumnSums, OuterSum
+        found = []
+        if b.wants(self.x):
+            found.append((self.x, b.add(MatMul(grad, self.w), b.shape(self.x))))
+        if b.wants(self.w):
+            found.append((self.w, b.add(OuterSum(grad, self.x), b.shape(self.w))))
+        if self.b and b.wants(self.b):
+            found.append((self.b, b.add(ColumnSums(grad), b.shape(self.b))))
+        return found
+
     @staticmethod
     def example():
         return Example({"x": X, "w": W, "b": B}, Linear("x", "w", "b"),
@@ -61,6 +73,16 @@ class MatMul(Op):
 
     def array(self, r):
         return f"MMULT({r.all(self.a)},{r.all(self.b)})"
+
+    def derivative(self, b, out, grad):
+        # grad (N, M): da = grad @ b^T (N, K), db = a^T @ grad (K, M)
+        from .grad import MatMulT, OuterSum
+        found = []
+        if b.wants(self.a):
+            found.append((self.a, b.add(MatMulT(grad, self.b), b.shape(self.a))))
+        if b.wants(self.b):
+            found.append((self.b, b.add(OuterSum(self.a, grad), b.shape(self.b))))
+        return found
 
     @staticmethod
     def example():

@@ -27,6 +27,10 @@ class RowMean(Op):
     def formula(self, r, i, j):
         return f"AVERAGE({r.row(self.x, i)})"
 
+    def derivative(self, b, out, grad):
+        from .grad import Spread  # each cell moves the mean by 1/F
+        return [(self.x, b.add(Spread(grad, b.shape(self.x)[1]), b.shape(self.x)))]
+
     @staticmethod
     def example():
         return Example({"x": X}, RowMean("x"), lambda T, x: x.mean(1, keepdim=True))
@@ -47,6 +51,11 @@ class RowVar(Op):
     def formula(self, r, i, j):
         return "SUMPRODUCT(({x}-{m})^2)/{n}".format(
             x=r.row(self.x, i), m=r.cell(self.mean, i, 0), n=r.shape(self.x)[1])
+
+    def derivative(self, b, out, grad):
+        from .grad import RowVarGrad
+        return [(x, b.add(RowVarGrad(grad, self.x, self.mean, wrt), b.shape(x)))
+                for x, wrt in ((self.x, "x"), (self.mean, "mean")) if b.wants(x)]
 
     @staticmethod
     def example():
@@ -73,6 +82,15 @@ class Normalize(Op):
             x=r.cell(self.x, i, j), m=r.cell(self.mean, i, 0), v=r.cell(self.var, i, 0),
             eps=number(self.eps))
 
+    def derivative(self, b, out, grad):
+        # x, mean and var each move the output; LayerNorm's mean and var also depend on x, and
+        # the backward pass adds those paths (RowVar's, RowMean's) to x's gradient
+        from .grad import NormalizeGrad
+        return [(x, b.add(NormalizeGrad(grad, self.x, self.mean, self.var, self.eps, wrt),
+                          b.shape(x)))
+                for x, wrt in ((self.x, "x"), (self.mean, "mean"), (self.var, "var"))
+                if b.wants(x)]
+
     @staticmethod
     def example():
         return Example({"x": X, "mean": MEAN, "var": VAR}, Normalize("x", "mean", "var", 1e-5),
@@ -95,6 +113,20 @@ class ScaleShift(Op):
     def formula(self, r, i, j):
         return f"{r.cell(self.x, i, j)}*{r.cell(self.gain, 0, j)}" + (
             f"+{r.cell(self.bias, 0, j)}" if self.bias else "")
+
+    def derivative(self, b, out, grad):
+        # out = x gain + bias, gain and bias (1, F) rows broadcast down the N rows
+        from .arith import Times
+        from .grad import ColumnDots
+        from .reduce import ColSum
+        found = []
+        if b.wants(self.x):
+            found.append((self.x, b.add(Times(grad, self.gain), b.shape(self.x))))
+        if b.wants(self.gain):
+            found.append((self.gain, b.add(ColumnDots(grad, self.x), b.shape(self.gain))))
+        if self.bias and b.wants(self.bias):
+            found.append((self.bias, b.add(ColSum(grad), b.shape(self.bias))))
+        return found
 
     @staticmethod
     def example():

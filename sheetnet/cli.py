@@ -246,14 +246,25 @@ def _options(tokens=None, **given) -> ExportOptions:
               help="refuse a workbook whose estimated LibreOffice recalculation (as inspect "
                    "reports it) takes longer, in seconds")
 @_export_options
+@click.option("--train", "train_path", type=click.Path(dir_okay=False), default=None,
+              help="write training instead: a CSV (header, input columns then targets) or, "
+                   "for text models, 'word next' pairs; backpropagation and the optimizer as "
+                   "live formulas, one sheet per step")
+@click.option("--steps", type=int, default=None, help="--train: steps unrolled [default: 10]")
+@click.option("--lr", type=float, default=None, help="--train: learning rate [default: 0.01]")
+@click.option("--optimizer", type=click.Choice(["sgd", "momentum", "adam"]), default=None,
+              help="--train: torch.optim's SGD, SGD with momentum 0.9, or Adam [default: sgd]")
+@click.option("--batch", default=None, help="--train: examples per step, all or N [default: all]")
 @_one_line_errors
-def export(model, out, force, **given):
+def export(model, out, force, train_path, steps, lr, optimizer, batch, **given):
     """Write MODEL (a file, or a Hugging Face / minGPT folder) as the workbook OUT."""
     from .capture.gpt_body import positions_text
     from .api import SheetProgress
     from .pipeline import export as do_export
+    train = _train_options(train_path, steps=steps, lr=lr, optimizer=optimizer, batch=batch)
     with SheetProgress() as progress:
-        res = do_export(model, out, _options(force=force, **given), progress=progress)
+        res = do_export(model, out, _options(force=force, **given), progress=progress,
+                        train=train)
     click.echo(f"wrote {res.path}: {res.sheets} sheets, {res.weight_cells} weight cells, "
                f"{res.formula_cells} formula cells (style {res.style}) in {res.seconds:.2f} s"
                + (f", precision {res.precision}" if res.precision != "float64" else "")
@@ -262,6 +273,19 @@ def export(model, out, force, **given):
         click.echo(f"  {line}")
     for note in res.notes:
         click.echo(f"  note: {note}")
+
+
+def _train_options(path, **given):
+    # --train and its options (each None unless given) -> TrainOptions, or None without --train
+    from .capture.train_data import TrainOptions, parse_batch
+    if path is None:
+        named = [k for k, v in given.items() if v is not None]
+        if named:
+            raise SheetnetError(f"--{named[0]} needs --train FILE")
+        return None
+    batch = given.pop("batch")
+    return TrainOptions(data=path, batch=None if batch is None else parse_batch(batch),
+                        **{k: v for k, v in given.items() if v is not None})
 
 
 @main.command("inspect")

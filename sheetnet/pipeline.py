@@ -102,7 +102,7 @@ def check_finite(graph: ir.Graph) -> None:
 
 
 def export(model, out_path, options: ExportOptions | None = None,
-           progress=None, example_inputs=None) -> ExportResult:
+           progress=None, example_inputs=None, train=None) -> ExportResult:
     """Compile ``model`` into the workbook ``out_path``.
 
     Args:
@@ -111,6 +111,8 @@ def export(model, out_path, options: ExportOptions | None = None,
         options: style, force, format and initial inputs.
         progress: optional callable(done, total, sheet name) as each sheet is written.
         example_inputs: an in-memory module's example inputs (see capture.capture_in_memory).
+        train: a capture.train_data.TrainOptions: write training unrolled (--train) instead
+            of the model's own sheets.
     Returns:
         what was written, with counts and time.
     Raises:
@@ -120,14 +122,19 @@ def export(model, out_path, options: ExportOptions | None = None,
     options = options or ExportOptions()
     start = time.perf_counter()
     options.check()  # lower checks again; a bad option must not wait for the output's checks
+    if train is not None:
+        train.check()
     out_path = check_output(out_path, options.force)  # before any work; write_book checks again
     with _no_cyclic_gc():
-        return _export(model, out_path, options, progress, start, example_inputs)
+        return _export(model, out_path, options, progress, start, example_inputs, train)
 
 
 def _export(model, out_path: Path, options: ExportOptions, progress, start: float,
-            example_inputs):
+            example_inputs, train=None):
     payload, captured = _load_and_capture(model, options, example_inputs)
+    if train is not None:  # the training steps unrolled from the captured forward pass
+        from .capture.train import training_capture
+        captured = training_capture(captured, train)
     graph = captured.graph
     plan = layout.plan(graph)
     guide = {"summary": graph.meta.get("summary", ""), "book": out_path.name,

@@ -76,6 +76,8 @@ def run(book, inputs: list[float] | None = None, engine="libreoffice",
         result[key] = values[0] if len(values) == 1 else values
     if spec.positions:
         _keep_positions(result, spec.positions, cells, first)
+    if "training" in manifest.info:  # --train: one loss per step, a list even for one step
+        result["loss"] = result["loss"] if isinstance(result["loss"], list) else [result["loss"]]
     for key in spec.integers:  # ids read back as whole floats
         result[key] = _whole(result[key])
     return result

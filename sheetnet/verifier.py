@@ -199,6 +199,9 @@ def verify(book, model, tol: float | None = None, fmt: str | None = None,
     captured = lower(model, ExportOptions(
         fmt=fmt or how.fmt, meta=meta or how.meta, activations=activations or how.activations,
         **manifest.capture_options), example_inputs)
+    if "training" in manifest.info:  # --train: the steps rebuilt as export built them
+        from .capture.train import rebuild_training
+        captured = rebuild_training(captured, manifest.info["training"])
     check_matches(captured, manifest, book)
     graph = captured.graph
     precision = manifest.precision

@@ -83,13 +83,18 @@ def capture_module(model: nn.Module, example_inputs: tuple, options=None) -> Cap
 
 
 def _export(model: nn.Module, example_inputs: tuple):
-    # torch.export.export only: never torch.export.load (unpickling) here
+    # torch.export.export only: never torch.export.load (unpickling) here.  Exported in eval
+    # mode; each submodule gets its own mode back (a notebook may go on training the model)
+    modes = [(module, module.training) for module in model.modules()]
     try:
         return torch.export.export(model.eval(), example_inputs, strict=False)
     except Exception as exc:  # torch's own errors: data-dependent control flow, graph breaks
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise SheetnetError(f"torch.export could not capture {type(model).__name__}: "
                             f"{first}") from exc
+    finally:
+        for module, training in modes:
+            module.training = training
 
 
 class _Lowering:

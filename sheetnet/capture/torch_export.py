@@ -35,6 +35,8 @@ from .trace import Captured
 INPUT_SHEET = "Input"
 CONTAINERS = (nn.Sequential, nn.ModuleList, nn.ModuleDict)  # never a sheet of their own
 _SHEET_BAD = re.compile(r"[\[\]:*?/\\']")  # characters a sheet name may not hold
+_ID_VIEWS = {"aten.view", "aten.reshape", "aten._unsafe_view", "aten.flatten", "aten.unsqueeze",
+             "aten.squeeze", "aten.clone", "aten.contiguous", "aten.alias", "aten.detach"}
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,7 @@ def capture_module(model: nn.Module, example_inputs: tuple, options=None) -> Cap
         raise SheetnetError("example_inputs must be a tuple of tensors")
     program = _export(model, example_inputs)
     lowering = _Lowering(model, program)
+    lowering.id_rows = lowering.check_ids(example_inputs)   # before any run of the graph
     graph = lowering.run(example_inputs)
     return Captured(model, graph, lambda _model, _graph, leaves: trace_program(
         program, leaves, example_inputs))
@@ -109,6 +112,7 @@ class _Lowering:
         self.sheet = INPUT_SHEET
         self.node = None                               # the fx node being lowered
         self.consts = 0
+        self.id_rows: dict[str, int] = {}              # ids input -> its embedding's rows
 
     # --- the walk ------------------------------------------------------------------------------
     def run(self, example_inputs: tuple) -> ir.Graph:
@@ -134,10 +138,41 @@ class _Lowering:
         values = example.detach().cpu().double().numpy()
         ids = not example.dtype.is_floating_point   # integer ids: one column, Lookup reads it
         block = (values.size, 1) if ids else rows_block(values.shape)
-        self.g.add(name, ir.Input(values.reshape(block)), block, INPUT_SHEET,
+        rows = self.id_rows.get(name)   # an embedding's ids: whole numbers 0..rows-1 (ir.Bound)
+        bound = {"at_least": 0, "at_most": rows - 1, "whole": True} if rows else {}
+        self.g.add(name, ir.Input(values.reshape(block), **bound), block, INPUT_SHEET,
                    title=f"{name}: type {'ids' if ids else 'values'} here "
                          f"(shape {tuple(example.shape)})", style="integer" if ids else "")
         self.env[name] = Val(tuple(example.shape), node=name)
+
+    def check_ids(self, example_inputs: tuple) -> dict[str, int]:
+        """{user input: the rows of the embedding table its ids index} (the least, if several).
+
+        Raises:
+            SheetnetError: an example id outside 0..rows-1 (torch would raise IndexError).
+        """
+        names = [spec.arg.name for spec in self.program.graph_signature.input_specs
+                 if spec.kind.name == "USER_INPUT"]
+        examples = dict(zip(names, example_inputs))
+        found: dict[str, int] = {}
+        for node in self.program.graph.nodes:
+            if node.op != "call_function" or op_name(node) != "aten.embedding":
+                continue
+            ids = node.args[1]
+            while ids.op == "call_function" and op_name(ids) in _ID_VIEWS:
+                ids = ids.args[0]
+            if ids.op != "placeholder" or ids.name not in examples:
+                continue
+            rows = int(node.args[0].meta["val"].shape[0])
+            found[ids.name] = min(rows, found.get(ids.name, rows))
+            values = examples[ids.name]
+            bad = ((values < 0) | (values >= rows)).nonzero()
+            if len(bad):
+                at = [int(i) for i in bad[0]]
+                raise SheetnetError(f"example input {ids.name} holds id {int(values[tuple(at)])} "
+                                    f"at {at}: the embedding at {self.where(node)} has {rows} "
+                                    f"rows, ids 0 to {rows - 1}")
+        return found
 
     def _lower(self, node: torch.fx.Node) -> None:
         self.node = node

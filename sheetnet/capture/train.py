@@ -369,7 +369,10 @@ def _meta(fg: ir.Graph, fwd: Forward, data: TrainData, o: TrainOptions, batch: i
         "summary": fg.meta.get("summary") or "",
         "training": {"steps": o.steps, "optimizer": o.optimizer, "rows": data.rows,
                      "batch": None if batch == data.rows else batch,
-                     "loss": "cross-entropy" if fwd.text else "mse"},
+                     "loss": "cross-entropy" if fwd.text else "mse",
+                     # the model's forward takes ids (N,) (an Embedding), not rows (N, F)
+                     "ids": any(isinstance(fg.nodes[n].op, ir.Lookup) and fg.nodes[n].op.ids ==
+                                fwd.input for n in fwd.ops)},
         "guide": {"steps": steps, "optimizer": {"sgd": "SGD", "momentum": "SGD with momentum",
                                                 "adam": "Adam"}[o.optimizer],
                   "loss": "cross-entropy over the softmax" if fwd.text else "mean squared error",

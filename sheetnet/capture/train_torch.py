@@ -60,6 +60,7 @@ def trace_training(model, graph: ir.Graph, leaves: dict) -> dict[str, np.ndarray
         y = torch.as_tensor(_ids(leaves["data.y"], graph.meta["vocab"]))
     else:
         x = torch.as_tensor(np.asarray(leaves["data.x"], dtype=np.float64))
+        x = x[:, 0].round().long() if spec.get("ids") else x  # an Embedding's ids (N,)
         y = torch.as_tensor(np.asarray(leaves["data.y"], dtype=np.float64))
     loss_fn = (lambda p, t: torch.nn.functional.cross_entropy(p, t)) if text else \
         (lambda p, t: torch.nn.functional.mse_loss(p, t))

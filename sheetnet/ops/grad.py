@@ -264,12 +264,14 @@ class GeluGrad(_Masked):
         if self.form == "tanh":
             t = f"TANH(SQRT(2/PI())*({x}+0.044715*{x}^3))"
             return (f"{g}*(0.5*(1+{t})+0.5*{x}*(1-{t}^2)*SQRT(2/PI())*(1+3*0.044715*{x}^2))")
-        return f"{g}*(0.5*(1+ERF({x}/SQRT(2)))+{x}*EXP(-{x}^2/2)/SQRT(2*PI()))"
+        # EXP(-(x^2)/2): a sheet's unary minus binds before ^, so -x^2 would be (-x)^2
+        return f"{g}*(0.5*(1+ERF({x}/SQRT(2)))+{x}*EXP(-({x}^2)/2)/SQRT(2*PI()))"
 
     @staticmethod
     def example():
-        return Example({"g": G, "x": Z}, GeluGrad("g", "x", "tanh"), _torch_slope(
-            lambda T, x: T.nn.functional.gelu(x, approximate="tanh")))
+        # the erf form (GELU's default): its formula once squared a negated x
+        return Example({"g": G, "x": Z}, GeluGrad("g", "x"), _torch_slope(
+            lambda T, x: T.nn.functional.gelu(x)))
 
 
 # --- LayerNorm's steps (RowMean, RowVar, Normalize) ---------------------------------------------

@@ -1,0 +1,121 @@
+"""The Tokenizer sheet: a prompt cell tokenized by formulas with a byte-level BPE (GPT-2's), from
+its characters to its token ids, every step in cells (ops/bpe.py).
+
+Sheets it adds:
+    Tokenizer    characters (code point, class, word, UTF-8 length), bytes (value, GPT-2's
+                 character for it, first symbol), then the merges, one per row: the word, the
+                 pair and its rank, the merged token, and the symbols after it.
+    BPE tables   the lookup tables, as constants: character classes by code point run, the
+                 256 byte characters and their ids, the merges by rank, their sorted codes.
+
+Limits (stated on the sheet): the prompt may have at most ``max_bytes`` UTF-8 bytes; every
+word, byte per word and merge fits within that (a merge joins two symbols, so a prompt of B bytes
+needs fewer than B merges: the merge table has B rows).  Past the limit, or with more tokens
+than the workbook's positions, the status cell says so and no id is produced.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..ir import graph as ir
+from ..loaders.bpe import Bpe, byte_chars, class_runs
+from ..ops import bpe as ops
+
+MAX_BYTES = 64   # the prompt's UTF-8 bytes the Tokenizer sheet holds
+SHEET, TABLES = "Tokenizer", "BPE tables"
+
+
+def scales(bpe: Bpe) -> tuple[int, int]:
+    """(M, R): the powers of ten above the vocabulary and above the merge count, so that
+    word * M + id and word * R + rank read as the word's digits then the id's or rank's."""
+    return (10 ** math.ceil(math.log10(max(len(bpe.tokens), 2))),
+            10 ** math.ceil(math.log10(len(bpe.merges) + 1)))
+
+
+def add_tables(g: ir.Graph, bpe: Bpe, prefix: str = "bpe") -> None:
+    """The BPE tables sheet's constants (shared by every Tokenizer sheet of the workbook)."""
+    starts, classes = class_runs()
+    v, (m, r) = len(bpe.tokens), scales(bpe)
+    g.add(f"{prefix}.starts", ir.Const(np.array(starts, dtype=np.float64)[:, None]),
+          (len(starts), 1), TABLES, col_labels=["first code point"],
+          title="Character classes of GPT-2's pre-tokenizer, by runs of code points: "
+                "L letter, N number, S whitespace, O other (Unicode categories, Python's data)")
+    g.add(f"{prefix}.classes", ir.Const(np.array(classes, dtype=object)[:, None]),
+          (len(classes), 1), TABLES, col_labels=["class"], beside=True)
+    g.add(f"{prefix}.byte_chars", ir.Const(np.array(byte_chars(), dtype=object)[:, None]),
+          (256, 1), TABLES, title="Bytes: GPT-2's character for each (every byte has one), "
+                                  "and its token id", row_labels=[str(b) for b in range(256)],
+          col_labels=["character"])
+    g.add(f"{prefix}.byte_ids", ir.Const(np.array(bpe.byte_ids, dtype=np.float64)[:, None]),
+          (256, 1), TABLES, col_labels=["id"], beside=True, style="integer")
+    merges = np.array(bpe.merges, dtype=np.float64)            # (N, 3) left, right, merged
+    g.add(f"{prefix}.merged", ir.Const(merges[:, 2:]), (len(merges), 1), TABLES,
+          title="Merges by rank (merges.txt's order): the merged id, then the pair's ids",
+          row_labels=[str(k) for k in range(len(merges))], col_labels=["merged id"],
+          style="integer")
+    g.add(f"{prefix}.pairs", ir.Const(merges[:, :2]), (len(merges), 2), TABLES,
+          col_labels=["left id", "right id"], beside=True, style="integer")
+    codes = sorted((a * v + b) * r + k for k, (a, b, _) in enumerate(bpe.merges) if a >= 0)
+    g.add(f"{prefix}.codes", ir.Const(np.array([-1.0, *codes])[:, None]), (len(codes) + 1, 1),
+          TABLES, col_labels=["code"], beside=True,
+          title=f"Merge codes, sorted: (left id * {v} + right id) * {r} + rank (MATCH(..., 1) is "
+                "a binary search on them; -1 first so every code finds a row)")
+
+
+def add_tokenizer(g: ir.Graph, bpe: Bpe, prompt: str, labels: str, context: int, pad: int,
+                  max_bytes: int = MAX_BYTES, prefix: str = "bpe", sheet: str = SHEET,
+                  tables: str = "bpe") -> dict:
+    """The Tokenizer sheet's nodes reading text node ``prompt`` (1, 1).
+
+    Args:
+        bpe: the tokenizer; its tables must be in ``g`` (``add_tables``, prefix ``tables``).
+        labels: (V, 1) text node showing each id's token.
+        context: T, the positions the ids fill (``pad`` after the prompt's tokens).
+        max_bytes: the prompt's UTF-8 bytes the sheet holds (B): B character rows, B byte rows,
+            B merge rows of B symbols.
+    Returns:
+        {"ids": (T, 1) ids node, "n": (1, 1) token count, "note": (1, 1) status}.
+    """
+    b, (m, r), p, t = max_bytes, scales(bpe), prefix, tables
+    chars = [f"c{k}" for k in range(b)]
+    g.add(f"{p}.code", ops.CodePoints(prompt, b), (b, 2), sheet, row_labels=chars,
+          title=f"Characters of the prompt (at most {b}: the sheet holds {b} bytes of UTF-8)",
+          col_labels=["character", "code point"])
+    g.add(f"{p}.class", ops.CharClasses(f"{p}.code", f"{t}.starts", f"{t}.classes"), (b, 1), sheet,
+          col_labels=["class"], beside=True)
+    g.add(f"{p}.words", ops.Pretokenize(f"{p}.code", f"{p}.class"), (b, 3), sheet, beside=True,
+          col_labels=["word starts", "contraction letters left", "word"], style="integer")
+    g.add(f"{p}.nbytes", ops.Utf8Length(f"{p}.code"), (b, 1), sheet, beside=True,
+          col_labels=["UTF-8 bytes"], style="integer")
+    g.add(f"{p}.keys", ops.ByteKeys(f"{p}.code", f"{p}.nbytes"), (b, 1), sheet, beside=True,
+          col_labels=["first byte"])
+    g.add(f"{p}.bytes", ops.Utf8Bytes(f"{p}.code", f"{p}.nbytes", f"{p}.keys", b), (b, 2), sheet,
+          title="UTF-8 bytes of the prompt, each as GPT-2's character and as a first symbol: "
+                f"word * {m} + the byte's token id", row_labels=[f"b{k}" for k in range(b)],
+          col_labels=["byte", "of character"], style="integer")
+    g.add(f"{p}.total", ir.ColSum(f"{p}.nbytes"), (1, 1), sheet, beside=True, style="integer",
+          col_labels=["bytes"])
+    g.add(f"{p}.bchar", ir.TokenText(f"{t}.byte_chars", f"{p}.bytes", f"{p}.total"), (b, 1), sheet,
+          beside=True, col_labels=["GPT-2 character"])
+    g.add(f"{p}.first", ops.FirstSymbols(f"{p}.bytes", f"{p}.words", f"{t}.byte_ids", m), (b, 1),
+          sheet, beside=True, col_labels=["symbol"])
+    steps = ops.MergeSteps(f"{p}.first", f"{t}.codes", f"{t}.merged", len(bpe.tokens), m, r, b - 1)
+    cols = [*ops.SUMMARY, *(f"s{k}" for k in range(b)), *(f"s{k}+s{k + 1}" for k in range(b - 1))]
+    g.add(f"{p}.steps", steps, (b, 7 + 2 * b - 1), sheet, row_labels=[f"step {k}" for k in range(b)],
+          col_labels=cols,
+          title=(f"Merges, one per row, per word the lowest rank first (ranks: merges.txt's line "
+                 f"order).  Symbols: word * {m} + token id.  Pair keys: word * {r} + rank where "
+                 "the pair has a merge, blank where not; the row's smallest key is its merge.  "
+                 "A row whose key is 0 is final: its symbols are the tokens"))
+    g.add(f"{p}.step_tokens", ops.StepTokens(f"{p}.steps", labels), (b, 3), sheet,
+          col_labels=["left token", "right token", "merged token"], beside=True)
+    g.add(f"{p}.n", ops.TokenCount(f"{p}.steps"), (1, 1), sheet, style="integer",
+          title="tokens", row_labels=["n"])
+    g.add(f"{p}.note", ops.BpeNote(prompt, f"{p}.nbytes", f"{p}.steps", f"{p}.n", b, context),
+          (1, 1), sheet, title="status", row_labels=["status"])
+    g.add(f"{p}.ids", ops.BpeIds(f"{p}.steps", f"{p}.note", f"{p}.n", m, context, pad),
+          (context, 1), sheet, title="token ids", row_labels=[f"t{k}" for k in range(context)],
+          style="integer")
+    return {"ids": f"{p}.ids", "n": f"{p}.n", "note": f"{p}.note"}

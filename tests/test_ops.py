@@ -96,7 +96,10 @@ def test_ops_without_torch_are_text_ops():
     # an op PyTorch has must be compared with it; only text and typed-id ops may go without
     assert {cls.__name__ for cls in OPS} - set(_by_name(WITH_TORCH)) == {
         "PromptLength", "Chars", "TokenId", "PromptNote", "WordId", "FilledCount", "CheckedIds",
-        "TokenText", "IdsNote"}
+        "TokenText", "IdsNote",
+        # the Tokenizer sheet's (ops/bpe.py): text and integer steps, checked against tokenizers
+        "CodePoints", "CharClasses", "Pretokenize", "Utf8Length", "ByteKeys", "Utf8Bytes",
+        "FirstSymbols", "MergeSteps", "StepTokens", "TokenCount", "BpeNote", "BpeIds"}
 
 
 def _all_examples() -> ir.Graph:

@@ -278,6 +278,11 @@ class _Build:
         readers = {x for n in self.g.nodes.values() for x in ir.op_inputs(n.op)}
         if grad in readers or not grad.startswith(name.split("grad.")[0] + "grad"):
             grad = self.add(name, ir.Copy(grad), sheet)
+        else:  # its own node: named for the weight (nothing reads it yet)
+            node = self.g.nodes.pop(grad)
+            node.name, self.values[name] = name, self.values.pop(grad)
+            self.g.nodes[name] = node
+            grad = name
         node = self.g.nodes[grad]
         node.title, node.order, node.beside, node.ref = title, order, True, name
         node.col_labels, node.row_labels = self.fg.nodes[p].col_labels, [""] * node.shape[0]

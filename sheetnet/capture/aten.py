@@ -12,8 +12,12 @@ from __future__ import annotations
 import math
 from typing import Callable
 
+import numpy as np
+
 from ..ir import graph as ir
+from . import heads
 from .conv import TABLE as CONV_TABLE
+from .views import TABLE as VIEW_TABLE
 
 
 def op_name(node) -> str:
@@ -53,7 +57,10 @@ def linear(cx, x, w, b=None):
 
 
 def matmul(cx, a, b):
-    """a (..., K) @ b (K, M); a transposed weight makes it a Linear."""
+    """a (..., K) @ b (K, M); a transposed weight makes it a Linear; per head when both are
+    (.., H, T, K) tensors (heads.matmul)."""
+    if len(cx.value(b).shape) > 2 and len(cx.value(a).shape) > 2:
+        return heads.matmul(cx, a, b)
     if len(cx.value(b).shape) != 2:
         cx.refuse(f"multiplies by a tensor of shape {cx.value(b).shape}: only by a matrix")
     w = _weight_of(cx, b)
@@ -89,6 +96,12 @@ def _operand(cx, arg, out: tuple) -> str:
 
 def _binary(cls, swap: bool = False) -> Callable:
     def lower(cx, a, b, alpha=1, rounding_mode=None):
+        if cls in (ir.Times, ir.Over) and heads.on_parts(cx, a) and not swap:
+            return heads.scale_parts(cx, a, b)   # per-head scores times a number
+        if cls is ir.Times and heads.on_parts(cx, b):
+            return heads.scale_parts(cx, b, a)
+        if cls is ir.Times and heads.rotary(cx):
+            return None                          # q*cos + rotate_half(q)*sin: one Rotary op
         if alpha != 1 or rounding_mode is not None:
             cx.refuse("with alpha or rounding_mode is not supported")
         out = tuple(cx.node.meta["val"].shape)
@@ -100,7 +113,9 @@ def _binary(cls, swap: bool = False) -> Callable:
 # --- activations: same block as their input, one cell each -------------------------------------
 def _unary(make: Callable) -> Callable:
     def lower(cx, x, *args, **kwargs):
-        node = cx.value(x).node if cx.value(x).param is None else cx.rows(x)
+        val = cx.value(x)
+        plain = val.param is None and val.cells is None and val.parts is None and val.const is None
+        node = val.node if plain else cx.rows(x)
         cx.emit(make(node, *args, **kwargs), block=cx.g.shape(node))
     return lower
 
@@ -120,12 +135,17 @@ def elu(cx, x, alpha=1.0, scale=1.0, input_scale=1.0):
 def _row_softmax(op, name: str):
     # softmax and log_softmax over the last dim: the row max and sum exp beside x, then ``op``
     def lower(cx, x, dim, half_to_float=False):
+        if heads.on_parts(cx, x) and op is ir.Softmax:
+            return heads.softmax(cx, x, dim)
         _last_dim_only(cx, dim, name)
+        causal = cx.value(x).causal    # masked scores: blank future cells, p = 0 there
+        if causal and op is not ir.Softmax:
+            cx.refuse("of masked scores: only softmax reads blank (masked) cells")
         x = cx.rows(x)
         n = cx.g.shape(x)[0]
-        mx = cx.emit(ir.RowMax(x), (n, 1), "max")
-        total = cx.emit(ir.RowSumExp(x, mx), (n, 1), "sum", "sum exp")
-        cx.emit(op(x, mx, total))
+        mx = cx.emit(ir.RowMax(x, causal=causal), (n, 1), "max")
+        total = cx.emit(ir.RowSumExp(x, mx, causal=causal), (n, 1), "sum", "sum exp")
+        cx.emit(op(x, mx, total, causal=causal) if causal else op(x, mx, total))
     lower.__doc__ = f"{name} along the last dim: row max, sum exp, then {op.__name__} cells."
     return lower
 
@@ -176,10 +196,24 @@ def _reduce(row_op, col_op, what: str) -> Callable:
     return lower
 
 
-# --- views: no cells of their own ---------------------------------------------------------------
+# --- no-ops: the same cells ---------------------------------------------------------------------
 def view(cx, x, *args, **kwargs):
-    """reshape, flatten, (un)squeeze, dropout in eval, clone: the same cells relabelled."""
+    """clone, contiguous, alias, detach, a cast to another float type: the same cells (the
+    float64 run keeps every float cast at float64, torch_export._Recorder)."""
+    dtype = kwargs.get("dtype", next((a for a in args if isinstance(a, torch_dtype())), None))
+    if dtype is not None and not dtype.is_floating_point and cx.value(x).const is None:
+        cx.refuse(f"casts to {dtype}: only float casts of computed values are supported")
     cx.alias(x)
+
+
+def torch_dtype():
+    import torch
+    return torch.dtype
+
+
+def nothing(cx, *args, **kwargs):
+    """A metadata check (_assert_tensor_metadata): no value, no cells."""
+    cx.env[cx.node.name] = heads.NOTHING
 
 
 def dropout(cx, x, p=0.5, train=False):
@@ -189,46 +223,114 @@ def dropout(cx, x, p=0.5, train=False):
     cx.alias(x)
 
 
-def transpose(cx, x, *dims):
-    """t/transpose/permute: a weight's is read in place by the matmul after it; moving only
-    dims of size 1 relabels; a computed matrix's gets Transpose cells."""
-    val = cx.value(x)
-    out = tuple(cx.node.meta["val"].shape)
-    if val.param is not None and len(val.shape) == 2 and out == val.shape[::-1]:
-        return cx.alias(x, transposed=not val.transposed)
-    if [s for s in val.shape if s != 1] == [s for s in out if s != 1] and _keeps_order(cx):
-        return cx.alias(x)
-    if len(val.shape) == 2:
-        return cx.emit(ir.Transpose(cx.rows(x)))
-    cx.refuse(f"of shape {val.shape} is not supported: only of a matrix")
-
-
-def _keeps_order(cx) -> bool:
-    # the permutation (from the node's args) keeps the dims larger than 1 in order
-    node, val = cx.node, cx.value(cx.node.args[0])
-    rank = len(val.shape)
-    if op_name(node) == "aten.permute":
-        perm = [_dim(cx, d, rank) for d in node.args[1]]
-    else:
-        perm = list(range(rank))
-        if len(node.args) == 3:
-            a, b = (_dim(cx, d, rank) for d in node.args[1:3])
-            perm[a], perm[b] = perm[b], perm[a]
-        else:
-            perm.reverse()
-    big = [d for d in perm if val.shape[d] != 1]
-    return big == sorted(big)
-
-
 def embedding(cx, weight, ids, padding_idx=-1, scale_grad_by_freq=False, sparse=False):
-    """Each id's row of the table (Lookup); ids are one column of integer cells."""
+    """Each id's row of the table (Lookup); ids are one column of integer cells.  Constant ids
+    0, 1, .. T-1 (positions from arange) read the table's first T rows in place (no cells)."""
     val = cx.value(ids)
+    if val.const is not None:
+        return _constant_ids(cx, weight, ids, np.asarray(val.const).ravel())
     node = val.node
     if cx.g.shape(node)[1] != 1:
         node = cx.rows(ids)
         node = cx.g.add(f"{node}.column", ir.Reshape(node, (math.prod(val.shape), 1)),
                         (math.prod(val.shape), 1), cx.sheet, title=f"{ids.name} as one column")
     cx.emit(ir.Lookup(cx.param(weight, "matrix"), node))
+
+
+# bookkeeping entries left out of the "supported:" list an error prints
+UNLISTED = ("aten._assert_tensor_metadata", "getitem")
+
+
+def _constant_ids(cx, weight, ids, values) -> None:
+    table = cx.param(weight, "matrix")
+    start = int(values[0]) if values.size else 0
+    if np.array_equal(values, np.arange(start, start + values.size)):
+        block = cx.block(table, np.stack(np.meshgrid(
+            start + np.arange(values.size), np.arange(cx.g.shape(table)[1]), indexing="ij"), -1))
+        cx.env[cx.node.name] = heads.Val(tuple(cx.node.meta["val"].shape), node=block)
+        return None
+    cx.emit(ir.Lookup(table, cx.constant(ids)))
+
+
+# --- math, masks, joins -------------------------------------------------------------------------
+def power(cx, x, exponent):
+    """x ** number; mean(x ** 2, -1) as RMSNorm writes it is one RowMeanSquare (heads.py)."""
+    if not isinstance(exponent, (int, float)):
+        cx.refuse("raises to a tensor power: only to a number")
+    if heads.mean_square(cx):
+        return None
+    _unary(lambda node: ir.Power(node, float(exponent)))(cx, x)
+
+
+def amax(cx, x, dim=(), keepdim=False):
+    """The max along the last dim (RowMax), one cell per row."""
+    dims = list(dim) if isinstance(dim, (list, tuple)) else [dim]
+    if len(dims) != 1:
+        cx.refuse(f"over dims {dims}: only the last dim is supported")
+    _last_dim_only(cx, dims[0], "amax")
+    node = cx.rows(x)
+    cx.emit(ir.RowMax(node), (cx.g.shape(node)[0], 1))
+
+
+def rms_norm(cx, x, normalized_shape, weight=None, eps=None):
+    """x / sqrt(mean(x ** 2) + eps) * weight along the last dim: mean square beside x."""
+    if len(normalized_shape) != 1:
+        cx.refuse(f"over {list(normalized_shape)}: only the last dim is supported")
+    eps = float(np.finfo(np.float64).eps) if eps is None else float(eps)  # torch's default
+    x = cx.rows(x)
+    n, width = cx.g.shape(x)
+    ms = cx.emit(ir.RowMeanSquare(x), (n, 1), "mean_square", "mean x²")
+    if weight is None:
+        return cx.emit(ir.RmsNormalize(x, ms, eps))
+    norm = cx.emit(ir.RmsNormalize(x, ms, eps), (n, width), "normalised")
+    cx.emit(ir.ScaleShift(norm, cx.param(weight, "row")))
+
+
+def cat(cx, tensors, dim=0):
+    """Side by side along the last dim (Concat), stacked along a leading dim that only ones
+    precede (StackRows)."""
+    shape = tuple(cx.node.meta["val"].shape)
+    d = _dim(cx, dim, len(shape))
+    parts = tuple(cx.rows(t) for t in tensors)
+    if d == len(shape) - 1:
+        return cx.emit(ir.Concat(parts))
+    if math.prod(shape[:d]) == 1:
+        return cx.emit(ir.StackRows(parts))
+    cx.refuse(f"along dim {dim} of {shape}: only the last dim or a leading one is supported")
+
+
+def masked_fill(cx, x, mask, value):
+    """x where the (constant) mask is False, else value: -inf above the diagonal of (T, T)
+    scores is CausalMask (blank cells); a finite value is a Where over 0/1 constant cells."""
+    if heads.on_parts(cx, x):
+        return heads.mask_parts(cx, x, mask, value)
+    if cx.value(mask).const is None:
+        cx.refuse("with a mask computed from the input: only a constant mask is supported")
+    if value == -math.inf:
+        return _mask_future(cx, x, heads.is_future(cx, cx.value(mask).const))
+    out = tuple(cx.node.meta["val"].shape)
+    cx.emit(ir.Where(_operand(cx, mask, out), cx.const(value), _operand(cx, x, out)))
+
+
+def where(cx, cond, a, b):
+    """a where the (constant) condition holds, else b; -inf in place of the future of
+    (T, T) scores is a causal mask (masked_fill's)."""
+    if cx.value(cond).const is None:
+        cx.refuse("with a condition computed from the input: only a constant one")
+    if b == -math.inf and hasattr(a, "name"):
+        keep = np.asarray(cx.value(cond).const, dtype=bool)
+        return _mask_future(cx, a, heads.is_future(cx, ~keep))
+    out = tuple(cx.node.meta["val"].shape)
+    cx.emit(ir.Where(_operand(cx, cond, out), _operand(cx, a, out), _operand(cx, b, out)))
+
+
+def _mask_future(cx, x, future: bool) -> None:
+    # -inf only where a key comes after its query, on a single (T, T) block
+    if not future or math.prod(cx.value(x).shape[:-2]) != 1:
+        cx.refuse("with -inf outside the causal pattern: only the future of (T, T) scores "
+                  "can be masked")
+    node = cx.emit(ir.CausalMask(cx.rows(x)))
+    cx.env[cx.node.name] = heads.Val(cx.env[cx.node.name].shape, node=node, causal=True)
 
 
 TABLE: dict[str, Callable] = {
@@ -249,8 +351,13 @@ TABLE: dict[str, Callable] = {
     "aten.sum": _reduce(ir.RowSum, ir.ColSum, "sum"),
     "aten.embedding": embedding,
     "aten.dropout": dropout, "aten.clone": view, "aten.contiguous": view, "aten.alias": view,
-    "aten.detach": view, "aten.view": view, "aten.reshape": view, "aten._unsafe_view": view,
-    "aten.flatten": view, "aten.unsqueeze": view, "aten.squeeze": view,
-    "aten.t": transpose, "aten.transpose": transpose, "aten.permute": transpose,
+    "aten.detach": view, "aten.to": view, "aten._to_copy": view, "aten.type_as": view,
+    "aten._assert_tensor_metadata": nothing,
+    "aten.exp": _unary(ir.Exp), "aten.log": _unary(ir.Log), "aten.sqrt": _unary(ir.Sqrt),
+    "aten.rsqrt": _unary(ir.Rsqrt), "aten.cos": _unary(ir.Cos), "aten.sin": _unary(ir.Sin),
+    "aten.pow": power, "aten.amax": amax, "aten.rms_norm": rms_norm, "aten.cat": cat,
+    "aten.masked_fill": masked_fill, "aten.where": where,
+    "aten.scaled_dot_product_attention": heads.sdpa, "aten.bmm": matmul,
+    **VIEW_TABLE,  # view, reshape, transpose, select, slice, split, expand ...: no cells
     **CONV_TABLE,   # conv1d/2d, max and average pooling over (C*H, W) feature-map blocks
 }

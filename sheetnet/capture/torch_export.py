@@ -15,12 +15,20 @@ Every tensor is a 2-D block holding its numbers in row-major order: a float tens
 column (they feed Lookup).  Reshapes only relabel the block (``Val.shape`` changes, no cells);
 an op that needs the last dim as columns gets a Reshape node (cells) only when they differ.
 Parameters become Param leaves named by their state-dict key, created where first read.
+
+Views own no cells: a view's ``Val.cells`` maps each element to its cell in the block holding it,
+so view/transpose/split/select/slice/expand only move that map (views.py); an op reading the
+view gets the block itself, an ir.View rectangle of it, or (no rectangle) a Gather of its cells.
+Attention heads (1, H, T, D) thus stay column rectangles of their (T, H*D) projection (heads.py).
+A node computed from buffers and literals only (rotary tables, causal masks) is folded: torch
+computes it once and an op that reads it gets Const cells.
 """
 from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import replace
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -29,7 +37,8 @@ from torch import nn
 
 from ..errors import SheetnetError
 from ..ir import graph as ir
-from .aten import TABLE, op_name
+from .aten import TABLE, UNLISTED, op_name
+from .val import NOTHING, Val, row_major, rows_block  # noqa: F401 (rows_block: the walk's)
 from .trace import Captured
 
 INPUT_SHEET = "Input"
@@ -37,27 +46,6 @@ CONTAINERS = (nn.Sequential, nn.ModuleList, nn.ModuleDict)  # never a sheet of t
 _SHEET_BAD = re.compile(r"[\[\]:*?/\\']")  # characters a sheet name may not hold
 _ID_VIEWS = {"aten.view", "aten.reshape", "aten._unsafe_view", "aten.flatten", "aten.unsqueeze",
              "aten.squeeze", "aten.clone", "aten.contiguous", "aten.alias", "aten.detach"}
-
-
-@dataclass(frozen=True)
-class Val:
-    """A torch value during the walk: the IR node holding its cells (row-major) and its shape.
-
-    A parameter is not placed until an op reads it (``param``: its state-dict key), because the
-    op decides its layout; ``transposed``: the weight seen through .t() (read in place by Linear).
-    """
-    shape: tuple[int, ...]
-    node: str | None = None
-    param: str | None = None
-    transposed: bool = False
-
-
-def rows_block(shape) -> tuple[int, int]:
-    """The 2-D block of a tensor shape with its last dim as columns: (..., F) -> (rows, F)."""
-    if len(shape) == 0:
-        return (1, 1)
-    last = int(shape[-1])
-    return (math.prod(int(s) for s in shape) // last if last else 0, last)
 
 
 def capture_module(model: nn.Module, example_inputs: tuple, options=None) -> Captured:
@@ -82,7 +70,7 @@ def capture_module(model: nn.Module, example_inputs: tuple, options=None) -> Cap
     lowering.id_rows = lowering.check_ids(example_inputs)   # before any run of the graph
     graph = lowering.run(example_inputs)
     return Captured(model, graph, lambda _model, _graph, leaves: trace_program(
-        program, leaves, example_inputs))
+        program, leaves, example_inputs, lowering.derived))
 
 
 def _export(model: nn.Module, example_inputs: tuple):
@@ -113,10 +101,18 @@ class _Lowering:
         self.node = None                               # the fx node being lowered
         self.consts = 0
         self.id_rows: dict[str, int] = {}              # ids input -> its embedding's rows
+        self.views: dict[tuple, str] = {}              # (node, rows, cols) -> its ir.View
+        # refs computed from the float64 run rather than read off one node (a head's scores,
+        # a (1, H, T, D) tensor laid out as (T, H*D)): ref -> fn(every node's tensor) -> array
+        self.derived: dict[str, Callable[[dict], Any]] = {}
+        self.values: dict[str, Any] = {}               # every node's tensor, float64, at capture
+        self.folded: set[str] = set()                  # nodes computed from constants only
 
     # --- the walk ------------------------------------------------------------------------------
     def run(self, example_inputs: tuple) -> ir.Graph:
         sig = self.program.graph_signature
+        self.values = run_program(self.program, example_inputs)
+        self.folded = _foldable(self.program)
         user = iter(example_inputs)
         for spec in sig.input_specs:
             if spec.kind.name == "USER_INPUT":
@@ -140,6 +136,8 @@ class _Lowering:
         block = (values.size, 1) if ids else rows_block(values.shape)
         rows = self.id_rows.get(name)   # an embedding's ids: whole numbers 0..rows-1 (ir.Bound)
         bound = {"at_least": 0, "at_most": rows - 1, "whole": True} if rows else {}
+        if not ids and example.dim() == 4 and example.shape[0] == 1:  # an image (1, C, H, W):
+            bound["pictures"] = int(example.shape[1])   # C pictures, each its own colour scale
         self.g.add(name, ir.Input(values.reshape(block), **bound), block, INPUT_SHEET,
                    title=f"{name}: type {'ids' if ids else 'values'} here "
                          f"(shape {tuple(example.shape)})", style="integer" if ids else "")
@@ -177,11 +175,18 @@ class _Lowering:
     def _lower(self, node: torch.fx.Node) -> None:
         self.node = node
         name = op_name(node)
+        if node.name in self.env:   # made (or made unneeded) by a pattern lowered before it
+            return
+        if node.name in self.folded:
+            value = self.values.get(node.name)
+            self.env[node.name] = NOTHING if not isinstance(value, torch.Tensor) else Val(
+                tuple(value.shape), const=value.numpy())
+            return
         self._check_static(node, name)
         lower = TABLE.get(name)
         if lower is None:
             raise SheetnetError(f"{name} at {self.where(node)} is not supported; supported: "
-                                + ", ".join(sorted(TABLE)))
+                                + ", ".join(sorted(set(TABLE) - set(UNLISTED))))
         self.sheet = self._sheet_of(node)
         lower(self, *node.args, **node.kwargs)
         if node.name not in self.env:
@@ -224,7 +229,7 @@ class _Lowering:
                 module = self.model.get_submodule(path)
             except AttributeError:
                 return _sheet_name(path)
-            if isinstance(module, CONTAINERS):
+            if isinstance(module, CONTAINERS) or _holds_blocks(module):
                 continue
             owns = any(True for _ in module.parameters()) or any(True for _ in module.buffers())
             return _sheet_name(path) if owns else self.sheet
@@ -248,7 +253,15 @@ class _Lowering:
             if len(val.shape) > 2 or val.transposed:
                 self.refuse(f"reads {val.param} {val.shape} as a plain tensor")
             return self.param(arg, "matrix" if len(val.shape) == 2 else "row")
+        if val.const is not None:
+            return self.constant(arg)
         want = rows_block(val.shape)
+        if val.parts is not None:   # per-head blocks stacked in (head, row) order
+            return self.g.add(f"{arg.name}.rows", ir.StackRows(val.parts), want, self.sheet,
+                              ref=arg.name, title=f"{arg.name} {tuple(val.shape)}: the heads "
+                              "stacked")
+        if val.cells is not None:
+            return self.block(val.node, val.cells.reshape(*want, 2), arg.name)
         if self.g.shape(val.node) == want:
             return val.node
         name = f"{val.node}.rows"
@@ -256,6 +269,71 @@ class _Lowering:
             self.g.add(name, ir.Reshape(val.node, want), want, self.sheet, title=f"{arg.name} "
                        f"{tuple(val.shape)}: one row per {want[1]} values")
         return name
+
+    def block(self, node: str, cells, ref: str | None = None, title: str = "") -> str:
+        """The (R, C) tensor whose element (i, j) sits at ``cells[i, j]`` of node's block: the
+        node itself, an ir.View rectangle of it (no cells), or else a Gather (a copy)."""
+        cells = np.asarray(cells)
+        rows, cols = cells.shape[:2]
+        r0, c0 = (int(v) for v in cells[0, 0]) if cells.size else (0, 0)
+        want = np.stack(np.meshgrid(r0 + np.arange(rows), c0 + np.arange(cols), indexing="ij"),
+                        axis=-1)
+        if not np.array_equal(cells, want):
+            name = f"{self._base()}.{ref or node}.gather"
+            if name in self.g.nodes:
+                return name
+            return self.g.add(name, ir.Gather(
+                node, (rows, cols), tuple(int(r) for r in cells[..., 0].ravel()),
+                tuple(int(c) for c in cells[..., 1].ravel())), (rows, cols), self.sheet,
+                ref=ref, title=title or f"{ref or node}: its cells gathered from {node}")
+        if (r0, c0, rows, cols) == (0, 0, *self.g.shape(node)):
+            return node
+        key = (node, (r0, r0 + rows), (c0, c0 + cols))
+        if key not in self.views:
+            self.views[key] = self.g.add(f"{node}[{r0}:{r0 + rows},{c0}:{c0 + cols}]",
+                                         ir.View(node, key[1], key[2]), (rows, cols), self.sheet)
+        return self.views[key]
+
+    def cells(self, arg) -> tuple[str, np.ndarray]:
+        """(node, where each element of ``arg`` sits in its block: (*shape, 2) ints); a weight
+        is placed as its row-major block first."""
+        val = self.value(arg)
+        if val.parts is not None or val.const is not None or val.transposed:
+            node = self.rows(arg) if not val.transposed else self.refuse(
+                f"views {val.param} transposed: only a matrix product after .t() can")
+            return node, row_major(val.shape, self.g.shape(node))
+        if val.param is not None:
+            node = self.param(arg, "blocks")
+            return node, row_major(val.shape, self.g.shape(node))
+        if val.cells is not None:
+            return val.node, val.cells
+        return val.node, row_major(val.shape, self.g.shape(val.node))
+
+    def const_of(self, arg):
+        """The value of a folded constant (numpy), lowered yet or not; None for anything else."""
+        if not isinstance(arg, torch.fx.Node) or arg.name not in self.folded:
+            return None
+        value = self.values.get(arg.name)
+        return value.numpy() if isinstance(value, torch.Tensor) else None
+
+    def constant(self, arg) -> str:
+        """Const cells of a folded constant (computed once with torch from buffers and
+        literals), as its row-major block; placed where first read."""
+        val = self.value(arg)
+        key = (f"const:{arg.name}", "rows")
+        if key not in self.params:
+            value = np.asarray(val.const, dtype=np.float64)
+            block = rows_block(value.shape)
+            self.params[key] = self.g.add(
+                f"{self.path(arg)}.{arg.name}".lstrip("."), ir.Const(value.reshape(block)),
+                block, self.sheet, title=f"{arg.name} {tuple(value.shape)}: constant, computed "
+                f"once with torch from buffers and literals ({_origin(arg)})")
+        return self.params[key]
+
+    def derive(self, ref: str, fn: Callable[[dict], Any]) -> str:
+        """A ref whose float64 value ``fn`` computes from every node's tensor in the run."""
+        self.derived[ref] = fn
+        return ref
 
     def param(self, arg, layout: str, beside: bool = False) -> str:
         """The Param node of a weight argument: "matrix" (as stored, (out, in)), "row" (1, F)
@@ -319,8 +397,13 @@ class _Lowering:
         """The fx node is ``arg`` relabelled (a view): same cells, the node's own shape."""
         val = self.value(arg)
         shape = tuple(self.node.meta["val"].shape)
-        self.env[self.node.name] = Val(shape, val.node, val.param, changes.get(
-            "transposed", val.transposed))
+        transposed = changes.get("transposed", val.transposed)
+        if shape == tuple(val.shape):   # dropout, clone, a cast: everything else kept
+            self.env[self.node.name] = replace(val, transposed=transposed)
+        elif val.cells is None and val.parts is None and val.const is None:
+            self.env[self.node.name] = Val(shape, val.node, val.param, transposed)
+        else:
+            self.refuse(f"relabels {tuple(val.shape)} as {shape} in place of a view")
 
     def refuse(self, why: str):
         """Raise the one-line error for the node being lowered."""
@@ -336,6 +419,38 @@ class _Lowering:
         return program.state_dict[key] if key in program.state_dict else program.constants[key]
 
 
+def _holds_blocks(module: nn.Module) -> bool:
+    # a model body holding a list of blocks with weights (LlamaModel.layers): each block gets
+    # its own sheet rather than the whole body one
+    return any(isinstance(child, CONTAINERS) and any(True for _ in child.parameters())
+               for child in module.children())
+
+
+def _origin(node) -> str:
+    # the buffers a folded constant was computed from, or "literals"
+    seen, todo, found = set(), [node], []
+    while todo:
+        n = todo.pop()
+        if n.name in seen:
+            continue
+        seen.add(n.name)
+        if n.op == "placeholder":
+            found.append(n.name)
+        todo.extend(n.all_input_nodes)
+    return ", ".join(sorted(found)) or "literals"
+
+
+def _foldable(program) -> set[str]:
+    # nodes whose inputs are only buffers, lifted constants and literals: no parameter, no
+    # user input (a parameter stays a weight cell a user may edit)
+    kinds = {spec.arg.name: spec.kind.name for spec in program.graph_signature.input_specs}
+    folded: set[str] = {n for n, k in kinds.items() if k in ("BUFFER", "CONSTANT_TENSOR")}
+    for node in program.graph.nodes:
+        if node.op == "call_function" and all(a.name in folded for a in node.all_input_nodes):
+            folded.add(node.name)
+    return folded - set(kinds)
+
+
 def _arg_text(arg, env) -> str:
     if isinstance(arg, torch.fx.Node):
         val = env.get(arg.name)
@@ -349,16 +464,33 @@ def _sheet_name(path: str) -> str:
     return _SHEET_BAD.sub("_", path)[:31]
 
 
-def trace_program(program, leaves: dict, example_inputs: tuple) -> dict[str, np.ndarray]:
+def trace_program(program, leaves: dict, example_inputs: tuple,
+                  derived: dict | None = None) -> dict[str, np.ndarray]:
     """Run the exported graph in float64 on the workbook's inputs; every node's output.
 
     Args:
         program: the ExportedProgram.
         leaves: the input cells by node name (the user inputs' names), as 2-D blocks.
         example_inputs: the tensors it was exported with (their shapes and dtypes).
+        derived: refs computed from the run's tensors (_Lowering.derive).
     Returns:
-        {fx node name: its float64 output, 2-D with the last dim as columns}.
+        {fx node name (or derived ref): its float64 output, 2-D with the last dim as columns}.
     """
+    recorder = _run(program, example_inputs, leaves)
+    seen = recorder.seen
+    for ref, fn in (derived or {}).items():
+        with torch.no_grad():
+            value = np.asarray(fn(recorder.raw), dtype=np.float64)
+        seen[ref] = value.reshape(rows_block(value.shape))
+    return seen
+
+
+def run_program(program, example_inputs: tuple) -> dict[str, Any]:
+    """Every node's value (float64 tensors) in a run of the exported graph on its examples."""
+    return _run(program, example_inputs, {}).raw
+
+
+def _run(program, example_inputs: tuple, leaves: dict) -> "_Recorder":
     user = iter(example_inputs)
     args = []
     for spec in program.graph_signature.input_specs:
@@ -375,7 +507,7 @@ def trace_program(program, leaves: dict, example_inputs: tuple) -> dict[str, np.
     recorder = _Recorder(program.graph_module)
     with torch.no_grad():
         recorder.run(*args)
-    return recorder.seen
+    return recorder
 
 
 class _Recorder(torch.fx.Interpreter):
@@ -385,9 +517,29 @@ class _Recorder(torch.fx.Interpreter):
     def __init__(self, module):
         super().__init__(module)
         self.seen: dict[str, np.ndarray] = {}
+        self.raw: dict[str, Any] = {}   # every node's value as computed (tensors, lists)
+
+    def call_function(self, target, args, kwargs):
+        # a float64 run: casts to float32 (HF's RMSNorm and rotary upcast for half precision)
+        # would be downcasts here, so every floating dtype an op is given becomes float64
+        if target is torch.ops.aten._assert_tensor_metadata.default:
+            return None
+        return super().call_function(target, _float64(args), _float64(kwargs))
 
     def run_node(self, n):
         out = super().run_node(n)
+        self.raw[n.name] = out
         if isinstance(out, torch.Tensor) and n.op in ("call_function", "placeholder"):
             self.seen[n.name] = out.detach().double().numpy().reshape(rows_block(out.shape))
         return out
+
+
+def _float64(value):
+    # floating dtypes in an op's arguments -> float64 (lists, tuples and dicts walked)
+    if isinstance(value, torch.dtype):
+        return torch.float64 if value.is_floating_point else value
+    if isinstance(value, (list, tuple)):
+        return type(value)(_float64(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _float64(v) for k, v in value.items()}
+    return value

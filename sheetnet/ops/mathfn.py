@@ -151,3 +151,27 @@ class Where(Op):
         cond = np.array([[1.0, 0.0, 1.0], [0.0, 0.0, 1.0]])
         return Example({"cond": cond, "a": X, "b": np.array([[-7.5]])}, Where("cond", "a", "b"),
                        lambda T, c, a, b: T.where(c != 0, a, b))
+
+
+@register
+@dataclass(frozen=True)
+class RmsNormalize(Op):
+    """x / sqrt(mean square + eps), the mean square (N, 1) broadcast along each row (RMSNorm
+    before its gain)."""
+    INPUTS = ("x", "ms")
+    x: Ref
+    ms: Ref
+    eps: float = 1e-6
+    array = ELEMENTWISE
+
+    def reference(self, v):
+        return v[self.x] / np.sqrt(v[self.ms] + self.eps)
+
+    def formula(self, r, i, j):
+        return f"{r.cell(self.x, i, j)}/SQRT({r.cell(self.ms, i, 0)}+{number(self.eps)})"
+
+    @staticmethod
+    def example():
+        ms = (X ** 2).mean(axis=1, keepdims=True)
+        return Example({"x": X, "ms": ms}, RmsNormalize("x", "ms", 1e-6),
+                       lambda T, x, ms: T.nn.functional.rms_norm(x, (3,), eps=1e-6))

@@ -114,14 +114,20 @@ def test_token_capture_matches_torch_and_the_prompt_alone():
     strings = ["<a>", " the", "\n\n", "x"] + [f"w{i}" for i in range(7)]
     g = capture_gpt_tokens(model, [3, 1, 2], strings, context=6)
     values = evaluate(g)
+    ids = [3, 1, 2]
     with torch.no_grad():
-        alone = model(torch.tensor([[3, 1, 2]]))[0].numpy()
-        padded = model(torch.tensor([[3, 1, 2, 0, 0, 0]]))[0].numpy()
-    np.testing.assert_allclose(values["logits"], padded, rtol=0, atol=1e-12)
+        alone = model(torch.tensor([ids]))[0].numpy()
+        for _ in range(3):  # the positions after the prompt: greedy (T = 0) by default
+            ids.append(int(model(torch.tensor([ids]))[0, -1].argmax()))
+        generated = model(torch.tensor([ids]))[0].numpy()
+    assert values["gen.id"][:, 0].tolist() == ids
+    np.testing.assert_allclose(values["logits"], generated, rtol=0, atol=1e-12)
     np.testing.assert_allclose(values["logits"][:3], alone, rtol=0, atol=1e-12)
     assert values["tokens.text"][:, 0].tolist() == ["x", " the", "\\n\\n", "", "", ""]
     assert values["next.text"][0, 0] == strings[int(alone[-1].argmax())]
-    assert g.meta["run"]["inputs"] == {"tokens": "prompt", "temperature": "temperature"}
+    assert values["prompt.text"][0, 0] == "".join(strings[i] for i in ids)
+    assert g.meta["run"]["inputs"] == {"tokens": "prompt", "temperature": "temperature",
+                                       "top_k": "top_k", "seed": "seed"}
 
 
 def test_ids_only_without_strings():

@@ -201,7 +201,9 @@ def attention_head(g: ir.Graph, name: str, k: int, x: str, sheet: str, weights: 
                     causal=True, max_label="row max", row_labels=pos, col_labels=pos,
                     title=f"head {k}: attention = exp(score - row max) / sum exp "
                           "(0 for the future)")
-    return g.add(f"{name}.y{k}", ir.MatMul(probs, f"{name}.v{k}"), (t, hs), sheet, beside=True,
+    # causal: row i reads v's rows up to i only (a generated position reads earlier outputs)
+    return g.add(f"{name}.y{k}", ir.CausalMatMul(probs, f"{name}.v{k}"), (t, hs), sheet,
+                 beside=True,
                  ref=f"{name}.y{k}", title=f"head {k}: y = attention · v",
                  col_labels=[f"y{k}.{d}" for d in range(hs)])
 

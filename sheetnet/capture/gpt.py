@@ -30,6 +30,7 @@ import numpy as np
 from ..errors import SheetnetError
 from ..ir import graph as ir
 from ..ir.reference import evaluate
+from . import generation
 from .gpt_body import PAD, Front, build_body, char_label, check_context, context_meta, trace_ids
 from .gpt_tokens import DEFAULT_TOKENS, capture_gpt_tokens, trace_gpt_tokens
 from .trace import Captured
@@ -131,10 +132,12 @@ def capture_gpt(model, vocab: list[str], prompt: str = DEFAULT_PROMPT,
     build_body(g, model, Front("tokens.id", "tokens.char", "character",
                                [char_label(ch) for ch in vocab], "vocab.char", "vocab.label",
                                "char", "character"), pos)
+    spec = generation.run_spec("prompt", {
+        "tokens": "tokens.id", "next_token": "next.char", "top_ids": "top.id",
+        "top_chars": "top.char", "top_probs": "top.prob", "note": "prompt.note",
+        "step_texts": "steps.text"})
     g.meta["run"] = {
-        "input": "prompt", "inputs": {"prompt": "prompt", "temperature": "temperature"},
-        "report": {"tokens": "tokens.id", "next_token": "next.char", "top_ids": "top.id",
-                   "top_chars": "top.char", "top_probs": "top.prob", "note": "prompt.note"},
+        "input": "prompt", **spec,
         # outputs and "tokens" keep the prompt's positions only; text in tokens.id is an error
         "positions": {"count": "prompt.n", "keys": ["tokens"]},
         "errors": ["tokens.id"], "vocab": list(vocab)}

@@ -19,6 +19,7 @@ import numpy as np
 from ..errors import SheetnetError
 from ..ir import graph as ir
 from ..ir.reference import checked_id
+from . import generation
 from .gpt_body import PAD, Front, build_body, char_label, check_context, context_meta, trace_ids
 
 DEFAULT_TOKENS = [0]  # the prompt written into the cells when export is given none
@@ -68,11 +69,11 @@ def capture_gpt_tokens(model, tokens: list[int], strings: list[str] | None = Non
     report = {"tokens": "tokens.id", "next_token": "next.text" if strings else "next.id",
               "top_ids": "top.id", "top_probs": "top.prob", "note": "prompt.note"}
     if strings:
-        report["top_tokens"] = "top.text"
+        report.update({"top_tokens": "top.text", "step_texts": "steps.text"})
     g.meta["run"] = {
-        "input": "prompt", "inputs": {"tokens": "prompt", "temperature": "temperature"},
+        "input": "prompt", **generation.run_spec("tokens", report),
         "blank_fill": ["tokens"],   # fewer ids than positions: the rest are left blank
-        "report": report, "integers": ["next_token", "top_ids"],
+        "integers": ["next_token", "top_ids"],
         # outputs and "tokens" keep the prompt's positions only; text in tokens.id is an error
         "positions": {"count": "prompt.n", "keys": ["tokens"]}, "errors": ["tokens.id"]}
     return g

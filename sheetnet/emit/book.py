@@ -15,6 +15,7 @@ from ..spec import (TEMPLATES, ArraySpec, BookSpec, ChartSpec, Formula, Rule, Sh
                     TextRun, load_styles)
 from .a1 import Refs, absolute, col_letter, defined_name, quote_sheet
 from ..ops import ArrayText
+from .arrays import position_nodes, row_formulas
 from .formulas import cell_formula
 
 GUIDE = "Guide"
@@ -39,9 +40,11 @@ def build_book(graph: ir.Graph, plan: Plan, guide: dict | None = None,
     names = {n: defined_name(n) for n in graph.nodes}  # views too: a head's slice of c_attn
     styles = load_styles()
     heat = styles.get("heatmaps", {})
+    positions = position_nodes(graph) if array_ops else set()  # one array per row: arrays.py
     for node in graph.nodes.values():
         if not isinstance(node.op, ir.View):
-            _emit_node(sheets[node.sheet], node, plan.regions, array_ops or {}, names)
+            _emit_node(sheets[node.sheet], node, plan.regions, array_ops or {}, names,
+                       positions)
             _add_heatmap(sheets[node.sheet], node, plan.regions[node.name], heat,
                          lambda n: graph.nodes[n].shape)
     for (sheet, r, c), text in plan.titles.items():
@@ -87,7 +90,7 @@ def _add_heatmap(sheet: SheetSpec, node: ir.Node, region: Region, colours: dict,
 
 
 def _emit_node(sheet: SheetSpec, node: ir.Node, regions: dict[str, Region], array_ops,
-               names: dict | None = None) -> None:
+               names: dict | None = None, positions: frozenset | set = frozenset()) -> None:
     region, kind = regions[node.name], node.style or ir.node_kind(node)
     if type(node.op) in ir.LEAF_TYPES:
         value = node.op.default if isinstance(node.op, ir.Input) else node.op.value
@@ -104,7 +107,12 @@ def _emit_node(sheet: SheetSpec, node: ir.Node, regions: dict[str, Region], arra
                 sheet.put(*region.at(i, j), v if v is None or isinstance(v, float) else str(v), kind)
         return
     refs = Refs(regions, here=node.sheet, names=names, node=node.name)
-    if type(node.op) in array_ops:
+    rows = (row_formulas(node.op, refs, region.shape[0], positions)
+            if node.name in positions and array_ops and type(node.op) in array_ops else None)
+    if rows is not None:
+        _row_arrays(sheet, node, region, rows, kind)
+        return
+    if type(node.op) in array_ops and node.name not in positions:
         text = _checked(node, array_ops[type(node.op)](node.op, refs))
         text = f"TRANSPOSE({text})" if region.transposed else text  # computed as the tensor lies
         sheet.arrays.append(ArraySpec(region.row, region.col, region.nrows, region.ncols, text,
@@ -117,6 +125,18 @@ def _emit_node(sheet: SheetSpec, node: ir.Node, regions: dict[str, Region], arra
                 sheet.arrays.append(ArraySpec(*region.at(i, j), 1, 1, text, kind))
             else:
                 sheet.put(*region.at(i, j), Formula(text), kind)
+
+
+def _row_arrays(sheet: SheetSpec, node: ir.Node, region: Region, rows: list[str], kind) -> None:
+    # row i of the tensor as one (1, F) array formula; a transposed region holds it down a column
+    width = region.shape[1]
+    for i, text in enumerate(rows):
+        text = _checked(node, text)
+        top, left = region.at(i, 0)
+        if region.transposed:
+            sheet.arrays.append(ArraySpec(top, left, width, 1, f"TRANSPOSE({text})", kind))
+        else:
+            sheet.arrays.append(ArraySpec(top, left, 1, width, text, kind))
 
 
 def _checked(node: ir.Node, text: str) -> str:

@@ -147,6 +147,12 @@ def op_inputs(op) -> list[str]:
     return inputs(op)
 
 
+def later_inputs(op) -> list[str]:
+    """The nodes an op reads that the graph computes after it (its ``LATER`` fields): a forward
+    edge, as generation's each position reading the previous position's draw."""
+    return [getattr(op, f) for f in getattr(op, "LATER", ())]
+
+
 @dataclass
 class Node:
     """One tensor of the graph: its op, shape, sheet and labels."""
@@ -176,8 +182,9 @@ class Graph:
         """Append a node; its inputs must already exist.  Returns ``name`` for chaining."""
         if name in self.nodes:
             raise ValueError(f"node {name!r} defined twice")
+        later = later_inputs(op)  # computed after it (ops.NextInput's draws)
         for src in op_inputs(op):
-            if src not in self.nodes:
+            if src not in self.nodes and src not in later:
                 raise ValueError(f"node {name!r} reads unknown node {src!r}")
         if sheet not in self.sheets:
             self.sheets.append(sheet)

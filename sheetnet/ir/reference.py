@@ -44,7 +44,25 @@ def evaluate(graph: ir.Graph, inputs: dict | None = None) -> dict[str, np.ndarra
     Returns:
         every node's value by name, each of the node's 2-D shape.
     """
-    values: dict[str, np.ndarray] = {}
+    later = [n for node in graph.nodes.values() for n in ir.later_inputs(node.op)]
+    values = _pass(graph, inputs, {})
+    # a forward edge (generation: position i + 1 reads position i's draw): each pass fixes at
+    # least one more position, so the values settle within as many passes as there are rows
+    for _ in range(max((graph.shape(n)[0] for n in later), default=0)):
+        again = _pass(graph, inputs, {n: values[n] for n in later})
+        if all(_same(again[n], values[n]) for n in later):
+            return again
+        values = again
+    return values
+
+
+def _same(a: np.ndarray, b: np.ndarray) -> bool:
+    return a.shape == b.shape and all(x == y for x, y in zip(a.flat, b.flat))
+
+
+def _pass(graph: ir.Graph, inputs: dict | None, values: dict) -> dict[str, np.ndarray]:
+    # every node once, in graph order; ``values`` may hold the forward edges' previous values
+    values = dict(values)
     for node in graph.nodes.values():
         if inputs and node.name in inputs:
             values[node.name] = np.asarray(inputs[node.name]).reshape(node.shape)

@@ -24,7 +24,10 @@ from .tokens import CheckedIds, FilledCount, IdsNote, TokenText, checked_id
 from .arith import Add, Negate, Over, Reshape, Sub, Times, Transpose
 from .reduce import BatchNorm, ColMean, ColSum, LogSoftmax, RowSum
 from .conv import AvgPool2d, Conv2d, MaxPool2d, Pad2d
-from .sample import CumulativeSum, MaskedSoftmax, MinstdNext, PickId, TopKMask, Uniform, ValueAt
+from .sample import (CumulativeSum, KeptSumExp, KthLargest, MaskedSoftmax, MinstdNext,
+                     MinstdStream, PickId, SampleProbs, TopKMask, Uniform, ValueAt)
+from .generate import (CausalMatMul, DrawIndex, JoinText, NextInput, RowLargest, RowTopIds,
+                       ShiftRows)
 from .grad import (ColumnDots, ColumnSums, GeluGrad, LeakyReluGrad, MatMulT, Mean, MseGrad,
                    MseLoss, NormalizeGrad, OuterSum, PickedNll, ReluGrad, RowsAt, RowVarGrad,
                    SigmoidGrad, SoftmaxXentGrad, Spread, Stack, TakeRows, TanhGrad)

@@ -32,6 +32,14 @@ def minstd_next(state: int) -> int:
     return state * MULTIPLIER % MODULUS
 
 
+def minstd_text(s: str) -> str:
+    """The formula text of the next state after the state in cell ``s`` (see MinstdNext)."""
+    low = f"MOD({s},{SCHRAGE_Q})"        # s mod q, exact
+    high = f"({s}-{low})/{SCHRAGE_Q}"    # s div q: an exact division of an exact multiple
+    # a*(s mod q) - r*(s div q) lies in (-m, m) and is never 0: MOD(., m) adds m if negative
+    return f"MOD({MULTIPLIER}*{low}-{SCHRAGE_R}*{high},{MODULUS})"
+
+
 @register
 @dataclass(frozen=True)
 class MinstdNext(Op):
@@ -52,17 +60,44 @@ class MinstdNext(Op):
         return np.vectorize(lambda s: float(minstd_next(int(s))))(states).reshape(states.shape)
 
     def formula(self, r, i, j):
-        s = r.cell(self.x, i, j)
-        low = f"MOD({s},{SCHRAGE_Q})"        # s mod q, exact
-        high = f"({s}-{low})/{SCHRAGE_Q}"    # s div q: an exact division of an exact multiple
-        # a*(s mod q) - r*(s div q) lies in (-m, m) and is never 0: MOD(., m) adds m if negative
-        return f"MOD({MULTIPLIER}*{low}-{SCHRAGE_R}*{high},{MODULUS})"
+        return minstd_text(r.cell(self.x, i, j))
 
     @staticmethod
     def example():
         states = np.array([[1.0, 42.0, 2147483646.0], [44488.0, 123456789.0, 1043618065.0]])
         return Example({"x": states}, MinstdNext("x"),
                        lambda T, x: (x.long() * MULTIPLIER % MODULUS).double())
+
+
+@register
+@dataclass(frozen=True)
+class MinstdStream(Op):
+    """(n, 1): state_1 .. state_n of the MINSTD stream from the seed cell (a (1, 1) node):
+    row 0 is the seed's next state, each row after it the next state of the row above."""
+    INPUTS = ("seed",)
+    seed: Ref
+    n: int
+    array = PerCellOnly("each state reads the cell above it: a chain of cells")
+
+    def reference(self, v):
+        out, state = [], int(np.asarray(v[self.seed], dtype=np.float64)[0, 0])
+        for _ in range(self.n):
+            state = minstd_next(state)
+            out.append(float(state))
+        return np.array(out)[:, None]
+
+    def formula(self, r, i, j):
+        return minstd_text(r.cell(self.seed, 0, 0) if i == 0 else r.mine(i - 1, 0))
+
+    @staticmethod
+    def example():
+        def stream(T, seed):
+            out, s = [], seed.long()
+            for _ in range(4):
+                s = s * MULTIPLIER % MODULUS
+                out.append(s)
+            return T.cat(out, 0).double()
+        return Example({"seed": np.array([[2147483646.0]])}, MinstdStream("seed", 4), stream)
 
 
 @register
@@ -86,13 +121,17 @@ class Uniform(Op):
                        lambda T, x: x / MODULUS)
 
 
+def kth_largest(row: np.ndarray, k: int) -> float:
+    """The top-k threshold of a (V,) row: its k-th largest value; its smallest when k is 0 (or
+    at least V), so that every id is kept."""
+    k = len(row) if k <= 0 or k >= len(row) else k
+    return float(np.sort(row)[::-1][k - 1])
+
+
 def top_k_mask(logits: np.ndarray, k: int) -> np.ndarray:
     """1 where a logit of the (1, V) row is at least the k-th largest (ties kept), else 0; every
     id when k is 0 (or at least V)."""
-    if k <= 0 or k >= logits.shape[1]:
-        return np.ones_like(logits, dtype=np.float64)
-    kth = np.sort(logits[0])[::-1][k - 1]
-    return (logits >= kth).astype(np.float64)
+    return (logits >= kth_largest(logits[0], k)).astype(np.float64)
 
 
 @register
@@ -166,45 +205,64 @@ class MaskedSoftmax(Op):
                        lambda T, x, m, t: T.softmax((x / t).masked_fill(m == 0, -np.inf), 1))
 
 
+def _row(r, x: str, i: int) -> str:
+    # row i of an (N, V) node as a range; a (1, V) node by its whole name (the text net's steps)
+    return r.all(x) if r.shape(x)[0] == 1 else r.row(x, i)
+
+
+def _one(r, x: str, i: int) -> str:
+    # the (N, 1) node's cell for row i; a (1, 1) node's only cell for every row
+    return r.cell(x, i if r.shape(x)[0] > 1 else 0, 0)
+
+
 @register
 @dataclass(frozen=True)
 class CumulativeSum(Op):
-    """(1, V): c_j = x_0 + ... + x_j, summed in id order."""
+    """(N, V): c_ij = x_i0 + ... + x_ij, summed in id order along each row.
+
+    ``running``: each cell adds its own x to the cell before it (c_i(j-1) + x_ij), one addition
+    per cell and numpy's cumsum order exactly; otherwise SUM of the row's first j + 1 cells (the
+    text net's (1, V) steps), quadratic in V.
+    """
     INPUTS = ("x",)
     x: Ref
+    running: bool = False
     array = PerCellOnly("a growing range per cell: SUM of the row's first j + 1 cells")
 
     def reference(self, v):
         return np.cumsum(np.asarray(v[self.x], dtype=np.float64), axis=1)
 
     def formula(self, r, i, j):
-        return f"SUM({r.span(self.x, (0, 1), (0, j + 1))})"
+        if self.running:
+            x = r.cell(self.x, i, j)
+            return x if j == 0 else f"{r.mine(i, j - 1)}+{x}"
+        return f"SUM({r.span(self.x, (i, i + 1), (0, j + 1))})"
 
     @staticmethod
     def example():
-        p = masked_softmax(LOGITS, top_k_mask(LOGITS, 3), 0.5)
-        return Example({"x": p}, CumulativeSum("x"), lambda T, x: x.cumsum(1))
+        p = np.vstack([masked_softmax(LOGITS, top_k_mask(LOGITS, k), 0.5) for k in (3, 0)])
+        return Example({"x": p}, CumulativeSum("x", running=True), lambda T, x: x.cumsum(1))
 
 
 @register
 @dataclass(frozen=True)
 class PickId(Op):
-    """(1, 1): the smallest id whose cumulative p reaches u: the count of ids with c_j < u
-    (c never decreases).  u < 1 - 4.6e-10 and the total is 1 within V ulps, so an id always
-    reaches u."""
+    """(N, 1): per row, the smallest id whose cumulative p reaches u: the count of ids with
+    c_j < u (c never decreases).  u < 1 - 4.6e-10 and the total is 1 within V ulps, so an id
+    always reaches u.  u is (N, 1), or (1, 1) for every row."""
     INPUTS = ("cum", "u")
     cum: Ref
     u: Ref
     array = _ONE_PER_ROW
 
     def reference(self, v):
-        cum, u = np.asarray(v[self.cum], dtype=np.float64), float(v[self.u][0, 0])
-        return np.array([[float(np.sum(cum[0] < u))]])
+        cum, u = np.asarray(v[self.cum], dtype=np.float64), np.asarray(v[self.u], dtype=np.float64)
+        return np.sum(cum < u, axis=1, keepdims=True).astype(np.float64)
 
     @as_array_text  # a comparison over a range inside SUMPRODUCT: see ArrayText
     def formula(self, r, i, j):
         # not COUNTIF(range, "<"&u): that turns u into text, 15 digits, and the pick may move
-        return f"SUMPRODUCT(({r.all(self.cum)}<{r.cell(self.u, 0, 0)})*1)"
+        return f"SUMPRODUCT(({_row(r, self.cum, i)}<{_one(r, self.u, i)})*1)"
 
     @staticmethod
     def example():
@@ -217,20 +275,140 @@ class PickId(Op):
 @register
 @dataclass(frozen=True)
 class ValueAt(Op):
-    """(1, 1): the cell of a (1, V) row at a 0-based id (the picked word's probability)."""
+    """(N, 1): per row, the cell of an (N, V) node at that row's 0-based id (the picked id's
+    probability)."""
     INPUTS = ("x", "id")
     x: Ref
     id: Ref
     array = _ONE_PER_ROW
 
     def reference(self, v):
-        return v[self.x][:, [int(v[self.id][0, 0])]].astype(np.float64)
+        ids = np.asarray(v[self.id], dtype=np.float64)[:, 0].astype(int)
+        x = np.asarray(v[self.x], dtype=np.float64)
+        return x[np.arange(len(ids)), ids][:, None]
 
     def formula(self, r, i, j):
-        return r.index(self.x, 1, f"{r.cell(self.id, 0, 0)}+1")
+        at = f"{r.cell(self.id, i, 0)}+1"
+        if r.shape(self.x)[0] == 1:
+            return r.index(self.x, 1, at)
+        # the row alone (not INDEX over every row: a generated row would read later rows)
+        row = r.row(self.x, i)
+        return f"INDEX({row},{at},1)" if r.regions[self.x].transposed else f"INDEX({row},1,{at})"
 
     @staticmethod
     def example():
-        p = masked_softmax(LOGITS, top_k_mask(LOGITS, 3), 0.5)
-        return Example({"x": p, "id": np.array([[3.0]])}, ValueAt("x", "id"),
-                       lambda T, x, i: x[:, [int(i)]])
+        p = np.vstack([masked_softmax(LOGITS, top_k_mask(LOGITS, k), 0.5) for k in (3, 0)])
+        return Example({"x": p, "id": np.array([[3.0], [5.0]])}, ValueAt("x", "id"),
+                       lambda T, x, i: x.gather(1, i.long()))
+
+
+# --- the same rule row by row, for a GPT's (T, V) logits --------------------------------------
+# TopKMask and MaskedSoftmax compute one (1, V) step with a LARGE or MAX over the row in every
+# cell: V^2 work, nothing for the text net's 8 words, 2.5e9 comparisons per position for GPT-2's
+# 50,257 ids.  The row forms read each row's threshold, max and sum from one helper cell each.
+_ROW_HELPER = PerCellOnly("one number from a whole row: a cell formula per row already")
+ROWS = np.vstack([LOGITS, LOGITS[:, ::-1] * 0.5])  # (2, 6): ties in each row
+
+
+def _kth_of(v, x: Ref, k: Ref) -> np.ndarray:
+    rows, k = np.asarray(v[x], dtype=np.float64), int(np.asarray(v[k]).flat[0])
+    return np.array([[kth_largest(row, k)] for row in rows])
+
+
+@register
+@dataclass(frozen=True)
+class KthLargest(Op):
+    """(N, 1): each row's top-k threshold, its k-th largest value (the k cell, (1, 1)); its
+    smallest when k is 0 or at least V, so "logit >= threshold" keeps every id."""
+    INPUTS = ("x", "k")
+    x: Ref
+    k: Ref
+    array = _ROW_HELPER
+
+    def reference(self, v):
+        return _kth_of(v, self.x, self.k)
+
+    def formula(self, r, i, j):
+        k, n = r.cell(self.k, 0, 0), r.shape(self.x)[1]
+        return f"LARGE({r.row(self.x, i)},IF({k}<1,{n},MIN({k},{n})))"
+
+    @staticmethod
+    def example():
+        def kth(T, x, k):
+            return x.topk(int(k), dim=1).values[:, -1:]
+        return Example({"x": ROWS, "k": np.array([[3.0]])}, KthLargest("x", "k"), kth)
+
+
+@register
+@dataclass(frozen=True)
+class KeptSumExp(Op):
+    """(N, 1): sum of exp((x - max) / T) over the kept ids (x >= the row's threshold); 1 at
+    T = 0, where the probabilities do not divide by it."""
+    INPUTS = ("x", "kth", "max", "t")
+    x: Ref
+    kth: Ref
+    max: Ref
+    t: Ref
+    array = _ROW_HELPER
+
+    def reference(self, v):
+        x, t = np.asarray(v[self.x], dtype=np.float64), float(v[self.t][0, 0])
+        kept, m = x >= v[self.kth], v[self.max]
+        if t == 0:
+            return np.ones((x.shape[0], 1))
+        return (np.exp((x - m) / t) * kept).sum(axis=1, keepdims=True)
+
+    @as_array_text  # EXP over a range inside SUMPRODUCT: see ArrayText
+    def formula(self, r, i, j):
+        x, t = r.row(self.x, i), r.cell(self.t, 0, 0)
+        kth, m = r.cell(self.kth, i, 0), r.cell(self.max, i, 0)
+        return f"IF({t}=0,1,SUMPRODUCT(({x}>={kth})*EXP(({x}-{m})/{t})))"
+
+    @staticmethod
+    def example():
+        kth, m = _kth_of({"x": ROWS, "k": [[3.0]]}, "x", "k"), ROWS.max(axis=1, keepdims=True)
+        return Example({"x": ROWS, "kth": kth, "max": m, "t": np.array([[0.5]])},
+                       KeptSumExp("x", "kth", "max", "t"),
+                       lambda T, x, k, m, t: ((x - m) / t).exp().mul(x >= k).sum(1, keepdim=True))
+
+
+@register
+@dataclass(frozen=True)
+class SampleProbs(Op):
+    """(N, V): per row the rule's p (masked_softmax), from the row's helper cells: threshold,
+    max, kept sum and argmax.  T > 0: exp((x - max) / T) / sum for the kept ids, 0 for the
+    rest; T = 0: 1 at the argmax (the smallest id among equal maxima), 0 elsewhere."""
+    INPUTS = ("x", "kth", "max", "sum", "argmax", "t")
+    x: Ref
+    kth: Ref
+    max: Ref
+    sum: Ref
+    argmax: Ref
+    t: Ref
+    array = PerCellOnly("a greedy case (T = 0) beside the softmax: one formula per probability")
+
+    def reference(self, v):
+        # masked_softmax's rule, with the row's max, sum and argmax read from their cells
+        x, t = np.asarray(v[self.x], dtype=np.float64), float(v[self.t][0, 0])
+        hot = np.asarray(v[self.argmax], dtype=np.float64)[:, 0].astype(int)
+        if t == 0:
+            out = np.zeros_like(x)
+            out[np.arange(len(hot)), hot] = 1.0
+            return out
+        kept = x >= np.asarray(v[self.kth], dtype=np.float64)
+        return kept * np.exp((x - v[self.max]) / t) / v[self.sum]
+
+    def formula(self, r, i, j):
+        x, t = r.cell(self.x, i, j), r.cell(self.t, 0, 0)
+        kth, m, s = (r.cell(n, i, 0) for n in (self.kth, self.max, self.sum))
+        greedy = f"IF({r.cell(self.argmax, i, 0)}={j},1,0)"
+        return f"IF({t}=0,{greedy},IF({x}>={kth},EXP(({x}-{m})/{t})/{s},0))"
+
+    @staticmethod
+    def example():
+        kth, m = _kth_of({"x": ROWS, "k": [[3.0]]}, "x", "k"), ROWS.max(axis=1, keepdims=True)
+        s = (np.exp((ROWS - m) / 0.5) * (ROWS >= kth)).sum(axis=1, keepdims=True)
+        arg = ROWS.argmax(axis=1)[:, None].astype(np.float64)
+        return Example({"x": ROWS, "kth": kth, "max": m, "sum": s, "argmax": arg,
+                        "t": np.array([[0.5]])}, SampleProbs("x", "kth", "max", "sum", "argmax", "t"),
+                       lambda T, x, k, m, s, a, t: T.softmax((x / t).masked_fill(x < k, -np.inf), 1))

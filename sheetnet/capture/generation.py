@@ -1,0 +1,215 @@
+"""Generation in a GPT workbook (issue 16): the positions after the prompt continue it.
+
+Position i's input id is the prompt's while i < n, then the id drawn from position i - 1's logits
+(ops.NextInput), so one recalculation writes T - n new tokens.  Each position's draw follows the
+rule of ops/sample.py, the text net's: the MINSTD stream from the Seed cell gives u_j, step j
+keeps the ids whose logit is at least the k-th largest (ties kept), p = softmax(logits / T) over
+them, and the id is the smallest whose cumulative p in id order reaches u_j; T = 0 is greedy.
+A prompt of n tokens draws step 1 at position max(n, 1) - 1.
+
+Sheets: the Prompt sheet gets the Temperature, Top-k and Seed cells, each position's input id and
+token beside the prompt's, the prompt and its continuation as one text, and the table of steps;
+a Sampling sheet (after Output) each position's draw: threshold, max, kept sum, p, cumulative p,
+u, the id and its p.  ``generate_ids`` is the same loop in PyTorch float64, for verify and run.
+
+A tokenizer sheet plugs in before this: it hands the body a Front whose ``ids`` node is the
+tokenized prompt (T, 1) and a ``prompt.n`` count; nothing here reads how they were made.
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+
+from ..errors import SheetnetError
+from ..ir import graph as ir
+
+MINSTD_M = 2147483647   # the stream's modulus (ops/sample.py MODULUS): seeds 1 .. m - 1
+CANDIDATES = 3          # top candidates listed per step
+TIE = 1e-12             # a u this close to a cumulative p is a tie: either id is the rule's
+
+
+def sample_inputs(g: ir.Graph, sheet: str = "Prompt") -> None:
+    """The rule's three cells with their validation: T >= 0, top-k a whole number >= 0, the seed
+    a whole number 1 .. 2^31 - 2.  T = 0 (greedy), top-k 0 (all) and seed 1 by default."""
+    g.add("temperature", ir.Input(np.array([[0.0]]), at_least=0.0), (1, 1), sheet,
+          title="Temperature T (0 or more): 0 = greedy, the largest logit; 1 = the model's own "
+                "probabilities; lower = sharper", row_labels=["temperature"])
+    g.add("top_k", ir.Input(np.array([[0.0]]), at_least=0.0, whole=True), (1, 1), sheet,
+          title="Top-k: draw among the ids with the k largest logits (ties kept); 0 = all",
+          row_labels=["top-k"], style="integer")
+    g.add("seed", ir.Input(np.array([[1.0]]), at_least=1.0, at_most=MINSTD_M - 1.0, whole=True),
+          (1, 1), sheet, title="Seed (a whole number 1 .. 2147483646): u comes from its MINSTD "
+                               "stream, state * 48271 mod 2147483647", row_labels=["seed"],
+          style="integer")
+
+
+def generated_ids(g: ir.Graph, front, pos):
+    """The ids every position computes on: the prompt's, then the draws (node "gen.id"), and
+    their strings and labels beside the prompt's table.  Returns the Front the body reads."""
+    sample_inputs(g)
+    t = len(pos)
+    ids = g.add("gen.id", ir.NextInput(front.ids, "prompt.n", "sample.id"), (t, 1), "Prompt",
+                order=1, title="", col_labels=["input id"], beside=True, ref="gen.id",
+                style="integer")
+    shown = ids
+    if front.label_table:
+        shown = g.add("gen.label", ir.Lookup(front.label_table, ids), (t, 1), "Prompt", order=1,
+                      title="", col_labels=["input " + front.unit], beside=True)
+    text = ids
+    if front.exact:
+        text = g.add("gen.text", ir.Lookup(front.exact, ids), (t, 1), "Prompt", order=1,
+                     title="", col_labels=["its text"], beside=True)
+    sep = "" if front.exact else " "  # ids alone: joined by spaces
+    g.add("prompt.text", ir.JoinText(text, None, sep), (1, 1), "Prompt", style="output",
+          title=f"the prompt and its continuation ({t} {front.unit}s, one recalculation)",
+          row_labels=["text"])
+    g.add("generated", ir.JoinText(text, "prompt.n", sep), (1, 1), "Prompt",
+          title="the continuation alone", row_labels=["generated"])
+    return replace(front, ids=ids, shown=shown)
+
+
+def sample(g: ir.Graph, logits: str, front, pos) -> None:
+    """The Sampling sheet: each position's draw from its logits row (T, V), by the rule."""
+    sheet, (t, v) = "Sampling", g.shape(logits)
+    labels = front.labels
+    g.add("sample.max", ir.RowMax(logits), (t, 1), sheet, row_labels=pos, col_labels=["max"],
+          title="Each position's draw: the row's max, top-k threshold, argmax and kept sum")
+    g.add("sample.kth", ir.KthLargest(logits, "top_k"), (t, 1), sheet, title="",
+          col_labels=["threshold"], beside=True)
+    g.add("sample.argmax", ir.RowArgmax(logits), (t, 1), sheet, title="",
+          col_labels=["argmax"], beside=True, style="integer")
+    g.add("sample.sum", ir.KeptSumExp(logits, "sample.kth", "sample.max", "temperature"),
+          (t, 1), sheet, title="", col_labels=["kept sum exp"], beside=True)
+    g.add("sample.draw", ir.DrawIndex("prompt.n", t), (t, 1), sheet, title="",
+          col_labels=["step - 1"], beside=True, style="integer")
+    # the stream does not depend on the positions: state_1 .. state_T from the seed
+    g.add("sample.stream", ir.MinstdStream("seed", t), (t, 1), sheet, title="",
+          col_labels=["state_j"], beside=True, style="integer")
+    g.add("sample.stream_u", ir.Uniform("sample.stream"), (t, 1), sheet, title="",
+          col_labels=["u_j"], beside=True)
+    g.add("sample.u", ir.Lookup("sample.stream_u", "sample.draw"), (t, 1), sheet, title="",
+          col_labels=["u used"], beside=True, ref="sample.u")
+    probs = g.add("sample.probs", ir.SampleProbs(logits, "sample.kth", "sample.max", "sample.sum",
+                                                 "sample.argmax", "temperature"), (t, v), sheet,
+                  ref="sample.probs", row_labels=pos, col_labels=labels,
+                  title="p = softmax(logits / T) over the kept ids (T = 0: 1 at the argmax)")
+    g.add("sample.cum", ir.CumulativeSum(probs, running=True), (t, v), sheet,
+          row_labels=pos, col_labels=labels, title="cumulative p, summed in id order")
+    g.add("sample.id", ir.PickId("sample.cum", "sample.u"), (t, 1), sheet, ref="sample.id",
+          title="the draw: the smallest id whose cumulative p reaches u", row_labels=pos,
+          col_labels=["id"], style="integer")
+    g.add("sample.p", ir.ValueAt(probs, "sample.id"), (t, 1), sheet, title="",
+          col_labels=["its p"], beside=True, ref="sample.p")
+    g.add("sample.top", ir.RowTopIds(logits, CANDIDATES), (t, CANDIDATES), sheet, title="",
+          col_labels=[f"#{k + 1} id" for k in range(CANDIDATES)], beside=True, style="integer")
+    g.add("sample.top_p", ir.RowLargest(probs, CANDIDATES), (t, CANDIDATES), sheet, title="",
+          col_labels=[f"#{k + 1} p" for k in range(CANDIDATES)], beside=True)
+
+
+def steps(g: ir.Graph, front, pos) -> None:
+    """The Prompt sheet's table of steps: row j is step j + 1, drawn at position n - 1 + j."""
+    sheet, t = "Prompt", len(pos)
+    if t < 2:  # one position: nothing is drawn into the context
+        return
+    rows = [str(j + 1) for j in range(t - 1)]
+    g.add("positions", ir.Const(np.arange(t, dtype=np.float64)[:, None]), (t, 1), "Sampling",
+          title="", col_labels=["position"], beside=True, style="integer")
+    columns = [("positions", "position", "integer"), ("sample.id", "chosen id", "integer"),
+               ("sample.p", "its p", ""),
+               ("sample.u", "u", ""), ("sample.top", "top ids", "integer"),
+               ("sample.top_p", "their p", "")]
+    if front.label_table:
+        columns.insert(2, ("sample.label", front.unit, ""))
+        g.add("sample.label", ir.Lookup(front.label_table, "sample.id"), (t, 1), "Sampling",
+              title="", col_labels=[front.unit], beside=True)
+    if front.exact:  # each step's exact string (run joins the first N of them)
+        columns.append(("sample.text", "text", ""))
+        g.add("sample.text", ir.Lookup(front.exact, "sample.id"), (t, 1), "Sampling",
+              title="", col_labels=["its text"], beside=True)
+    first = True
+    for node, label, style in columns:
+        width = g.shape(node)[1]
+        cols = [label] if width == 1 else [f"{label} #{k + 1}" for k in range(width)]
+        g.add(f"steps.{node.split('.')[-1]}", ir.ShiftRows(node, "prompt.n"), (t - 1, width),
+              sheet, order=2, beside=not first, style=style, col_labels=cols,
+              **({"title": "Steps: step j is drawn at position n - 2 + j; its token is the "
+                           "next position's input", "row_labels": rows} if first else
+                 {"title": ""}))
+        first = False
+
+
+# --- PyTorch ------------------------------------------------------------------------------------
+def run_spec(front_input: str, report: dict) -> dict:
+    """The run spec entries generation adds: the rule's cells as named inputs, and the report
+    keys "text" (prompt and continuation), "generated", "generated_ids", "step_probs"."""
+    report = {**report, "text": "prompt.text", "generated": "generated",
+              "generated_ids": "steps.id", "step_probs": "steps.p", "step_u": "steps.u"}
+    return {"inputs": {front_input: "prompt", "temperature": "temperature", "top_k": "top_k",
+                       "seed": "seed"}, "report": report}
+
+
+def rule_values(graph: ir.Graph, leaves: dict) -> tuple[float, int, int]:
+    """(T, top-k, seed) from the workbook's cells, checked as their validation rules check them.
+
+    Raises:
+        SheetnetError: a value the cell's rule refuses.
+    """
+    out = []
+    for name in ("temperature", "top_k", "seed"):
+        value = float(np.asarray(leaves[name], dtype=np.float64).flat[0])
+        bound = graph.nodes[name].op.bound
+        if not bound.admits(value):
+            raise SheetnetError(f"{name} must be {bound.short()} (got {value:g})")
+        out.append(value)
+    return out[0], int(out[1]), int(out[2])
+
+
+def generate_ids(model, ids: list[int], n: int, temperature: float, top_k: int, seed: int,
+                 sheet_ids=None) -> tuple[list[int], list[str]]:
+    """The sheet's loop in PyTorch float64: positions n .. T-1 of ``ids`` (T of them) become the
+    ids drawn by the rule (models.textnet.sample_pick, the text net's own step).
+
+    Args:
+        sheet_ids: the ids the workbook drew, or None.  Where u_j lies within TIE of a cumulative
+            p, the rule's answer is either id; the sheet's is taken if it is one of them.
+    Returns:
+        the T ids, and a note per tie found.
+    """
+    import torch
+    from ..models.textnet import minstd_states, sample_pick
+    ids, t, notes = list(ids), len(ids), []
+    states = minstd_states(seed, t)
+    model = model.double()
+    with torch.no_grad():
+        for i in range(max(n, 1) - 1, t - 1):
+            logits = model(torch.tensor([ids[:i + 1]]))[0, -1]
+            u = states[i + 1 - max(n, 1)] / MINSTD_M
+            pick, p = sample_pick(logits, temperature, top_k, u)
+            ids[i + 1] = pick
+            cum = p.cumsum(0)
+            if sheet_ids is not None and int(sheet_ids[i + 1]) != pick:
+                # the ids the rule gives for any u' within TIE of u
+                low, high = (int((cum < u + d).sum()) for d in (-TIE, TIE))
+                other = int(sheet_ids[i + 1])
+                if low <= other <= high:
+                    notes.append(f"tie at step {i + 2 - max(n, 1)}: u = {u!r} is within {TIE:g} "
+                                 f"of a cumulative p; the sheet drew {other}, PyTorch {pick}")
+                    ids[i + 1] = other
+    return ids, notes
+
+
+def trace_draws(model, logits, ids: list[int], n: int, rule) -> dict[str, np.ndarray]:
+    """Each position's draw from its (T, V) float64 logits, as the Sampling sheet computes it."""
+    import torch
+    from ..models.textnet import minstd_states, sample_pick
+    temperature, top_k, seed = rule
+    t = len(ids)
+    states = minstd_states(seed, t)
+    us = [states[max(i + 1 - max(n, 1), 0)] / MINSTD_M for i in range(t)]
+    draws = [sample_pick(logits[i], temperature, top_k, us[i]) for i in range(t)]
+    probs = torch.stack([p for _, p in draws]).numpy()
+    picks = np.array([[float(i)] for i, _ in draws])
+    return {"gen.id": np.array(ids, dtype=np.float64)[:, None], "sample.probs": probs,
+            "sample.id": picks, "sample.u": np.array(us)[:, None],
+            "sample.p": probs[np.arange(t), picks[:, 0].astype(int)][:, None]}

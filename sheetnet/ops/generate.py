@@ -1,0 +1,234 @@
+"""Generation in the sheet (issue 16): each position after the prompt takes as its input the id
+drawn from the previous position's logits, so one recalculation continues the prompt.
+
+    NextInput    the id each position reads: the prompt's, then the draw of the row above
+    DrawIndex    which u of the MINSTD stream (ops/sample.py) a position's draw uses
+    ShiftRows    the steps as a table: row j is position max(n, 1) - 1 + j (step j + 1)
+    JoinText     cells joined into one text (the prompt and its continuation)
+    RowTopIds, RowLargest   each row's top candidates and their values
+
+n is the prompt's length (a (1, 1) cell); a prompt of n tokens draws its first new token at
+position max(n, 1) - 1, so that position's draw is step 1, u_1.  Every formula of a position row
+reads only rows at or before its own: a later row reads earlier outputs, so a read of a whole
+column would be a circular reference.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .base import Example, Op, PerCellOnly, Ref, as_array_text, register
+from .text import cell_text
+
+_IDS = np.array([[5.0], [2.0], [0.0], [0.0]])     # (T=4, 1) the prompt's ids, then pads
+_PICKS = np.array([[1.0], [3.0], [4.0], [2.0]])   # (4, 1) each position's draw
+_N = np.array([[2.0]])                            # a prompt of 2 tokens
+_ROWS = np.array([[0.5, 2.0, -1.0, 0.5], [3.0, 3.0, 1.0, -2.0], [0.0, 1.0, 2.0, 3.0]])
+
+
+def _n(v, n: Ref) -> int:
+    # the prompt's length as the draws count it: an empty prompt draws from position 0
+    return max(int(np.asarray(v[n], dtype=np.float64)[0, 0]), 1)
+
+
+@register
+@dataclass(frozen=True)
+class NextInput(Op):
+    """(T, 1): position i's input id: the prompt's id while i < n, else the id drawn at position
+    i - 1 (``picks``, a node computed later from these very ids: the graph's one forward edge,
+    ``LATER``; the reference interpreter iterates until the ids settle)."""
+    INPUTS = ("prompt", "n", "picks")
+    LATER = ("picks",)
+    prompt: Ref
+    n: Ref
+    picks: Ref
+    array = PerCellOnly("each row reads the draw of the row above it: a chain of cells")
+
+    def reference(self, v):
+        ids = np.asarray(v[self.prompt], dtype=object)[:, 0].copy()
+        n = int(np.asarray(v[self.n], dtype=np.float64)[0, 0])
+        picks = v[self.picks] if self.picks in v else None
+        if picks is not None:  # before the first pass computes them the ids are the prompt's
+            for i in range(max(n, 1), len(ids)):
+                ids[i] = np.asarray(picks, dtype=object)[i - 1, 0]
+        numbers = all(isinstance(i, float) for i in ids)
+        return np.array(ids, dtype=np.float64 if numbers else object)[:, None]
+
+    def formula(self, r, i, j):
+        own = r.cell(self.prompt, i, 0)
+        if i == 0:
+            return own
+        return f"IF({i}<{r.cell(self.n, 0, 0)},{own},{r.cell(self.picks, i - 1, 0)})"
+
+    @staticmethod
+    def example():
+        def ids(T, prompt, n, picks):
+            return T.cat([prompt[:int(n)], picks[int(n) - 1:-1]])
+        return Example({"prompt": _IDS, "n": _N, "picks": _PICKS},
+                       NextInput("prompt", "n", "picks"), ids)
+
+
+@register
+@dataclass(frozen=True)
+class DrawIndex(Op):
+    """(T, 1): the 0-based index into the stream of the u position i draws with: i + 1 - n from
+    the prompt's last position on (step 1 uses u_1), 0 before it (those draws feed nothing)."""
+    INPUTS = ("n",)
+    n: Ref
+    rows: int
+    array = PerCellOnly("one small number per position")
+
+    def reference(self, v):
+        n = _n(v, self.n)
+        return np.array([[float(max(i + 1 - n, 0))] for i in range(self.rows)])
+
+    def formula(self, r, i, j):
+        return f"MAX({i + 1}-MAX({r.cell(self.n, 0, 0)},1),0)"
+
+    @staticmethod
+    def example():
+        return Example({"n": _N}, DrawIndex("n", 4),
+                       lambda T, n: (T.arange(4.0)[:, None] + 1 - n).clamp(min=0))
+
+
+@register
+@dataclass(frozen=True)
+class ShiftRows(Op):
+    """(T - 1, F): row j is row max(n, 1) - 1 + j of x (step j + 1's draw), "" past x's end."""
+    INPUTS = ("x", "n")
+    x: Ref
+    n: Ref
+    array = PerCellOnly("INDEX by the prompt's length: one cell at a time")
+
+    def reference(self, v):
+        x, n = np.asarray(v[self.x], dtype=object), _n(v, self.n)
+        rows = [x[n - 1 + j] if n - 1 + j < len(x) else [""] * x.shape[1]
+                for j in range(len(x) - 1)]
+        out = np.array(rows, dtype=object).reshape(len(x) - 1, x.shape[1])
+        numbers = all(isinstance(c, float) for c in out.flat)
+        return out.astype(np.float64) if numbers else out
+
+    def formula(self, r, i, j):
+        # display only: no position row reads these cells, so INDEX may span the whole node
+        t, n = r.shape(self.x)[0], f"MAX({r.cell(self.n, 0, 0)},1)"
+        return f'IF({n}+{i}>{t},"",{r.index(self.x, f"{n}+{i}", j + 1)})'
+
+    @staticmethod
+    def example():
+        return Example({"x": _PICKS, "n": np.array([[1.0]])}, ShiftRows("x", "n"),
+                       lambda T, x, n: x[:-1])
+
+
+@register
+@dataclass(frozen=True)
+class JoinText(Op):
+    """(1, 1): the cells of a (T, 1) node joined into one text, from row ``n`` on (the cell n;
+    None: every row), ``sep`` after each (then trimmed: ids joined by spaces)."""
+    INPUTS = ("x", "n")
+    x: Ref
+    n: Ref | None = None
+    sep: str = ""
+    array = PerCellOnly("one text from a whole column")
+
+    def reference(self, v):
+        first = 0 if self.n is None else int(np.asarray(v[self.n], dtype=np.float64)[0, 0])
+        parts = [cell_text(c) + self.sep for c in np.asarray(v[self.x], dtype=object)[first:, 0]]
+        text = "".join(parts)
+        return np.array([[" ".join(text.split()) if self.sep == " " else text]], dtype=object)
+
+    def formula(self, r, i, j):
+        sep = f'&"{self.sep}"' if self.sep else ""
+        parts = []
+        for k in range(r.shape(self.x)[0]):
+            cell = r.cell(self.x, k, 0)
+            parts.append(cell + sep if self.n is None else
+                         f'IF({r.cell(self.n, 0, 0)}<={k},{cell}{sep},"")')
+        text = "&".join(parts)
+        return f"TRIM({text})" if self.sep == " " else text
+
+    @staticmethod
+    def example():
+        words = np.array([["a"], ["b c"], ["d"]], dtype=object)
+        return Example({"x": words, "n": np.array([[1.0]])}, JoinText("x", "n"))
+
+
+def _ranked_ids(row: np.ndarray, k: int) -> list[float]:
+    # largest first, equal values in column order (LargestIds' order)
+    return np.argsort(-row, kind="stable")[:k].astype(np.float64).tolist()
+
+
+@register
+@dataclass(frozen=True)
+class RowTopIds(Op):
+    """(N, k): the 0-based columns of each row's k largest values, each column once (equal
+    values in column order, as LargestIds)."""
+    INPUTS = ("x",)
+    x: Ref
+    k: int
+    array = PerCellOnly("SMALL/LARGE by rank: a cell formula per rank already")
+
+    def reference(self, v):
+        x = np.asarray(v[self.x], dtype=np.float64)
+        return np.array([_ranked_ids(row, self.k) for row in x])
+
+    @as_array_text
+    def formula(self, r, i, j):
+        # LargestIds' formula on row i alone (see select.LargestIds for the ties)
+        x, x0, n = r.row(self.x, i), r.cell(self.x, i, 0), r.shape(self.x)[1]
+        v = f"LARGE({x},{j + 1})"
+        at = f"COLUMN({x})-COLUMN({x0})+ROW({x})-ROW({x0})"
+        return f"SMALL(IF({x}={v},{at},{n}),{j + 1}-SUMPRODUCT(({x}>{v})*1))"
+
+    @staticmethod
+    def example():
+        return Example({"x": _ROWS}, RowTopIds("x", 3),
+                       lambda T, x: T.sort(-x, dim=1, stable=True).indices[:, :3].double())
+
+
+@register
+@dataclass(frozen=True)
+class RowLargest(Op):
+    """(N, k): each row's k largest values, largest first."""
+    INPUTS = ("x",)
+    x: Ref
+    k: int
+    array = PerCellOnly("LARGE by rank: a cell formula per rank already")
+
+    def reference(self, v):
+        return -np.sort(-np.asarray(v[self.x], dtype=np.float64), axis=1)[:, :self.k]
+
+    def formula(self, r, i, j):
+        return f"LARGE({r.row(self.x, i)},{j + 1})"
+
+    @staticmethod
+    def example():
+        return Example({"x": _ROWS}, RowLargest("x", 2), lambda T, x: x.topk(2, dim=1).values)
+
+
+@register
+@dataclass(frozen=True)
+class CausalMatMul(Op):
+    """(T, M) = a (T, T) @ b (T, M) where a is causal (0 above the diagonal: attention
+    probabilities): row i reads a's first i + 1 cells and b's first i + 1 rows only, so no
+    position reads a later one (MatMul's whole column of b would be a circular reference once
+    later positions read earlier outputs)."""
+    INPUTS = ("a", "b")
+    a: Ref
+    b: Ref
+    array = PerCellOnly("row by row only: see row_array")
+
+    def reference(self, v):
+        return np.tril(np.asarray(v[self.a], dtype=np.float64)) @ v[self.b]
+
+    def formula(self, r, i, j):
+        return f"MMULT({r.span(self.a, (i, i + 1), (0, i + 1))},{r.span(self.b, (0, i + 1), (j, j + 1))})"
+
+    def row_array(self, r, i):
+        """Row i as one array formula over its whole width (``--style arrays``)."""
+        return f"MMULT({r.span(self.a, (i, i + 1), (0, i + 1))},{r.span(self.b, (0, i + 1), (0, r.shape(self.b)[1]))})"
+
+    @staticmethod
+    def example():
+        a = np.tril(np.abs(_ROWS[:, :3]))  # (3, 3) causal
+        return Example({"a": a, "b": _ROWS}, CausalMatMul("a", "b"), lambda T, a, b: a.tril() @ b)

@@ -204,7 +204,7 @@ class _Build:
         node = self.g.nodes[p] if p in self.g.nodes else None
         if node is None:
             src = self.fg.nodes[p]
-            self.add(p, src.op, sheet, title=f"{p}: the starting weights (edit any cell)",
+            self.add(p, src.op, sheet, title=f"{p} at the start (edit)",
                      order=order, **self._labels(p))
 
     def _labels(self, p: str) -> dict:
@@ -245,7 +245,7 @@ class _Build:
             loss = self.add(f"{pre}loss", ir.MseLoss(pred, target), sheet, beside=True,
                             title="loss (MSE)", ref=f"{pre}loss", row_labels=["loss"])
             seed = self.add(f"{pre}dpred", ir.MseGrad(pred, target), sheet, order=1,
-                            title="∂loss/∂prediction: backpropagation starts here",
+                            title="∂loss/∂prediction",
                             col_labels=self.data.y_labels)
             return loss, seed
         # cross-entropy over the softmax, torch.nn.CrossEntropyLoss(): mean of -log p[target]
@@ -261,7 +261,7 @@ class _Build:
         loss = self.add(f"{pre}loss", ir.Mean(nll), sheet, beside=True, ref=f"{pre}loss",
                         title="loss (cross-entropy)", row_labels=["loss"])
         seed = self.add(f"{pre}dpred", ir.SoftmaxXentGrad(probs, target), sheet, order=1,
-                        title="∂loss/∂logits = (p - onehot)/N: backpropagation starts here",
+                        title="∂loss/∂logits = (p - onehot)/N",
                         col_labels=vocab)
         return loss, seed
 
@@ -365,13 +365,23 @@ def _renamed(op, m: dict):
     return dataclasses.replace(op, **changes)
 
 
+def _widths(fg: ir.Graph, fwd: Forward) -> str:
+    # "an MLP 1 -> 16 -> 16 -> 1 (3 Linear layers)", from the forward pass's Linear weights (the
+    # Guide's own summary would count every step's Linear nodes)
+    shapes = [fg.shape(fg.nodes[n].op.w) for n in fwd.ops if isinstance(fg.nodes[n].op, ir.Linear)]
+    if not shapes:
+        return "as described below"
+    widths = [shapes[0][1], *(w[0] for w in shapes)]
+    return f"an MLP {' -> '.join(map(str, widths))} ({len(shapes)} Linear layers)"
+
+
 def _meta(fg: ir.Graph, fwd: Forward, data: TrainData, o: TrainOptions, batch: int) -> dict:
     keep = ("architecture", "vocab", "capture_options", "model_file", "architecture_lines")
     meta = {k: fg.meta[k] for k in keep if k in fg.meta}
     steps = f"{o.steps} step{'s' if o.steps > 1 else ''}"
     meta.update({
         "guide_text": "train",
-        "summary": fg.meta.get("summary") or "",
+        "summary": fg.meta.get("summary") or _widths(fg, fwd),
         "training": {"steps": o.steps, "optimizer": o.optimizer, "rows": data.rows,
                      "batch": None if batch == data.rows else batch,
                      "loss": "cross-entropy" if fwd.text else "mse",

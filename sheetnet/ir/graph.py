@@ -104,9 +104,14 @@ class Input:
     at_least: float | None = None
     at_most: float | None = None
     whole: bool = False
+    pictures: int = 0   # an image: its block stacks this many channel pictures (a colour scale each)
 
     def __post_init__(self):
         self.bound  # a bound that cannot be written fails here, at capture
+
+    def feature_maps(self, shape) -> int:
+        """How many pictures the block stacks, as a feature map's op says (0: no colour scale)."""
+        return self.pictures
 
     @property
     def bound(self) -> Bound | None:

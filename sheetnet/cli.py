@@ -335,23 +335,39 @@ def verify(book, model, tol, fmt, meta, activations, timeout, engine):
 @click.option("--input", "inputs", default=None, help="comma-separated input values")
 @click.option("--prompt", default=None, help="text models: the prompt (or word) to write")
 @click.option("--tokens", default=None, help="GPT: comma-separated token ids")
-@click.option("--temperature", type=float, default=None, help="softmax temperature cell")
+@click.option("--temperature", type=float, default=None,
+              help="temperature cell (a GPT: >= 0, 0 = greedy)")
+@click.option("--top-k", "top_k", type=int, default=None, help="GPT: top-k cell (0 = all ids)")
+@click.option("--seed", type=int, default=None, help="GPT: seed cell (1 .. 2147483646)")
+@click.option("--generate", type=int, default=None,
+              help="GPT: new tokens to report (default: all the context holds)")
+@click.option("--inputs", "batch", type=click.Path(dir_okay=False), default=None,
+              help="one prompt or input row per line (CSV, or JSONL for a .jsonl file): one "
+                   "result per line, one engine load")
 @click.option("--json", "as_json", is_flag=True, help="print JSON")
 @_timeout_option
 @_engine_option(all_too=False)
 @_one_line_errors
-def run(book, inputs, prompt, tokens, temperature, as_json, timeout, engine):
+def run(book, inputs, prompt, tokens, temperature, top_k, seed, generate, batch, as_json,
+        timeout, engine):
     """Set BOOK's inputs, recalculate (in LibreOffice unless --engine says otherwise) and print
-    the outputs."""
+    the outputs; a GPT workbook prints its continuation of the prompt."""
     from .engines.base import check_timeout
-    from .runner import run as do_run
-    result = do_run(book, inputs=_floats(inputs) if inputs is not None else None,
-                    prompt=prompt, tokens=_ints(tokens), temperature=temperature,
-                    timeout=check_timeout(timeout), engine=engine)
-    if as_json:
-        click.echo(json.dumps(result))
-    else:
-        click.echo(f"inputs {result['inputs']} -> outputs {result['outputs']}")
+    from .runner import read_input_rows, run_many
+    if top_k is not None and top_k < 0:  # said before the engine starts
+        raise SheetnetError(f"--top-k must be 0 or more (got {top_k})")
+    common = {"temperature": temperature, "top_k": top_k, "seed": seed, "generate": generate}
+    row = {"inputs": _floats(inputs) if inputs is not None else None, "prompt": prompt,
+           "tokens": _ints(tokens)}
+    rows = [row] if batch is None else [{**row, **r} for r in read_input_rows(batch, book)]
+    for result in run_many(book, rows, engine=engine, timeout=check_timeout(timeout), **common):
+        if as_json:
+            click.echo(json.dumps(result))
+        elif "generated" in result:  # one line per input: a newline in the text shows as \n
+            text = result["generated"]
+            click.echo(text if batch is None else text.replace("\n", "\\n"))
+        else:
+            click.echo(f"inputs {result['inputs']} -> outputs {result['outputs']}")
 
 
 @main.command("import")

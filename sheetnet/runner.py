@@ -33,7 +33,8 @@ def input_edits(manifest: Manifest, name: str, values) -> list[tuple[str, int, i
 
 
 def run(book, inputs: list[float] | None = None, engine="libreoffice",
-        edits: list | None = None, timeout: float = DEFAULT_TIMEOUT, **named) -> dict:
+        edits: list | None = None, timeout: float = DEFAULT_TIMEOUT,
+        generate: int | None = None, **named) -> dict:
     """Recalculate ``book`` with new input values and return its outputs.
 
     Args:
@@ -43,8 +44,11 @@ def run(book, inputs: list[float] | None = None, engine="libreoffice",
             call), or a running engine to reuse.
         timeout: seconds the engine may take (when started here).
         edits: further (sheet, row, col, value) edits.
+        generate: a GPT: how many of the tokens the workbook generated to report (at most its
+            context minus the prompt); None: all of them.
         named: values for the model's named inputs, as its capture declared them in the run
-            spec's ``inputs`` (e.g. prompt="hello", temperature=0.7); None is skipped.
+            spec's ``inputs`` (e.g. prompt="hello", temperature=0.7, top_k=5, seed=42); None
+            is skipped.
     Returns:
         {"inputs": [...], "outputs": [[...], ...]} plus the extra keys the capture declared in
         the run spec's ``report`` (e.g. "probs", "next_token").
@@ -78,9 +82,51 @@ def run(book, inputs: list[float] | None = None, engine="libreoffice",
         _keep_positions(result, spec.positions, cells, first)
     if "training" in manifest.info:  # --train: one loss per step, a list even for one step
         result["loss"] = result["loss"] if isinstance(result["loss"], list) else [result["loss"]]
+    if "generated_ids" in result:
+        _keep_generated(result, generate)
+    elif generate is not None:
+        raise SheetnetError("this workbook generates no tokens (--generate is for GPT workbooks)")
     for key in spec.integers:  # ids read back as whole floats
         result[key] = _whole(result[key])
     return result
+
+
+def run_many(book, rows: list[dict], engine="libreoffice", timeout: float = DEFAULT_TIMEOUT,
+             **common) -> list[dict]:
+    """``run`` once per row of named inputs, in one engine (LibreOffice starts once).
+
+    Args:
+        rows: each a dict of ``run``'s keyword arguments (prompt, tokens, inputs, ...).
+        common: arguments every row shares (a row's own value wins).
+    Returns:
+        one result per row, in order.
+    """
+    def each(eng):
+        return [run(book, engine=eng, **{**common, **row}) for row in rows]
+    return with_engine(engine, timeout, each)
+
+
+def _keep_generated(result: dict, generate: int | None) -> None:
+    # the steps that fill positions n .. T-1 (the last position's draw has no position), then
+    # the first ``generate`` of them; "generated" is their text as the sheet joins it
+    ids = result["generated_ids"]
+    ids = ids if isinstance(ids, list) else [ids]
+    n = len(result.get("tokens") or [])
+    room = len(ids) + 1 - n  # the steps table has T - 1 rows
+    if generate is not None and not 0 <= generate <= room:
+        raise SheetnetError(f"--generate {generate} is past the context: this prompt leaves "
+                            f"room for {room} new tokens (export with a larger --context)")
+    count = room if generate is None else generate
+    texts = result.pop("step_texts", None)
+    result["generated_ids"] = [int(i) for i in ids[:count]]
+    for key in ("step_probs", "step_u"):
+        values = result[key] if isinstance(result[key], list) else [result[key]]
+        result[key] = values[:count]
+    if texts is not None:
+        texts = texts if isinstance(texts, list) else [texts]
+        result["generated"] = "".join("" if t is None else str(t) for t in texts[:count])
+    else:  # ids only: joined by spaces, as the sheet joins them
+        result["generated"] = " ".join(str(i) for i in result["generated_ids"])
 
 
 def _tokens_as_prompt(spec: RunSpec, named: dict) -> dict:
@@ -124,3 +170,65 @@ def _whole(value):
 
 def _plain(value):
     return value if isinstance(value, (str, type(None))) else float(value)
+
+
+def read_input_rows(path, book) -> list[dict]:
+    """``run --inputs FILE``: one prompt or input row per line, as ``run_many``'s rows.
+
+    A .jsonl file holds one JSON value per line: a string (the prompt), a list (token ids, or the
+    input row of a workbook without token cells) or an object of run's named inputs
+    ({"prompt": "The", "seed": 7}).  Any other file is CSV: one field, the prompt, or a row of
+    numbers (token ids, or the input values).
+
+    Raises:
+        SheetnetError: an unreadable file, or a line that is none of these (named by number).
+    """
+    import csv
+    import json
+    from pathlib import Path
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SheetnetError(f"cannot read {path}: {exc}") from None
+    takes = read_manifest(book).run.inputs
+    jsonl = str(path).lower().endswith((".jsonl", ".json"))
+    rows = []
+    for k, line in enumerate(lines, 1):
+        try:
+            if not line.strip():
+                raise ValueError("the line is empty")
+            value = json.loads(line) if jsonl else next(csv.reader([line]))
+            rows.append(_input_row(value, takes, jsonl))
+        except (ValueError, TypeError) as exc:
+            raise SheetnetError(f"{path} line {k}: {exc}") from None
+    if not rows:
+        raise SheetnetError(f"{path} holds no inputs")
+    return rows
+
+
+def _input_row(value, takes: dict, jsonl: bool) -> dict:
+    # one line's value -> run's keyword arguments
+    if isinstance(value, dict):
+        unknown = [key for key in value if key not in takes and key not in ("inputs", "generate")]
+        if unknown:
+            raise ValueError(f"this workbook takes no {unknown[0]} (it takes: "
+                             f"{', '.join([*takes, 'inputs', 'generate'])})")
+        return value
+    if "prompt" in takes:
+        if isinstance(value, str) or (not jsonl and len(value) == 1):
+            return {"prompt": value if isinstance(value, str) else value[0]}
+        if jsonl and isinstance(value, list) and "tokens" not in takes:
+            return {"tokens": [_whole_number(v) for v in value]}
+        raise ValueError("expected one prompt (quote a prompt holding a comma)")
+    if isinstance(value, str):
+        raise ValueError("this workbook takes no prompt: give numbers")
+    if "tokens" in takes:
+        return {"tokens": [_whole_number(v) for v in value]}
+    return {"inputs": [float(v) for v in value]}
+
+
+def _whole_number(v) -> int:
+    number = float(v)
+    if not number.is_integer():
+        raise ValueError(f"token id {v} is not a whole number")
+    return int(number)

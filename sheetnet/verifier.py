@@ -24,7 +24,7 @@ from .capture import TORCH_EXPORT, Captured
 from .engines import DEFAULT_TIMEOUT, Block, FormulaError, open_engine
 from .errors import SheetnetError
 from .pipeline import is_path, lower
-from .ir import reference
+from .ir import graph as ir, reference
 from .manifest import Manifest, NodeEntry, read_manifest
 from .options import TOLERANCE, TOLERANCE_FLOAT32, ExportOptions
 
@@ -51,6 +51,7 @@ class Report:
     rows: list[Row] = field(default_factory=list)
     tol: float = TOLERANCE
     precision: str = "float64"  # how the workbook's weights were written
+    notes: list[str] = field(default_factory=list)  # e.g. a sampling tie (not a failure)
 
     @property
     def compared(self) -> list[Row]:
@@ -84,6 +85,7 @@ class Report:
         verdict = "all match" if self.ok else "MISMATCH"
         why = (" x max(1, the tensor's largest |value|), precision float32"
                if self.precision == "float32" else "")
+        lines += self.notes
         lines.append(f"{verdict}: {len(self.compared)} tensors, max abs error "
                      f"{self.max_abs_err:.3g} (tolerance {self.tol:g}{why})")
         if self.skipped:
@@ -213,9 +215,13 @@ def verify(book, model, tol: float | None = None, fmt: str | None = None,
     cells = with_engine(engine, timeout, read_nodes, book, manifest, names)
     leaves = {n.name: _leaf_values(cells[n.name]) for n in graph.nodes.values()
               if manifest.nodes[n.name].kind in ("input", "const")}
-    torch_values = captured.trace(captured.model, graph, leaves)
-    ref_values = reference.evaluate(graph, inputs=leaves)
-    report = Report(tol=tol, precision=precision)
+    # generated ids (ops.NextInput): the trace follows the sheet's where the rule allows either
+    # id (a tie), and the reference computes on the sheet's ids; trace["notes"] says where
+    drawn = {n.name: cells[n.name] for n in graph.nodes.values() if ir.later_inputs(n.op)}
+    torch_values = captured.trace(captured.model, graph,
+                                  {**leaves, **{f"sheet:{n}": v for n, v in drawn.items()}})
+    ref_values = reference.evaluate(graph, inputs={**leaves, **drawn})
+    report = Report(tol=tol, precision=precision, notes=list(torch_values.get("notes", [])))
     for node in graph.nodes.values():
         entry = manifest.nodes[node.name]
         if entry.kind in ("input", "const") or entry.op == "View":

@@ -8,6 +8,7 @@ from torch import nn
 
 from ..models.mlp import mlp_from_checkpoint
 from .gpt import lower_gpt
+from .hf_llama import lower_hf_llama
 from .mlp import capture_mlp
 from .sqrt import capture_sqrt
 from .textnet import lower_textnet
@@ -40,4 +41,5 @@ LOWERINGS: dict[str, Callable[..., Captured]] = {
     "textnet": lower_textnet,
     "mlp": _mlp,
     "gpt": lower_gpt,
+    "hf-llama": lower_hf_llama,  # a Llama-family HF folder, through the torch.export front end
 }

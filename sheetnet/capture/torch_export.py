@@ -124,7 +124,9 @@ class _Lowering:
         for node in self.program.graph.nodes:
             if node.op == "call_function":
                 self._lower(node)
-                lines.append(f"{self.path(node) or 'forward'}: {node.name} = {op_name(node)}")
+                made = self.env.get(node.name)
+                if made is not NOTHING and not (isinstance(made, Val) and made.const is not None):
+                    lines.append(f"{self.path(node) or 'forward'}: {node.name} = {op_name(node)}")
             elif node.op == "output":
                 self._outputs(node.args[0])
         self.g.meta["architecture_lines"] = lines

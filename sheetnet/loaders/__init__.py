@@ -7,7 +7,8 @@ through a one-load allow-list of its layer classes), safetensors files with safe
 with an unpickler that knows no classes (see ``safe.py``).
 
 Formats, and how ``auto`` tells them apart (first match):
-    hf-gpt2         a folder whose config.json has "model_type" (or a weight file in one)
+    hf-gpt2         a folder whose config.json has "model_type": "gpt2" (or a weight file in one)
+    hf-llama        the same with any other model_type: llama, qwen2, mistral (hf_llama.py)
     mingpt          a folder with config.json and model.pt; {"model", "config"}; a GPT state
                     dict with config.json beside it (see mingpt.py)
     sheetnet        a dict with "format": "sheetnet"
@@ -28,6 +29,7 @@ from ..checkpoint import check_payload
 from ..errors import SheetnetError
 from ..a1 import MAX_CELL_CHARS
 from .hf_gpt2 import WEIGHT_FILES, read_hf_gpt2
+from .hf_llama import read_hf_llama
 from .mingpt import looks_like_gpt, read_mingpt
 from .nanogpt import read_nanogpt
 from .safe import read_json, torch_load
@@ -39,6 +41,7 @@ READERS: dict[str, Callable[[Source], dict]] = {
     "sheetnet": lambda src: check_payload(src.content(), src.path),
     "nanogpt": read_nanogpt,
     "hf-gpt2": read_hf_gpt2,
+    "hf-llama": read_hf_llama,
     "mingpt": read_mingpt,
     "mlp-module": read_module,
     "mlp-state-dict": read_state_dict,
@@ -118,14 +121,14 @@ def detect(src: Source) -> str:
             raise SheetnetError(f"{path} is a folder without config.json (a Hugging Face "
                                 "save_pretrained folder or a minGPT work folder has one)")
         if "model_type" in read_json(path / "config.json"):
-            return "hf-gpt2"
+            return _hf_format(read_json(path / "config.json"))
         if (path / "model.pt").is_file():
             return "mingpt"
         raise SheetnetError(f"{path}: config.json has no model_type (not Hugging Face) and there is "
                             "no model.pt beside it (not minGPT)")
     if path.name in WEIGHT_FILES and (path.parent / "config.json").is_file():
         if "model_type" in read_json(path.parent / "config.json"):
-            return "hf-gpt2"
+            return _hf_format(read_json(path.parent / "config.json"))
     obj = src.content()
     if isinstance(obj, nn.Module):
         return "mlp-module"
@@ -142,3 +145,9 @@ def detect(src: Source) -> str:
             return "mingpt"
     raise SheetnetError(f"cannot tell the format of {path}: it holds {describe_object(obj)}; "
                         f"give --format (one of {', '.join(READERS)})")
+
+
+def _hf_format(cfg: dict) -> str:
+    # GPT-2 has its own reader; every other model_type goes to the Llama-family reader, which
+    # names the supported ones when it is none of them
+    return "hf-gpt2" if cfg.get("model_type") == "gpt2" else "hf-llama"

@@ -207,6 +207,7 @@ def verify(book, model, tol: float | None = None, fmt: str | None = None,
     check_matches(captured, manifest, book)
     graph = captured.graph
     precision = manifest.precision
+    default_tol = tol is None
     if tol is None:
         tol = TOLERANCE_FLOAT32 if precision == "float32" else TOLERANCE
     weights = [n for n, e in manifest.nodes.items() if e.kind == "weight"]
@@ -215,6 +216,9 @@ def verify(book, model, tol: float | None = None, fmt: str | None = None,
     cells = with_engine(engine, timeout, read_nodes, book, manifest, names)
     leaves = {n.name: _leaf_values(cells[n.name]) for n in graph.nodes.values()
               if manifest.nodes[n.name].kind in ("input", "const")}
+    if default_tol and "training" in manifest.info:  # Adam's division by sqrt(v) + eps
+        from .capture.train import tolerance_scale
+        tol *= tolerance_scale(graph, leaves)
     # generated ids (ops.NextInput): the trace follows the sheet's where the rule allows either
     # id (a tie), and the reference computes on the sheet's ids; trace["notes"] says where
     drawn = {n.name: cells[n.name] for n in graph.nodes.values() if ir.later_inputs(n.op)}

@@ -167,3 +167,13 @@ def test_front_end_embedding_layer_norm_gelu(engine, tmp_path):
 def test_workbooks_without_train_have_no_training(examples, tmp_path):
     export(examples / "sqrt_net.pt", tmp_path / "plain.xlsx", ExportOptions())
     assert "training" not in read_manifest(tmp_path / "plain.xlsx").info
+
+
+@pytest.mark.parametrize("optimizer, lr, eps, scale", [
+    ("sgd", 0.05, 1e-8, 1.0), ("momentum", 5.0, 1e-8, 1.0), ("adam", 0.05, 1e-8, 5.0),
+    ("adam", 0.001, 1e-8, 1.0), ("adam", 0.1, 1e-10, 1000.0)])
+def test_verify_widens_only_for_adam(optimizer, lr, eps, scale):
+    from sheetnet.capture.train import tolerance_scale
+    graph = type("G", (), {"meta": {"training": {"optimizer": optimizer}}})()
+    got = tolerance_scale(graph, {"train.lr": np.array([[lr]]), "train.eps": np.array([[eps]])})
+    assert got == pytest.approx(scale)

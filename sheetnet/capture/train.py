@@ -413,3 +413,17 @@ def rebuild_training(captured: Captured, spec) -> Captured:
         raise SheetnetError("the workbook's training record is damaged")
     options = TrainOptions(steps=spec["steps"], optimizer=spec["optimizer"], batch=spec["batch"])
     return training_capture(captured, options, rows=spec["rows"])
+
+
+def tolerance_scale(graph: ir.Graph, leaves: dict) -> float:
+    """How much verify widens its tolerance for a training workbook: 1, except for Adam, whose
+    update lr m / (sqrt(v) + eps) moves by up to lr / eps times a gradient's rounding (~1e-16 of
+    the terms it sums, 1e-15 allowed): lr / eps x 1e-15 / 1e-9, at least 1 (lr 0.05, eps 1e-8:
+    x 5, so 5e-9)."""
+    if graph.meta["training"]["optimizer"] != "adam":
+        return 1.0
+    lr, eps = (float(np.asarray(leaves[n], dtype=np.float64).flat[0])
+               for n in ("train.lr", "train.eps"))
+    if not (np.isfinite(lr) and np.isfinite(eps) and eps > 0):
+        return 1.0
+    return max(1.0, abs(lr) / eps * 1e-6)

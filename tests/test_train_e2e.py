@@ -30,24 +30,26 @@ def losses(book) -> list[float]:
     return [float(v) for v in run(book)["loss"]]
 
 
-# (model, optimizer, batch, steps): each family, each optimizer, whole and minibatches
+# (model, optimizer, batch, steps, style): each family, each optimizer, whole and minibatches,
+# one formula per cell and array formulas
 CASES = [
-    ("sqrt_net.pt", "sgd", None, 3),
-    ("sqrt_2x2.pt", "momentum", 4, 4),
-    ("sqrt_net.pt", "adam", 5, 3),
-    ("textnet.pt", "adam", None, 3),
-    ("textnet.pt", "momentum", 2, 3),
+    ("sqrt_net.pt", "sgd", None, 3, "cells"),
+    ("sqrt_2x2.pt", "momentum", 4, 4, "cells"),
+    ("sqrt_net.pt", "adam", 5, 3, "arrays"),
+    ("textnet.pt", "adam", None, 3, "cells"),
+    ("textnet.pt", "momentum", 2, 3, "arrays"),
 ]
 
 
-@pytest.mark.parametrize("model, optimizer, batch, steps", CASES)
-def test_every_step_matches_torch(engine, examples, tmp_path, model, optimizer, batch, steps):
+@pytest.mark.parametrize("model, optimizer, batch, steps, style", CASES)
+def test_every_step_matches_torch(engine, examples, tmp_path, model, optimizer, batch, steps,
+                                  style):
     data = (examples / "textnet_pairs.txt" if model.startswith("textnet")
             else sqrt_csv(tmp_path / "d.csv"))
     book = tmp_path / "learn.xlsx"
     options = TrainOptions(data=str(data), steps=steps, optimizer=optimizer, batch=batch,
                            lr=0.05)
-    export(examples / model, book, ExportOptions(), train=options)
+    export(examples / model, book, ExportOptions(style=style), train=options)
     report = verify(book, examples / model, engine=engine)
     assert report.ok, report.table()
     refs = {r.name for r in report.rows if r.against == "torch"}

@@ -248,6 +248,8 @@ def scale_parts(cx, x, by):
     if not isinstance(by, (int, float)):
         cx.refuse("multiplies per-head results by a tensor: only by a number")
     val, fx = cx.value(x), cx.node.name
+    if val.causal:   # blank (masked) cells times a number would be #VALUE!
+        cx.refuse("scales masked scores: scale them before masked_fill")
     number = cx.const(by)
     make = ir.Times if _op(cx.node) == "aten.mul" else ir.Over
     parts = tuple(cx.g.add(f"{cx._base()}.h{h}", make(p, number), cx.g.shape(p), cx.sheet,

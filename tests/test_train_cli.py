@@ -64,6 +64,7 @@ BAD = [
     ("textnet.pt", "hello world\ncat zebra\n", [], ["pair 2", "'zebra' is not in"]),
     ("textnet.pt", "hello world extra\n", [], ["line 1", "two words"]),
     ("softplus", "x,y\n1,2\n", [], ["op Softplus", "no derivative yet"]),
+    ("gpt.pt", "a b\n", [], ["not supported", "GPT"]),
 ]
 
 

@@ -69,6 +69,12 @@ def forward_of(fg: ir.Graph) -> Forward:
         if name in need:
             need.update(ir.op_inputs(fg.nodes[name].op))
     kept = [n for n in order if n in need]
+    at = {n: k for k, n in enumerate(order)}
+    missing = [(n, x) for n in kept for x in ir.op_inputs(fg.nodes[n].op) if at[x] > at[n]]
+    if missing or fg.meta.get("architecture") == "gpt":
+        raise SheetnetError("training is not supported for this model yet (a GPT reads its own "
+                            "generated tokens); --train takes MLPs, the sqrt nets and the text "
+                            "nets")
     leaves = lambda t: [n for n in kept if isinstance(fg.nodes[n].op, t)]  # noqa: E731
     inputs = leaves(ir.Input)
     if len(inputs) != 1:

@@ -12,6 +12,7 @@ at float64 (``_Float64Casts``; torch_export._Recorder does the same for the grap
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -19,6 +20,7 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from ..errors import SheetnetError
+from ..ir import graph as ir
 from ..loaders.hf_llama import build_model
 from .torch_export import capture_module
 from .trace import Captured
@@ -63,6 +65,7 @@ def lower_hf_llama(payload: dict, options=None) -> Captured:
     ids = torch.tensor([tokens], dtype=torch.long)
     captured = capture_module(model, (ids,), options)
     graph = captured.graph
+    _tied_source(graph, payload["state_dict"])
     graph.meta.update(summary=f"{cfg['model_type']} causal LM ({cfg['num_hidden_layers']} "
                       f"layers, {cfg['num_attention_heads']} heads, {cfg['num_key_value_heads']} "
                       "key/value heads), captured by torch.export",
@@ -75,6 +78,14 @@ def lower_hf_llama(payload: dict, options=None) -> Captured:
         seen[HF_LOGITS] = hf_logits(lm, leaves["ids"])
         return seen
     return Captured(model, graph, trace)
+
+
+def _tied_source(graph, state: dict) -> None:
+    # torch.export names a tied weight once, maybe "lm_head.weight"; the folder holds it as the
+    # embedding (a tied head is not saved), which import and the manifest's checks know it by
+    for node in graph.of_type(ir.Param):
+        if node.op.source not in state and node.op.source == "lm_head.weight":
+            node.op = replace(node.op, source="model.embed_tokens.weight")
 
 
 def hf_logits(lm: nn.Module, ids) -> np.ndarray:

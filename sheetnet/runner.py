@@ -93,7 +93,8 @@ def run(book, inputs: list[float] | None = None, engine="libreoffice",
 
 def run_many(book, rows: list[dict], engine="libreoffice", timeout: float = DEFAULT_TIMEOUT,
              **common) -> list[dict]:
-    """``run`` once per row of named inputs, in one engine (LibreOffice starts once).
+    """``run`` once per row of named inputs, in one engine; LibreOffice loads the workbook once
+    and each row edits it (the rows after it start from the workbook as saved).
 
     Args:
         rows: each a dict of ``run``'s keyword arguments (prompt, tokens, inputs, ...).
@@ -102,7 +103,10 @@ def run_many(book, rows: list[dict], engine="libreoffice", timeout: float = DEFA
         one result per row, in order.
     """
     def each(eng):
-        return [run(book, engine=eng, **{**common, **row}) for row in rows]
+        if not hasattr(eng, "loaded"):  # Gnumeric, IronCalc: a load per input
+            return [run(book, engine=eng, **{**common, **row}) for row in rows]
+        with eng.loaded(book) as doc:  # LibreOffice: one load, then edits
+            return [run(book, engine=doc, **{**common, **row}) for row in rows]
     return with_engine(engine, timeout, each)
 
 

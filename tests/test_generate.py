@@ -225,12 +225,17 @@ def test_cli_inputs_file_one_result_per_line(books, example, tmp_path):
         ids = [vocab.index(c) for c in p]
         assert r["generated_ids"] == torch_loop(model, ids, 32, 0.0, 0, 1)[0][:4]
     jsonl = tmp_path / "in.jsonl"
-    jsonl.write_text('"a"\n{"prompt": "a", "temperature": 0.5, "seed": 3}\n')
-    res = invoke("run", books["cells"], "--inputs", jsonl, "--generate", "3")
-    assert res.exit_code == 0 and len(res.output.splitlines()) == 2
-    # run_many: the same answers as one run each
-    assert run_many(books["cells"], [{"prompt": "a", "generate": 3}])[0]["generated_ids"] == \
-        lines[2]["generated_ids"][:3]
+    jsonl.write_text('{"prompt": "a", "temperature": 0.5, "seed": 3}\n"a"\n')
+    res = invoke("run", books["cells"], "--inputs", jsonl, "--generate", "3", "--json")
+    assert res.exit_code == 0, res.output
+    got = [json.loads(line)["generated_ids"] for line in res.output.splitlines()]
+    # one load, edited per line: each line as its own run (the second back at T = 0, seed 1)
+    want = [run(books["cells"], prompt="a", temperature=0.5, seed=3, generate=3),
+            run(books["cells"], prompt="a", generate=3)]
+    assert got == [w["generated_ids"] for w in want] and got[1] == lines[2]["generated_ids"][:3]
+    assert got[0] != got[1]
+    assert [r["generated_ids"] for r in run_many(books["cells"], [{"prompt": "a"}] * 2,
+                                                 generate=3)] == [got[1]] * 2
 
 
 @pytest.mark.parametrize("args, message", [

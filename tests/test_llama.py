@@ -145,6 +145,15 @@ def test_a_token_outside_the_vocabulary_is_refused(tmp_path):
     assert not (tmp_path / "out.xlsx").exists()
 
 
+def test_a_sliding_window_shorter_than_the_positions_is_refused(tmp_path):
+    # Mistral's banded mask is no causal mask: named in one line, at the attention's module
+    save_tiny(tmp_path / "hf", "mistral", tied=False, sliding_window=2)
+    res = invoke("export", tmp_path / "hf", tmp_path / "out.xlsx", "--tokens", "1,2,3,4")
+    one_line_error(res, "aten.scaled_dot_product_attention at model.layers.0.self_attn",
+                   "not causal")
+    assert not (tmp_path / "out.xlsx").exists()
+
+
 def test_without_transformers_one_line_says_how_to_get_it(tmp_path, monkeypatch):
     save_tiny(tmp_path / "hf", "mistral", tied=False)
     monkeypatch.setitem(sys.modules, "transformers", None)   # import transformers fails

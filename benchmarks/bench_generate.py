@@ -1,0 +1,117 @@
+"""Generation figures of issue 16 (a script, not a test; figures printed, not asserted).
+
+    python benchmarks/bench_generate.py              # the example GPT, both styles
+    python benchmarks/bench_generate.py --gpt2       # also the GPT-2-small shape (long)
+
+Example GPT (prompt "The cell", 24 characters generated into its 32 positions): export time,
+LibreOffice load + full recalculation (the profile recalculates on load: the 24 characters come
+out of that one recalculation), and the time for an edit of only the prompt's last character in
+the loaded document (as a person typing would: set the cell, recalculate what it reaches, read
+the next character).
+
+GPT-2-small shape (12 layers, 768 wide, 12 heads, 50,257 ids, seeded random weights; context 16,
+8 prompt token ids, 8 generated): export, file size, LibreOffice load + recalculation (soffice's
+peak resident memory beside it), the 8 new tokens, and the edit of only the last prompt token.
+"""
+from __future__ import annotations
+
+import argparse
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from sheetnet.engines.libreoffice import LibreOffice  # noqa: E402
+from sheetnet.manifest import read_manifest  # noqa: E402
+from sheetnet.options import ExportOptions  # noqa: E402
+from sheetnet.pipeline import export  # noqa: E402
+from sheetnet.runner import input_edits  # noqa: E402
+from sheetnet.verifier import block  # noqa: E402
+
+GPT2 = dict(vocab_size=50257, block_size=1024, n_layer=12, n_head=12, n_embd=768)
+
+
+def soffice_peak_mb(engine: LibreOffice) -> float:
+    """soffice's peak resident memory so far (VmHWM), MB; nan when /proc does not say."""
+    try:
+        for line in Path(f"/proc/{engine._proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
+
+
+def measure(book: Path, engine: LibreOffice, edit_value) -> dict:
+    """Load + recalculate (reading the generated ids), then one edit of the last prompt cell in
+    the loaded document (reading the next token)."""
+    m = read_manifest(book)
+    steps, nxt = block(m.nodes["steps.id"]), block(m.nodes["next.id"])
+    text = block(m.nodes["prompt.text"])
+    t0 = time.perf_counter()
+    with engine.loaded(book) as doc:
+        load_s = time.perf_counter() - t0
+        ids, before = doc.recalculate(book, [steps, text], check_errors=False)
+        edit = edit_value(m)
+        after = doc.recalculate(book, [nxt, text], edits=edit, check_errors=False)
+        edit_s = doc.timings["recalc"]
+    return {"load_s": load_s, "edit_s": edit_s, "text": before[0, 0], "edited": after[1][0, 0],
+            "ids": [int(v) for v in ids[:, 0] if v is not None], "peak_mb": soffice_peak_mb(engine)}
+
+
+def example(folder: Path, engine: LibreOffice) -> None:
+    model = ROOT / "examples" / "gpt.pt"
+    print("example GPT: prompt 'The cell', 24 characters generated in one recalculation")
+    print(f"{'style':<7} {'export s':>8} {'load+recalc s':>13} {'edit last char s':>16}  text")
+    for style in ("cells", "arrays"):
+        book = folder / f"gpt_{style}.xlsx"
+        t0 = time.perf_counter()
+        export(model, book, ExportOptions(style=style, prompt="The cell", force=True))
+        export_s = time.perf_counter() - t0
+        r = measure(book, engine, lambda m: input_edits(m, "prompt", ["The celk"]))
+        print(f"{style:<7} {export_s:>8.2f} {r['load_s']:>13.2f} {r['edit_s']:>16.2f}  "
+              f"{r['text']!r} -> after the edit {r['edited']!r}")
+
+
+def gpt2(folder: Path, engine: LibreOffice, style: str) -> None:
+    import torch
+    from sheetnet.checkpoint import save_checkpoint
+    from sheetnet.models.gpt import GPT, GPTConfig
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(**GPT2))  # nanoGPT's initialisation, seeded
+    path = folder / "gpt2_shape.pt"
+    save_checkpoint(path, "gpt", model.config.to_dict(), model.state_dict(), {})
+    del model
+    prompt = [464, 2685, 318, 257, 1310, 286, 262, 995]  # 8 token ids
+    book = folder / f"gpt2_{style}.xlsx"
+    t0 = time.perf_counter()
+    res = export(path, book, ExportOptions(style=style, tokens=prompt, context=16, force=True))
+    export_s = time.perf_counter() - t0
+    print(f"GPT-2-small shape ({style}): export {export_s:.0f} s, "
+          f"{book.stat().st_size / 1e9:.2f} GB, {res.formula_cells:,} formula cells; "
+          f"python peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
+    edited = prompt[:-1] + [1000]
+    r = measure(book, engine, lambda m: input_edits(m, "prompt", edited + [""] * 8))
+    print(f"  LibreOffice load + recalculation (8 new tokens): {r['load_s']:.0f} s, soffice peak "
+          f"{r['peak_mb']:.0f} MB; new ids {r['ids'][:8]}")
+    print(f"  edit of only the last prompt token -> its new next token: {r['edit_s']:.1f} s")
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--gpt2", action="store_true", help="also the GPT-2-small shape")
+    ap.add_argument("--gpt2-style", default="arrays", choices=["cells", "arrays"])
+    ap.add_argument("--timeout", type=float, default=3600.0)
+    args = ap.parse_args(argv)
+    with tempfile.TemporaryDirectory() as tmp, LibreOffice(timeout=args.timeout) as engine:
+        example(Path(tmp), engine)
+        if args.gpt2:
+            gpt2(Path(tmp), engine, args.gpt2_style)
+
+
+if __name__ == "__main__":
+    main()

@@ -165,24 +165,28 @@ class _Build:
 
     def _data(self):
         d, fg = self.data, self.fg
-        self.add("data.x", ir.Input(d.x), DATA, title="Data: the examples (edit any cell)",
-                 col_labels=d.x_labels)
-        self.add("data.y", ir.Input(d.y), DATA, title="", col_labels=d.y_labels, beside=True,
-                 row_labels=[""] * d.rows)
         for c in self.fwd.consts:  # fixed tables (the vocabulary) keep their names and sheet
             node = fg.nodes[c]
             self.add(c, node.op, node.sheet, title=node.title, col_labels=node.col_labels,
                      row_labels=node.row_labels, style=node.style, beside=node.beside)
-        if self.fwd.text:  # the target words' ids, as the model's own lookup finds the words
-            reader = next(fg.nodes[n].op for n in self.fwd.ops
-                          if self.fwd.input in ir.op_inputs(fg.nodes[n].op))
-            self.add("data.target", dataclasses.replace(reader, **{_field(reader, self.fwd.input):
-                                                                   "data.y"}), DATA,
-                     title="", col_labels=["next id"], beside=True, row_labels=[""] * d.rows,
-                     style="integer")
+        self.add("data.x", ir.Input(d.x), DATA, title="Data: the examples (edit any cell)",
+                 col_labels=d.x_labels)
+        if self.fwd.text:  # each word's id, as the model's own lookup finds it (or a message)
+            self._ids("data.id", "data.x", "id")
+        self.add("data.y", ir.Input(d.y), DATA, title="", col_labels=d.y_labels, beside=True)
+        if self.fwd.text:
+            self._ids("data.target", "data.y", "next id")
             src = next(c for c in self.fwd.consts if np.asarray(fg.nodes[c].op.value).dtype.kind
                        == "O")
             self.g.meta["lists"] = [{"cell": n, "source": src} for n in ("data.x", "data.y")]
+            self.g.meta["run"]["errors"] = ["data.id", "data.target"]
+
+    def _ids(self, name: str, words: str, label: str):
+        # the op that reads the model's input (WordId), reading these words instead
+        reader = next(self.fg.nodes[n].op for n in self.fwd.ops
+                      if self.fwd.input in ir.op_inputs(self.fg.nodes[n].op))
+        op = dataclasses.replace(reader, **{_field(reader, self.fwd.input): words})
+        self.add(name, op, DATA, title="", col_labels=[label], beside=True, style="integer")
 
     def _step(self, k: int, weights: dict, state: dict):
         sheet, pre = f"Step {k}", f"s{k}."

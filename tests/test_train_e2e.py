@@ -12,6 +12,7 @@ from torch import nn
 
 from sheetnet.capture.train_data import TrainOptions
 from sheetnet.capture.train_torch import trace_training
+from sheetnet.errors import SheetnetError
 from sheetnet.manifest import read_manifest
 from sheetnet.options import ExportOptions
 from sheetnet.pipeline import export, lower
@@ -179,3 +180,13 @@ def test_verify_widens_only_for_adam(optimizer, lr, eps, scale):
     graph = type("G", (), {"meta": {"training": {"optimizer": optimizer}}})()
     got = tolerance_scale(graph, {"train.lr": np.array([[lr]]), "train.eps": np.array([[eps]])})
     assert got == pytest.approx(scale)
+
+
+def test_a_typed_word_outside_the_vocabulary_is_named(engine, examples, tmp_path):
+    (tmp_path / "p.txt").write_text("hello world\ncat dog\n")
+    book = tmp_path / "learn.xlsx"
+    export(examples / "textnet.pt", book, ExportOptions(),
+           train=TrainOptions(data=str(tmp_path / "p.txt"), steps=2))
+    entry = read_manifest(book).nodes["data.y"]
+    with pytest.raises(SheetnetError, match="not in the vocabulary: 'zebra'"):
+        run(book, engine=engine, edits=[(entry.sheet, entry.row + 1, entry.col, "zebra")])

@@ -60,11 +60,19 @@ def generated_ids(g: ir.Graph, front, pos):
     if front.exact:
         text = g.add("gen.text", ir.Lookup(front.exact, ids), (t, 1), "Prompt", order=1,
                      title="", col_labels=["its text"], beside=True)
+    # the texts so far, row by row (short formulas at any context), beside the table; the
+    # last row of each is the whole text, shown at the top of the sheet
     sep = "" if front.exact else " "  # ids alone: joined by spaces
-    g.add("prompt.text", ir.JoinText(text, None, sep), (1, 1), "Prompt", style="output",
+    for name, n, what in (("text", None, "prompt and continuation"),
+                          ("generated", "prompt.n", "the continuation")):
+        g.add(f"gen.{name}_so_far", ir.JoinText(text, n, sep), (t, 1), "Prompt", order=1,
+              title="", col_labels=[f"{what} so far"], beside=True)
+        g.add(f"gen.{name}_last", ir.View(f"gen.{name}_so_far", (t - 1, t), (0, 1)), (1, 1),
+              "Prompt", order=1)  # laid out with its source
+    g.add("prompt.text", ir.Copy("gen.text_last"), (1, 1), "Prompt", style="output",
           title=f"the prompt and its continuation ({t} {front.unit}s, one recalculation)",
           row_labels=["text"])
-    g.add("generated", ir.JoinText(text, "prompt.n", sep), (1, 1), "Prompt",
+    g.add("generated", ir.Copy("gen.generated_last"), (1, 1), "Prompt",
           title="the continuation alone", row_labels=["generated"])
     return replace(front, ids=ids, shown=shown)
 
@@ -139,7 +147,6 @@ def steps(g: ir.Graph, front, pos) -> None:
         first = False
 
 
-# --- PyTorch ------------------------------------------------------------------------------------
 def run_spec(front_input: str, report: dict) -> dict:
     """The run spec entries generation adds: the rule's cells as named inputs, and the report
     keys "text" (prompt and continuation), "generated", "generated_ids", "step_probs"."""
@@ -149,6 +156,7 @@ def run_spec(front_input: str, report: dict) -> dict:
                        "seed": "seed"}, "report": report}
 
 
+# --- PyTorch ------------------------------------------------------------------------------------
 def rule_values(graph: ir.Graph, leaves: dict) -> tuple[float, int, int]:
     """(T, top-k, seed) from the workbook's cells, checked as their validation rules check them.
 

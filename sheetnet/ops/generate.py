@@ -123,34 +123,35 @@ class ShiftRows(Op):
 @register
 @dataclass(frozen=True)
 class JoinText(Op):
-    """(1, 1): the cells of a (T, 1) node joined into one text, from row ``n`` on (the cell n;
-    None: every row), ``sep`` after each (then trimmed: ids joined by spaces)."""
+    """(T, 1): the text of rows 0..i of a (T, 1) node joined, row i adding its cell to the row
+    above (so each formula stays short however long the context), from row ``n`` on (the cell n;
+    None: every row), ``sep`` between two cells; the last row is the whole text."""
     INPUTS = ("x", "n")
     x: Ref
     n: Ref | None = None
     sep: str = ""
-    array = PerCellOnly("one text from a whole column")
+    array = PerCellOnly("each row adds one cell to the text of the row above it")
 
     def reference(self, v):
         first = 0 if self.n is None else int(np.asarray(v[self.n], dtype=np.float64)[0, 0])
-        parts = [cell_text(c) + self.sep for c in np.asarray(v[self.x], dtype=object)[first:, 0]]
-        text = "".join(parts)
-        return np.array([[" ".join(text.split()) if self.sep == " " else text]], dtype=object)
+        out, text = [], ""
+        for i, c in enumerate(np.asarray(v[self.x], dtype=object)[:, 0]):
+            if i >= first:
+                text += (self.sep if text else "") + cell_text(c)
+            out.append(text)
+        return np.array(out, dtype=object)[:, None]
 
     def formula(self, r, i, j):
-        sep = f'&"{self.sep}"' if self.sep else ""
-        parts = []
-        for k in range(r.shape(self.x)[0]):
-            cell = r.cell(self.x, k, 0)
-            parts.append(cell + sep if self.n is None else
-                         f'IF({r.cell(self.n, 0, 0)}<={k},{cell}{sep},"")')
-        text = "&".join(parts)
-        return f"TRIM({text})" if self.sep == " " else text
+        cell = r.cell(self.x, i, 0)
+        above = '""' if i == 0 else r.mine(i - 1, 0)  # "" first: an id alone stays text
+        piece = f'IF({above}="","","{self.sep}")&{cell}' if self.sep else cell
+        piece = piece if self.n is None else f'IF({r.cell(self.n, 0, 0)}<={i},{piece},"")'
+        return f"{above}&{piece}"
 
     @staticmethod
     def example():
         words = np.array([["a"], ["b c"], ["d"]], dtype=object)
-        return Example({"x": words, "n": np.array([[1.0]])}, JoinText("x", "n"))
+        return Example({"x": words, "n": np.array([[1.0]])}, JoinText("x", "n", " "))
 
 
 def _ranked_ids(row: np.ndarray, k: int) -> list[float]:

@@ -67,7 +67,8 @@ def verify(book, model, example_inputs=None, engine="libreoffice", tol: float | 
 
 
 def run(book, inputs=None, *, prompt: str | None = None, tokens=None,
-        temperature: float | None = None, engine="libreoffice", timeout: float | None = None):
+        temperature: float | None = None, top_k: int | None = None, seed: int | None = None,
+        generate: int | None = None, engine="libreoffice", timeout: float | None = None):
     """Set a workbook's inputs, recalculate it in a spreadsheet engine and read the outputs.
 
     Args:
@@ -76,19 +77,23 @@ def run(book, inputs=None, *, prompt: str | None = None, tokens=None,
             None keeps the workbook's.
         prompt: text models: the prompt or word.
         tokens: GPT: token ids.
-        temperature: the softmax temperature cell, when the workbook has one.
+        temperature: the temperature cell, when the workbook has one (a GPT's: >= 0, 0 greedy).
+        top_k, seed: a GPT's sampling cells (top-k 0 = all ids; seed 1 .. 2147483646).
+        generate: a GPT: how many new tokens to report (None: all the context holds).
         engine: "libreoffice", "gnumeric" or "ironcalc" (or a running engine).
         timeout: seconds the engine may take (None: the engines' default).
     Returns:
         {"inputs": [...], "outputs": [[...], ...]} and what the model reports besides
-        ("probs", "next_token", ...), as ``sheetnet run --json`` prints it.
+        ("probs", "next_token", a GPT's "generated" and "generated_ids", ...), as
+        ``sheetnet run --json`` prints it.
     Raises:
         SheetnetError: an input the workbook does not take, or of the wrong count.
     """
     from .runner import run as run_book
     return run_book(book, inputs=None if inputs is None else _floats(inputs), prompt=prompt,
                     tokens=None if tokens is None else _ints(tokens), temperature=temperature,
-                    engine=engine, timeout=_timeout(timeout))
+                    top_k=top_k, seed=seed, generate=generate, engine=engine,
+                    timeout=_timeout(timeout))
 
 
 @dataclass

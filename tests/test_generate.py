@@ -274,3 +274,13 @@ def test_a_tie_is_reported_not_failed(monkeypatch):
     assert ids[1] == 1 and len(notes) == 1 and notes[0].startswith("tie at step 1")
     ids, notes = generate_ids(model, [4, 0, 0], 1, 1.0, 0, 1, sheet_ids=[4, 2, 0])
     assert ids[1] == 0 and notes == []
+
+
+def test_the_python_api_takes_the_rule(engine, example, books):
+    import sheetnet
+    model, vocab = example
+    ids = [vocab.index(c) for c in PROMPT]
+    seed = seed_away_from_boundaries(model, ids, 32, 0.7, 0)
+    out = sheetnet.run(books["arrays"], prompt=PROMPT, temperature=0.7, top_k=0, seed=seed,
+                       generate=7, engine=engine)
+    assert out["generated_ids"] == torch_loop(model, ids, 32, 0.7, 0, seed)[0][:7]

@@ -6,22 +6,23 @@ module).  Any other (no vocabulary, GPT-2's BPE strings, words) gets one token-i
 position (gpt_tokens.py).  A front end hands the body a ``Front``: the ids node and how to label
 tokens.
 
-Sheets, in reading order: Prompt (the prompt cell, its characters and token ids),
-Vocab (id, character), then the body's: Embedding, per block "B<i> Attention" and "B<i> MLP",
-and Output (next character, top 5).
+Sheets, in reading order: Prompt (the prompt cell, its characters and token ids, the sampling
+cells, the prompt and its continuation, the steps), Vocab (id, character), then the body's:
+Embedding, per block "B<i> Attention" and "B<i> MLP", Output (next character, top 5) and
+Sampling (each position's draw).
 
 The workbook computes T positions (``context``; by default the block size up to
 gpt_body.DEFAULT_CONTEXT, or as many as the prompt fills; the Guide sheet says how many of the
-model's).  A shorter prompt fills positions 0..n-1; the positions after it hold the pad id and
-compute on it like any token, but causal attention keeps them from touching positions before
-them, and the next character is read at position n-1.  A longer prompt: the sheet reads its last
+model's).  A shorter prompt fills positions 0..n-1; each position after it reads the character
+drawn from the position before it (generation.py), so one recalculation continues the prompt,
+and the next character is the draw at position n-1.  A longer prompt: the sheet reads its last
 T characters (as nanoGPT's ``generate`` crops the context) and says so.
 
-What verify compares: PyTorch runs on exactly the T ids the sheet shows (the prompt, then pads), so
-every position is compared, pads included; the prompt's positions equal PyTorch on the prompt
-alone (tests check it).  Masked attention scores are -inf in PyTorch and blank in the sheet, and
-count as equal; the probabilities there are 0 on both sides.  An unknown character stops
-verify and run with its "not in vocab" message.
+What verify compares: PyTorch runs the same loop (generation.generate_ids) from the prompt and the
+workbook's Temperature, Top-k and Seed cells, then every intermediate of the T ids; the prompt's
+positions equal PyTorch on the prompt alone (tests check it).  Masked attention scores are -inf
+in PyTorch and blank in the sheet, and count as equal; the probabilities there are 0 on both
+sides.  An unknown character stops verify and run with its "not in vocab" message.
 """
 from __future__ import annotations
 

@@ -1,7 +1,8 @@
 """The GPT's body, shared by its two front ends (gpt.py's prompt cell, gpt_tokens.py's id cells).
 
 Sheets after the front end's: Embedding (wte, wpe, x0), per block "B<i> Attention" and
-"B<i> MLP", and Output (final layer norm, logits, temperature softmax, next token, top 5).  The
+"B<i> MLP", Output (final layer norm, logits, the prompt's next token by the sampling rule, top
+5) and Sampling (generation.py: each position's draw, fed to the next position's input).  The
 body composes blocks.py's generic blocks with nanoGPT's names (c_attn, c_proj, c_fc, ln_1 ...):
 node names are the trace names of ``GPT.forward`` (``h0.attn.q1``, ``ln_f.var`` ...), so each
 node's ``ref`` is its own name.  A vocabulary wider than a sheet (GPT-2's 50,257) puts the
@@ -18,7 +19,7 @@ from ..ir import graph as ir
 from . import blocks, generation
 from .blocks import Activation, Weights
 
-PAD = 0         # token id of the positions after the prompt (never seen by the prompt's positions)
+PAD = 0         # the front end's id past the prompt; generation replaces it with the draws
 TOP_K = 5       # candidates listed on the Output sheet
 # positions computed without --context: every position of a model whose block size is at most
 # this, else this many (or as many as the prompt or token ids fill).  Cells grow with T and the

@@ -3,9 +3,9 @@
 GPT-2's byte-level BPE, a word-level meta.pkl, or no vocabulary at all (a bare nanoGPT, minGPT or
 Hugging Face checkpoint): there is no text the sheet could split, so the Prompt sheet has one
 yellow cell per position where the user types token ids.  The prompt is the filled cells from t0
-on: its length n is their count and the next token is read at position n-1, as with a typed
-prompt; the blank positions after it compute on the pad id (causal attention keeps them out of
-the prompt's positions).  Each id is checked in the sheet, a whole number in 0..V-1 and no blank
+on: its length n is their count and the next token is drawn at position n-1, as with a typed
+prompt; the blank positions after it read the ids drawn before them (generation.py).  A
+tokenizer sheet (a BPE prompt) would hand build_body a Front whose ids are its tokens.  Each id is checked in the sheet, a whole number in 0..V-1 and no blank
 before the last filled cell; a bad one shows its message in the id column, the numbers after it
 show errors, and run and verify report the message as one line.
 

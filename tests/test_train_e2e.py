@@ -111,10 +111,11 @@ def test_edited_data_and_rate_move_every_step(engine, examples, tmp_path, model)
 
 
 ACTS = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "gelu": nn.GELU,
-        "leaky_relu": nn.LeakyReLU}
+        "gelu_tanh": lambda: nn.GELU(approximate="tanh"), "leaky_relu": nn.LeakyReLU,
+        "silu": nn.SiLU, "elu": nn.ELU, "softplus": nn.Softplus}
 
 
-@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(widths=st.lists(st.integers(1, 5), min_size=2, max_size=4),
        acts=st.lists(st.sampled_from(sorted(ACTS)), min_size=3, max_size=3),
        rows=st.integers(1, 5), optimizer=st.sampled_from(["sgd", "momentum", "adam"]),

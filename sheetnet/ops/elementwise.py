@@ -168,6 +168,10 @@ class Silu(Unary):
     def reference(self, v):
         return v[self.x] / (1.0 + np.exp(-v[self.x]))
 
+    def derivative(self, b, out, grad):
+        from .grad import SiluGrad
+        return [(self.x, b.add(SiluGrad(grad, self.x), b.shape(self.x)))]
+
     @staticmethod
     def example():
         return Example({"x": X}, Silu("x"), lambda T, x: T.nn.functional.silu(x))
@@ -199,6 +203,11 @@ class Softplus(Unary):
         b = number(self.beta)
         return f"IF({b}*{x}>{t},{x},LN(1+EXP({b}*{x}))/{b})"
 
+    def derivative(self, b, out, grad):
+        from .grad import SoftplusGrad
+        return [(self.x, b.add(SoftplusGrad(grad, self.x, self.beta, self.threshold),
+                               b.shape(self.x)))]
+
     @staticmethod
     def example():
         return Example({"x": X}, Softplus("x", 2.0, 5.0),
@@ -225,6 +234,10 @@ class Elu(Unary):
         if self.alpha == 1:  # the common case reads as the textbook formula
             return f"IF({x}>0,{x},EXP({x})-1)"
         return f"IF({x}>0,{x},{number(self.alpha)}*(EXP({x})-1))"
+
+    def derivative(self, b, out, grad):
+        from .grad import EluGrad
+        return [(self.x, b.add(EluGrad(grad, self.x, self.alpha), b.shape(self.x)))]
 
     @staticmethod
     def example():

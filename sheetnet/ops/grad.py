@@ -274,6 +274,69 @@ class GeluGrad(_Masked):
             lambda T, x: T.nn.functional.gelu(x)))
 
 
+@register
+@dataclass(frozen=True)
+class SiluGrad(_Masked):
+    """g s (1 + x (1 - s)), s = sigmoid(x): SiLU's slope at x."""
+    g: Ref
+    x: Ref
+    PATTERN = "{g}*(1+{x}*(1-1/(1+EXP(-{x}))))/(1+EXP(-{x}))"
+    TORCH = staticmethod(_torch_slope(lambda T, x: T.nn.functional.silu(x)))
+
+    def reference(self, v):
+        x = v[self.x]
+        s = 1.0 / (1.0 + np.exp(-x))
+        return v[self.g] * s * (1 + x * (1 - s))
+
+
+@register
+@dataclass(frozen=True)
+class EluGrad(_Masked):
+    """g where x > 0, else g alpha exp(x): ELU's slope."""
+    g: Ref
+    x: Ref
+    alpha: float = 1.0
+
+    def reference(self, v):
+        x, g = v[self.x], v[self.g]
+        return np.where(x > 0, g, g * self.alpha * np.exp(np.minimum(x, 0)))
+
+    def formula(self, r, i, j):
+        g, x = r.cell(self.g, i, j), r.cell(self.x, i, j)
+        return f"IF({x}>0,{g},{g}*{number(self.alpha)}*EXP({x}))"
+
+    @staticmethod
+    def example():
+        return Example({"g": G, "x": Z}, EluGrad("g", "x", 0.5), _torch_slope(
+            lambda T, x: T.nn.functional.elu(x, 0.5)))
+
+
+@register
+@dataclass(frozen=True)
+class SoftplusGrad(_Masked):
+    """g where beta x > threshold (softplus is x there), else g e / (1 + e), e = exp(beta x):
+    as torch's backward, which never overflows (IF computes only the branch it takes)."""
+    g: Ref
+    x: Ref
+    beta: float = 1.0
+    threshold: float = 20.0
+
+    def reference(self, v):
+        bx, g = self.beta * v[self.x], v[self.g]
+        e = np.exp(np.minimum(bx, self.threshold))
+        return np.where(bx > self.threshold, g, g * e / (1 + e))
+
+    def formula(self, r, i, j):
+        g, x = r.cell(self.g, i, j), r.cell(self.x, i, j)
+        bx = x if self.beta == 1 else f"{number(self.beta)}*{x}"
+        return f"IF({bx}>{number(self.threshold)},{g},{g}*EXP({bx})/(1+EXP({bx})))"
+
+    @staticmethod
+    def example():
+        return Example({"g": G, "x": Z}, SoftplusGrad("g", "x", 2.0, 5.0), _torch_slope(
+            lambda T, x: T.nn.functional.softplus(x, 2.0, 5.0)))
+
+
 # --- LayerNorm's steps (RowMean, RowVar, Normalize) ---------------------------------------------
 @register
 @dataclass(frozen=True)

@@ -38,6 +38,7 @@ class Fn(nn.Module):
         self.w = nn.Parameter(torch.linspace(0.5, 1.5, width))
         self.proj = nn.Linear(width, 3 * width)
         self.register_buffer("tril", torch.tril(torch.ones(t, t)))
+        self.register_buffer("causal", torch.tril(torch.ones(t, t)).bool())
         self.register_buffer("inv_freq", 1.0 / (100 ** (torch.arange(0, 4, 2).float() / 4)))
 
     def forward(self, x):
@@ -100,6 +101,10 @@ CASES = {
     "sdpa no mask, scale": lambda m, x: F.scaled_dot_product_attention(*_heads(m, x), scale=0.3),
     "sdpa bool mask": lambda m, x: F.scaled_dot_product_attention(
         *_heads(m, x), attn_mask=m.tril.bool()),
+    "sdpa bool buffer mask": lambda m, x: F.scaled_dot_product_attention(
+        *_heads(m, x), attn_mask=m.causal),
+    "masked_fill by a buffer": lambda m, x: torch.softmax(
+        (x[0] @ x[0].t()).masked_fill(~m.causal, -math.inf), -1),
     "sdpa additive mask": lambda m, x: F.scaled_dot_product_attention(
         *_heads(m, x), attn_mask=torch.zeros(4, 4).masked_fill(m.tril == 0, -math.inf)),
     "gqa enable_gqa": lambda m, x: _gqa(m, x, "gqa"),
@@ -211,3 +216,59 @@ def test_manual_attention_costs_no_more_cells_than_sdpa():
         counts.append(sum(math.prod(n.shape) for n in g.nodes.values()
                           if not isinstance(n.op, (*ir.LEAF_TYPES, ir.View))))
     assert counts[0] == counts[1]
+
+
+# --- refusals of the attention-era lowerings: one line naming the op and the module ----------
+def _attn(**kw):
+    return lambda m, x: F.scaled_dot_product_attention(*_heads(m, x), **kw)
+
+
+class Masked(Fn):
+    """Fn with its mask buffers: ``band`` (a window of 2: not causal), ``minus_one`` (an
+    additive mask that is neither 0 nor -inf)."""
+
+    def __init__(self, fn):
+        super().__init__(fn)
+        self.register_buffer("band", (torch.tril(torch.ones(4, 4))
+                                      - torch.tril(torch.ones(4, 4), -2)).bool())
+        self.register_buffer("minus_one", torch.full((4, 4), -1.0))
+
+
+REFUSED = [
+    ("sdpa with dropout", _attn(dropout_p=0.5, is_causal=True), "with dropout_p=0.5"),
+    ("sdpa with a mask from the input", lambda m, x: F.scaled_dot_product_attention(
+        *_heads(m, x), attn_mask=x[0, :, :4]), "attention mask computed from the input"),
+    ("sdpa with a banded mask", lambda m, x: F.scaled_dot_product_attention(
+        *_heads(m, x), attn_mask=m.band), "attention mask that is not causal"),
+    ("sdpa with an additive mask of other values", lambda m, x: F.scaled_dot_product_attention(
+        *_heads(m, x), attn_mask=m.minus_one), "additive mask other than 0 / -inf"),
+    ("sdpa on a batch of two", lambda m, x: F.scaled_dot_product_attention(
+        *[y.expand(2, -1, -1, -1) for y in _heads(m, x)], is_causal=True), "batch of one"),
+    ("masked scores scaled", lambda m, x: (lambda q, k, v: torch.softmax(torch.softmax(
+        q @ k.transpose(-2, -1), -1).masked_fill(m.tril == 0, -math.inf) * 3, -1) @ v)(
+        *_heads(m, x)), "scales masked scores"),
+    ("-inf off the causal pattern, per head", lambda m, x: torch.softmax(
+        (x @ x.transpose(-2, -1)).masked_fill(m.tril == 1, -math.inf), -1),
+     "other than the future"),
+    ("-inf off the causal pattern", lambda m, x: torch.softmax(
+        (x[0] @ x[0].t()).masked_fill(m.band, -math.inf), -1), "outside the causal pattern"),
+    ("a mask from the input", lambda m, x: x.masked_fill(x.to(torch.bool), 1.0),
+     "casts to torch.bool"),
+    ("a tensor power", lambda m, x: x.pow(m.proj(x)[..., :8]), "tensor power"),
+    ("amax over two dims", lambda m, x: x.amax(dim=(1, 2)), "only the last dim"),
+    ("rms_norm over two dims", lambda m, x: F.rms_norm(x, (4, 8)), "only the last dim"),
+    ("cat along a middle dim", lambda m, x: torch.cat([x.view(1, 4, 2, 4)] * 2, 2),
+     "along dim 2"),
+    ("an integer cast of a computed tensor", lambda m, x: x.long().float() * x,
+     "casts to torch.int64"),
+]
+
+
+@pytest.mark.parametrize("why, fn, words", REFUSED, ids=[r[0] for r in REFUSED])
+def test_refusals_name_the_op_and_the_module(why, fn, words):
+    model = nn.Sequential(nn.Identity(), Masked(fn))   # the module path: "1"
+    with pytest.raises(sheetnet.SheetnetError) as info:
+        capture_module(model.eval(), (torch.randn(1, 4, 8),))
+    message = str(info.value)
+    assert "\n" not in message and words in message, message
+    assert message.startswith("aten.") and " at 1 " in message, message

@@ -304,10 +304,10 @@ def masked_fill(cx, x, mask, value):
     scores is CausalMask (blank cells); a finite value is a Where over 0/1 constant cells."""
     if heads.on_parts(cx, x):
         return heads.mask_parts(cx, x, mask, value)
-    if cx.value(mask).const is None:
+    if cx.const_of(mask) is None:
         cx.refuse("with a mask computed from the input: only a constant mask is supported")
     if value == -math.inf:
-        return _mask_future(cx, x, heads.is_future(cx, cx.value(mask).const))
+        return _mask_future(cx, x, heads.is_future(cx, cx.const_of(mask)))
     out = tuple(cx.node.meta["val"].shape)
     cx.emit(ir.Where(_operand(cx, mask, out), cx.const(value), _operand(cx, x, out)))
 
@@ -315,10 +315,10 @@ def masked_fill(cx, x, mask, value):
 def where(cx, cond, a, b):
     """a where the (constant) condition holds, else b; -inf in place of the future of
     (T, T) scores is a causal mask (masked_fill's)."""
-    if cx.value(cond).const is None:
+    if cx.const_of(cond) is None:
         cx.refuse("with a condition computed from the input: only a constant one")
     if b == -math.inf and hasattr(a, "name"):
-        keep = np.asarray(cx.value(cond).const, dtype=bool)
+        keep = np.asarray(cx.const_of(cond), dtype=bool)
         return _mask_future(cx, a, heads.is_future(cx, ~keep))
     out = tuple(cx.node.meta["val"].shape)
     cx.emit(ir.Where(_operand(cx, cond, out), _operand(cx, a, out), _operand(cx, b, out)))

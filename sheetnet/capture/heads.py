@@ -139,11 +139,11 @@ def sdpa(cx, q, k, v, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None
 
 def _mask_kind(cx, mask, t: int, s: int) -> bool:
     # True: a causal mask (bool tril, or additive 0 / -inf); False: one that masks nothing
-    val = cx.value(mask)
-    if val.const is None:
+    value = cx.const_of(mask)
+    if value is None:
         cx.refuse("with an attention mask computed from the input: only a causal mask "
                   "(or none) is supported")
-    m = np.broadcast_to(np.asarray(val.const), (*val.const.shape[:-2], t, s)).reshape(-1, t, s)
+    m = np.broadcast_to(np.asarray(value), (*value.shape[:-2], t, s)).reshape(-1, t, s)
     allowed = m if m.dtype == bool else (m == 0)
     if m.dtype != bool and not np.all((m == 0) | np.isneginf(m)):
         cx.refuse("with an additive mask other than 0 / -inf")

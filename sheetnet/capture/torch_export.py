@@ -107,12 +107,15 @@ class _Lowering:
         self.derived: dict[str, Callable[[dict], Any]] = {}
         self.values: dict[str, Any] = {}               # every node's tensor, float64, at capture
         self.folded: set[str] = set()                  # nodes computed from constants only
+        self.buffers: set[str] = set()                 # buffer and lifted-constant inputs
 
     # --- the walk ------------------------------------------------------------------------------
     def run(self, example_inputs: tuple) -> ir.Graph:
         sig = self.program.graph_signature
         self.values = run_program(self.program, example_inputs)
         self.folded = _foldable(self.program)
+        self.buffers = {spec.arg.name for spec in sig.input_specs
+                        if spec.kind.name in ("BUFFER", "CONSTANT_TENSOR")}
         user = iter(example_inputs)
         for spec in sig.input_specs:
             if spec.kind.name == "USER_INPUT":
@@ -312,8 +315,9 @@ class _Lowering:
         return val.node, row_major(val.shape, self.g.shape(val.node))
 
     def const_of(self, arg):
-        """The value of a folded constant (numpy), lowered yet or not; None for anything else."""
-        if not isinstance(arg, torch.fx.Node) or arg.name not in self.folded:
+        """The value (numpy) of a folded constant, lowered yet or not, or of a buffer or lifted
+        constant read as it is (a mask); None for anything else."""
+        if not isinstance(arg, torch.fx.Node) or arg.name not in self.folded | self.buffers:
             return None
         value = self.values.get(arg.name)
         return value.numpy() if isinstance(value, torch.Tensor) else None

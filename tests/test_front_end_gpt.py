@@ -107,6 +107,9 @@ CASES = {
         (x[0] @ x[0].t()).masked_fill(~m.causal, -math.inf), -1),
     "sdpa additive mask": lambda m, x: F.scaled_dot_product_attention(
         *_heads(m, x), attn_mask=torch.zeros(4, 4).masked_fill(m.tril == 0, -math.inf)),
+    "interleaved heads": lambda m, x: F.scaled_dot_product_attention(   # no rectangles:
+        *[y.reshape(1, 4, 4, 2).permute(0, 3, 1, 2) for y in m.proj(x).split(8, -1)],  # gathers
+        is_causal=True),
     "gqa enable_gqa": lambda m, x: _gqa(m, x, "gqa"),
     "gqa expand reshape": lambda m, x: _gqa(m, x, "expand"),
     "gqa repeat_interleave": lambda m, x: _gqa(m, x, "interleave"),

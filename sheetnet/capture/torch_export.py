@@ -133,6 +133,7 @@ class _Lowering:
             elif node.op == "output":
                 self._outputs(node.args[0])
         self.g.meta["architecture_lines"] = lines
+        self.values = {}   # the capture-time run: verify runs the graph again on the book's ids
         return self.g
 
     def _input(self, name: str, example: torch.Tensor) -> None:
@@ -283,14 +284,16 @@ class _Lowering:
         r0, c0 = (int(v) for v in cells[0, 0]) if cells.size else (0, 0)
         want = np.stack(np.meshgrid(r0 + np.arange(rows), c0 + np.arange(cols), indexing="ij"),
                         axis=-1)
-        if not np.array_equal(cells, want):
-            name = f"{self._base()}.{ref or node}.gather"
-            if name in self.g.nodes:
-                return name
-            return self.g.add(name, ir.Gather(
-                node, (rows, cols), tuple(int(r) for r in cells[..., 0].ravel()),
-                tuple(int(c) for c in cells[..., 1].ravel())), (rows, cols), self.sheet,
-                ref=ref, title=title or f"{ref or node}: its cells gathered from {node}")
+        if not np.array_equal(cells, want):   # the same cells gathered once, whoever reads them
+            op = ir.Gather(node, (rows, cols), tuple(int(r) for r in cells[..., 0].ravel()),
+                           tuple(int(c) for c in cells[..., 1].ravel()))
+            key = ("gather", node, op.shape, op.rows, op.cols)
+            if key not in self.views:
+                self.views[key] = self.g.add(
+                    f"{self._base()}.{ref or node}.gather{len(self.views)}", op, (rows, cols),
+                    self.sheet, ref=ref, title=title or f"{ref or node}: its cells gathered "
+                    f"from {node}")
+            return self.views[key]
         if (r0, c0, rows, cols) == (0, 0, *self.g.shape(node)):
             return node
         key = (node, (r0, r0 + rows), (c0, c0 + cols))

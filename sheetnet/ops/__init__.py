@@ -28,10 +28,10 @@ from .sample import (CumulativeSum, KeptSumExp, KthLargest, MaskedSoftmax, Minst
                      MinstdStream, PickId, SampleProbs, TopKMask, Uniform, ValueAt)
 from .generate import (CausalMatMul, DrawIndex, JoinText, NextInput, RowLargest, RowTopIds,
                        ShiftRows)
-from .grad import (ColumnDots, ColumnSums, EluGrad, GeluGrad, LeakyReluGrad, MatMulT, Mean,
-                   MseGrad, MseLoss, NormalizeGrad, OuterSum, PickedNll, ReluGrad, RowsAt,
-                   RowVarGrad, SigmoidGrad, SiluGrad, SoftmaxXentGrad, SoftplusGrad, Spread, Stack,
-                   TakeRows, TanhGrad)
+from .grad import (ColumnDots, ColumnSums, EluGrad, GeluGrad, LeakyReluGrad, MatMulT,
+                   NormalizeGrad, OuterSum, ReluGrad, RowsAt, RowVarGrad, SigmoidGrad, SiluGrad,
+                   SoftplusGrad, Spread, TanhGrad)
+from .loss import Mean, MseGrad, MseLoss, PickedNll, SoftmaxXentGrad, Stack, TakeRows
 from .optim import AdamMoment, AdamStep, MomentumBuffer, SgdStep
 from .mathfn import Cos, Exp, Log, Power, RmsNormalize, RowMeanSquare, Rsqrt, Sin, Where
 from .heads import CausalMask, Gather, ScaledScores, StackRows

@@ -74,6 +74,16 @@ def test_export_and_verify_match_hf_in_libreoffice(engine, tmp_path, family, tie
     assert rows["output"].max_abs_err <= TOL
 
 
+def test_array_formulas_verify_too(engine, tmp_path):
+    # --style arrays: MMULT scores and elementwise ranges; rotary and gathers stay per cell
+    save_tiny(tmp_path / "hf", "qwen2", tied=True, seed=2)
+    book = tmp_path / "model.xlsx"
+    res = invoke("export", tmp_path / "hf", book, "--tokens", "4,5,6", "--style", "arrays")
+    assert res.exit_code == 0 and "style arrays" in res.output, res.output
+    report = sheetnet.verify(book, tmp_path / "hf", engine=engine)
+    assert report.ok and report.max_abs_err <= TOL, report.table()
+
+
 def test_typed_token_ids_recompute_to_hf(engine, tmp_path):
     # the ids are the workbook's input cells: typed ids give HF's logits for those ids
     model = save_tiny(tmp_path / "hf", "llama", tied=False)

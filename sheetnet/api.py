@@ -17,7 +17,8 @@ from .errors import SheetnetError
 from .options import ExportOptions
 
 
-def export(model, out, example_inputs=None, *, progress: bool | Callable = False, **options):
+def export(model, out, example_inputs=None, *, progress: bool | Callable = False, train=None,
+           **options):
     """Compile a model into an .xlsx workbook whose formulas compute it.
 
     Args:
@@ -30,6 +31,9 @@ def export(model, out, example_inputs=None, *, progress: bool | Callable = False
             or (1, in)) is then written into the Input sheet instead of zeros.
         progress: True: one line per sheet written on stderr (a bar on a terminal); a callable:
             called (done, total, sheet name) per sheet; False: silent.
+        train: write training unrolled instead (the CLI's --train): a dict of
+            capture.train_data.TrainOptions' fields, e.g. {"data": "xy.csv", "steps": 20,
+            "optimizer": "adam", "lr": 0.05, "batch": 8}, or a TrainOptions.
         options: ExportOptions' fields: style, force, precision, context, prompt, tokens, fmt,
             meta, activations, input_value, max_recalc.
     Returns:
@@ -40,8 +44,21 @@ def export(model, out, example_inputs=None, *, progress: bool | Callable = False
     """
     from .pipeline import export as export_book
     opts = export_options(options)
+    if isinstance(train, dict):
+        train = _train_options(train)
     with _progress_callback(progress) as callback:
-        return export_book(model, out, opts, progress=callback, example_inputs=example_inputs)
+        return export_book(model, out, opts, progress=callback, example_inputs=example_inputs,
+                           train=train)
+
+
+def _train_options(given: dict):
+    # train={...} -> TrainOptions, an unknown key refused in one line
+    from .capture.train_data import TrainOptions
+    known = [f.name for f in dataclasses.fields(TrainOptions)]
+    unknown = [k for k in given if k not in known]
+    if unknown:
+        raise SheetnetError(f"train takes no option {unknown[0]!r}; options: {', '.join(known)}")
+    return TrainOptions(**given)
 
 
 def verify(book, model, example_inputs=None, engine="libreoffice", tol: float | None = None,

@@ -10,6 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from torch import nn
 
+import sheetnet
 from sheetnet.capture.train_data import TrainOptions
 from sheetnet.capture.train_torch import trace_training
 from sheetnet.errors import SheetnetError
@@ -158,9 +159,8 @@ def test_front_end_embedding_layer_norm_gelu(engine, tmp_path):
     rng = np.random.default_rng(1)
     (tmp_path / "d.csv").write_text("id,y1,y2\n" + "".join(
         f"{i % 5},{rng.normal()!r},{rng.normal()!r}\n" for i in range(7)))
-    export(model, tmp_path / "m.xlsx", ExportOptions(), example_inputs=(ids,),
-           train=TrainOptions(data=str(tmp_path / "d.csv"), steps=3, optimizer="adam",
-                              lr=0.05, batch=3))
+    sheetnet.export(model, tmp_path / "m.xlsx", (ids,), train={  # the Python API's way
+        "data": str(tmp_path / "d.csv"), "steps": 3, "optimizer": "adam", "lr": 0.05, "batch": 3})
     report = verify(tmp_path / "m.xlsx", model, example_inputs=(ids,), engine=engine)
     assert report.ok, report.table()
     grads = {r.name for r in report.rows if r.name.startswith("s3.grad.")}
@@ -191,3 +191,10 @@ def test_a_typed_word_outside_the_vocabulary_is_named(engine, examples, tmp_path
     entry = read_manifest(book).nodes["data.y"]
     with pytest.raises(SheetnetError, match="not in the vocabulary: 'zebra'"):
         run(book, engine=engine, edits=[(entry.sheet, entry.row + 1, entry.col, "zebra")])
+
+
+def test_the_api_refuses_an_unknown_train_option(tmp_path):
+    with pytest.raises(SheetnetError, match="train takes no option 'epochs'"):
+        sheetnet.export(nn.Sequential(nn.Linear(1, 1)), tmp_path / "m.xlsx",
+                        train={"data": "d.csv", "epochs": 3})
+    assert not (tmp_path / "m.xlsx").exists()

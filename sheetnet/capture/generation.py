@@ -195,11 +195,12 @@ def generate_ids(model, ids: list[int], n: int, temperature: float, top_k: int, 
             u = states[i + 1 - max(n, 1)] / MINSTD_M
             pick, p = sample_pick(logits, temperature, top_k, u)
             ids[i + 1] = pick
-            cum = p.cumsum(0)
-            if sheet_ids is not None and int(sheet_ids[i + 1]) != pick:
+            other = None if sheet_ids is None else sheet_ids[i + 1]
+            whole = isinstance(other, (int, float)) and float(other).is_integer()
+            if whole and int(other) != pick:  # (text there is an error the read reports)
                 # the ids the rule gives for any u' within TIE of u
+                cum, other = p.cumsum(0), int(other)
                 low, high = (int((cum < u + d).sum()) for d in (-TIE, TIE))
-                other = int(sheet_ids[i + 1])
                 if low <= other <= high:
                     notes.append(f"tie at step {i + 2 - max(n, 1)}: u = {u!r} is within {TIE:g} "
                                  f"of a cumulative p; the sheet drew {other}, PyTorch {pick}")

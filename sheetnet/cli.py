@@ -42,6 +42,16 @@ def _ints(text: str | None) -> list[int] | None:
         raise SheetnetError(f"expected comma-separated integers, got {text!r}") from None
 
 
+def _whole(option: str, text: str | None) -> int | None:
+    # a whole-number option, refused in one line (click's own refusal is a usage block)
+    if text is None:
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise SheetnetError(f"{option} must be a whole number (got {text!r})") from None
+
+
 def _floats(text: str) -> list[float]:
     try:
         return [float(t) for t in text.split(",") if t.strip()]
@@ -337,9 +347,9 @@ def verify(book, model, tol, fmt, meta, activations, timeout, engine):
 @click.option("--tokens", default=None, help="GPT: comma-separated token ids")
 @click.option("--temperature", type=float, default=None,
               help="temperature cell (a GPT: >= 0, 0 = greedy)")
-@click.option("--top-k", "top_k", type=int, default=None, help="GPT: top-k cell (0 = all ids)")
-@click.option("--seed", type=int, default=None, help="GPT: seed cell (1 .. 2147483646)")
-@click.option("--generate", type=int, default=None,
+@click.option("--top-k", "top_k", default=None, help="GPT: top-k cell (0 = all ids)")
+@click.option("--seed", default=None, help="GPT: seed cell (1 .. 2147483646)")
+@click.option("--generate", default=None,
               help="GPT: new tokens to report (default: all the context holds)")
 @click.option("--inputs", "batch", type=click.Path(dir_okay=False), default=None,
               help="one prompt or input row per line (CSV, or JSONL for a .jsonl file): one "
@@ -354,6 +364,8 @@ def run(book, inputs, prompt, tokens, temperature, top_k, seed, generate, batch,
     the outputs; a GPT workbook prints its continuation of the prompt."""
     from .engines.base import check_timeout
     from .runner import read_input_rows, run_many
+    top_k, seed, generate = (_whole(name, v) for name, v in
+                             (("--top-k", top_k), ("--seed", seed), ("--generate", generate)))
     if top_k is not None and top_k < 0:  # said before the engine starts
         raise SheetnetError(f"--top-k must be 0 or more (got {top_k})")
     common = {"temperature": temperature, "top_k": top_k, "seed": seed, "generate": generate}

@@ -244,6 +244,7 @@ def test_cli_inputs_file_one_result_per_line(books, example, tmp_path):
     (["--seed", "0"], "seed must be a whole number from 1 to 2147483646"),
     (["--seed", "2147483647"], "seed must be a whole number from 1 to 2147483646"),
     (["--generate", "25"], "--generate 25 is past the context: this prompt leaves room for 24"),
+    (["--top-k", "1.5"], "--top-k must be a whole number (got '1.5')"),
 ])
 def test_cli_refuses_bad_rule_values_in_one_line(books, args, message):
     res = invoke("run", books["cells"], "--prompt", PROMPT, *args)

@@ -19,9 +19,15 @@ import math
 
 import numpy as np
 
+from ..errors import SheetnetError
 from ..ir import graph as ir
-from ..loaders.bpe import Bpe, byte_chars, class_runs
+from ..loaders.bpe import Bpe, byte_chars, class_runs, read_bpe
+from ..loaders.hf_gpt2 import byte_level_text
 from ..ops import bpe as ops
+from ..ops.bpe import LO_TAB, BpeNote
+from . import generation
+from .gpt_body import PAD, Front, build_body, check_context, context_meta, trace_ids
+from .gpt_tokens import token_label
 
 MAX_BYTES = 64   # the prompt's UTF-8 bytes the Tokenizer sheet holds
 SHEET, TABLES = "Tokenizer", "BPE tables"
@@ -66,7 +72,7 @@ def add_tables(g: ir.Graph, bpe: Bpe, prefix: str = "bpe") -> None:
 
 def add_tokenizer(g: ir.Graph, bpe: Bpe, prompt: str, labels: str, context: int, pad: int,
                   max_bytes: int = MAX_BYTES, prefix: str = "bpe", sheet: str = SHEET,
-                  tables: str = "bpe") -> dict:
+                  tables: str = "bpe", outputs: dict | None = None) -> dict:
     """The Tokenizer sheet's nodes reading text node ``prompt`` (1, 1).
 
     Args:
@@ -75,6 +81,8 @@ def add_tokenizer(g: ir.Graph, bpe: Bpe, prompt: str, labels: str, context: int,
         context: T, the positions the ids fill (``pad`` after the prompt's tokens).
         max_bytes: the prompt's UTF-8 bytes the sheet holds (B): B character rows, B byte rows,
             B merge rows of B symbols.
+        outputs: names for the "ids", "n" and "note" nodes, placed on the Prompt sheet (a GPT's
+            tokens.id, prompt.n, prompt.note); default: "<prefix>.ids" ... on the Tokenizer sheet.
     Returns:
         {"ids": (T, 1) ids node, "n": (1, 1) token count, "note": (1, 1) status}.
     """
@@ -111,11 +119,123 @@ def add_tokenizer(g: ir.Graph, bpe: Bpe, prompt: str, labels: str, context: int,
                  "A row whose key is 0 is final: its symbols are the tokens"))
     g.add(f"{p}.step_tokens", ops.StepTokens(f"{p}.steps", labels), (b, 3), sheet,
           col_labels=["left token", "right token", "merged token"], beside=True)
-    g.add(f"{p}.n", ops.TokenCount(f"{p}.steps"), (1, 1), sheet, style="integer",
-          title="tokens", row_labels=["n"])
-    g.add(f"{p}.note", ops.BpeNote(prompt, f"{p}.nbytes", f"{p}.steps", f"{p}.n", b, context),
-          (1, 1), sheet, title="status", row_labels=["status"])
-    g.add(f"{p}.ids", ops.BpeIds(f"{p}.steps", f"{p}.note", f"{p}.n", m, context, pad),
-          (context, 1), sheet, title="token ids", row_labels=[f"t{k}" for k in range(context)],
-          style="integer")
-    return {"ids": f"{p}.ids", "n": f"{p}.n", "note": f"{p}.note"}
+    out = outputs or {k: f"{p}.{k}" for k in ("ids", "n", "note")}
+    where = "Prompt" if outputs else sheet
+    g.add(out["n"], ops.TokenCount(f"{p}.steps"), (1, 1), where, style="integer",
+          title=f"tokens (at most {context}, the positions)", row_labels=["n"])
+    g.add(out["note"], ops.BpeNote(prompt, f"{p}.nbytes", f"{p}.steps", out["n"], b, context),
+          (1, 1), where, title="status", row_labels=["status"])
+    g.add(out["ids"], ops.BpeIds(f"{p}.steps", out["note"], out["n"], m, context, pad),
+          (context, 1), where, order=1, title=f"Tokens and ids (pad {pad} after the prompt)",
+          row_labels=[f"t{k}" for k in range(context)], col_labels=["id"], style="integer",
+          ref="tokens.id" if outputs else None)
+    return out
+
+
+# --- the GPT front end: a prompt cell tokenized on the Tokenizer sheet ---------------------
+def lower_gpt_bpe(model, folder, prompt: str, context: int | None = None):
+    """capture.gpt.lower_gpt's branch for a model folder with a byte-level BPE and a prompt.
+
+    Raises:
+        SheetnetError: the folder's tokenizer is not one the sheet computes (loaders/bpe.py).
+    """
+    from pathlib import Path
+
+    from .trace import Captured
+    bpe = read_bpe(Path(folder))
+    if bpe is None:
+        raise SheetnetError(f"{folder} has no vocab.json + merges.txt or tokenizer.json")
+    return Captured(model, capture_gpt_bpe(model, bpe, prompt, context), trace_gpt_bpe(bpe))
+
+
+def capture_gpt_bpe(model, bpe: Bpe, prompt: str, context: int | None = None) -> ir.Graph:
+    """Build the workbook's graph for ``model`` with a prompt cell that the Tokenizer sheet
+    tokenizes with ``bpe``; its ids feed the body as typed ids would (gpt_tokens.py).
+
+    Args:
+        model: the GPT (a models.gpt.GPT) whose vocabulary ``bpe`` is.
+        prompt: the text written into the prompt cell.
+        context: positions T (default: gpt_body.check_context for the prompt's tokens).
+    Returns:
+        the graph, with ``meta["run"]`` declaring the prompt and the rule's inputs.
+    Raises:
+        SheetnetError: the tokenizer has ids the model lacks, or the prompt is past the sheet's
+            limits (bytes, or tokens beyond the context).
+    """
+    cfg = model.config
+    v = cfg.vocab_size
+    if len(bpe.tokens) > v:
+        raise SheetnetError(f"the tokenizer has {len(bpe.tokens):,} ids and the model {v:,}")
+    size = len(prompt.encode("utf-8"))
+    if size > MAX_BYTES:
+        raise SheetnetError(f"the prompt is {size} bytes in UTF-8; the Tokenizer sheet holds "
+                            f"{MAX_BYTES}")
+    ids = bpe.encode(prompt)
+    t = check_context(model, context, len(ids))
+    if len(ids) > t:
+        raise SheetnetError(BpeNote.TOKENS.format(len(ids), t))
+    strings = byte_level_text(bpe.tokens + [""] * (v - len(bpe.tokens)))
+    positions, said = context_meta(t, cfg.block_size)
+    positions["capture_options"] = {**positions["capture_options"], "prompt": prompt}
+    g = ir.Graph(meta={
+        "architecture": "gpt", "guide_text": "gpt-bpe", **positions,
+        "summary": (f"a GPT: {cfg.n_layer} blocks, {cfg.n_head} heads, {cfg.n_embd}-wide, "
+                    f"{v:,} tokens of a byte-level BPE ({len(bpe.merges):,} merges), {said}"),
+        "guide": {"context": t, "layers": cfg.n_layer, "last_sheet": f"B{cfg.n_layer} MLP",
+                  "max_bytes": MAX_BYTES, "merges": len(bpe.merges)}})
+    pos = [f"t{i}" for i in range(t)]
+    build_body(g, model, _bpe_inputs(g, bpe, strings, prompt, pos), pos)
+    report = {"tokens": "tokens.id", "next_token": "next.text", "top_ids": "top.id",
+              "top_probs": "top.prob", "top_tokens": "top.text", "note": "prompt.note",
+              "step_texts": "steps.text"}
+    g.meta["run"] = {
+        "input": "prompt", **generation.run_spec("prompt", report),
+        "integers": ["next_token", "top_ids"],
+        # outputs and "tokens" keep the prompt's positions only; text in tokens.id is an error
+        "positions": {"count": "prompt.n", "keys": ["tokens"]}, "errors": ["tokens.id"],
+        "vocab": strings}   # run --tokens spells the ids with it (and checks the sheet's ids)
+    return g
+
+
+def _bpe_inputs(g: ir.Graph, bpe: Bpe, strings: list[str], prompt: str, pos) -> Front:
+    # Prompt: the prompt cell, token count, status, then the ids and tokens; the Vocab sheet;
+    # the Tokenizer and BPE tables sheets between them
+    t, v = len(pos), len(strings)
+    g.add("prompt", ir.Input(np.array([[prompt]], dtype=object)), (1, 1), "Prompt",
+          title=f"Prompt: type text in the yellow cell (at most {MAX_BYTES} bytes of UTF-8); the "
+                "Tokenizer sheet splits it into tokens", row_labels=["prompt"])
+    labels = [token_label(s) for s in strings]
+    g.add("vocab.text", ir.Const(np.array([[s] for s in strings], dtype=object)), (v, 1), "Vocab",
+          title="Vocabulary: id (row), token string (its bytes as UTF-8), shown as",
+          row_labels=[str(i) for i in range(v)], col_labels=["token"])
+    g.add("vocab.label", ir.Const(np.array([[s] for s in labels], dtype=object)), (v, 1), "Vocab",
+          title="", col_labels=["shown as"], beside=True)
+    add_tables(g, bpe)
+    add_tokenizer(g, bpe, "prompt", "vocab.label", t, PAD,
+                  outputs={"n": "prompt.n", "note": "prompt.note", "ids": "tokens.id"})
+    g.add("tokens.text", ir.TokenText("vocab.label", "tokens.id", "prompt.n"), (t, 1), "Prompt",
+          order=1, title="", col_labels=["token"], beside=True)
+    return Front("tokens.id", "tokens.text", "token", labels, "vocab.text", "vocab.label",
+                 "text", "token")
+
+
+def trace_gpt_bpe(bpe: Bpe):
+    """The trace function of a BPE workbook: the prompt cell (``leaves["prompt"]``) encoded by
+    the tokenizer's own encoder (loaders/bpe.py), not the sheet's, so verify compares the sheet's
+    ids with it; then as ``gpt_body.trace_ids``.
+
+    Raises (from the function):
+        SheetnetError: the prompt past the sheet's limits, with the sheet's message.
+    """
+    def trace(model, graph: ir.Graph, leaves: dict) -> dict:
+        cell = np.asarray(leaves["prompt"], dtype=object).flat[0]
+        text = "" if cell is None else str(cell).replace(LO_TAB, "\t")  # see ops.CodePoints
+        t = graph.shape("tokens.id")[0]
+        ids = bpe.encode(text)
+        note = (BpeNote.EMPTY if not text else
+                BpeNote.BYTES.format(MAX_BYTES) if len(text.encode("utf-8")) > MAX_BYTES else
+                BpeNote.TOKENS.format(len(ids), t) if len(ids) > t else None)
+        if note:
+            raise SheetnetError(f"the prompt cannot be traced: {note}")
+        return trace_ids(model, graph, leaves, ids + [PAD] * (t - len(ids)), len(ids))
+    return trace

@@ -25,6 +25,7 @@ from .base import Example, Op, PerCellOnly, Ref, register
 
 _ROWS = PerCellOnly("a tokenizer row reads its neighbours and the row above: one formula per cell")
 HIGH, LOW, END = 55296, 56320, 57343   # UTF-16 surrogates D800, DC00, DFFF
+LO_TAB = "\x01"   # a tab as LibreOffice gives it from a cell with a line break (CodePoints)
 
 
 def _col(values) -> np.ndarray:
@@ -47,7 +48,9 @@ def _unit(t: str, k: int) -> str:
 @dataclass(frozen=True)
 class CodePoints(Op):
     """(count, 2): character i+1 of ``text`` and its code point; "" past the end.  A surrogate
-    pair (Excel's UTF-16) is combined on its first unit; its second unit gets code point 0."""
+    pair (Excel's UTF-16) is combined on its first unit; its second unit gets code point 0.
+    U+0001 reads as a tab: LibreOffice stores a tab in a cell that also holds a line break as a
+    field, which MID and UNICODE give as U+0001 (and a typed prompt holds no U+0001)."""
     INPUTS = ("text",)
     text: Ref
     count: int
@@ -55,6 +58,7 @@ class CodePoints(Op):
 
     def reference(self, v):
         text = "" if _blank(v[self.text][0, 0]) else str(v[self.text][0, 0])
+        text = text.replace(LO_TAB, "\t")
         return np.array([[text[i], float(ord(text[i]))] if i < len(text) else ["", ""]
                          for i in range(self.count)], dtype=object)
 
@@ -62,14 +66,14 @@ class CodePoints(Op):
         t = r.cell(self.text, 0, 0)
         ch, u = f"MID({t},{i + 1},1)", _unit(t, i + 1)
         if j == 0:
-            return ch
+            return f'IF({ch}="","",IF({u}=1,CHAR(9),{ch}))'
         pair = f"({u}-{HIGH})*1024+{_unit(t, i + 2)}-{LOW}+65536"
         return (f'IF({ch}="","",IF(AND({u}>={HIGH},{u}<{LOW}),{pair},'
-                f"IF(AND({u}>={LOW},{u}<={END}),0,{u})))")
+                f"IF(AND({u}>={LOW},{u}<={END}),0,IF({u}=1,9,{u}))))")
 
     @staticmethod
     def example():
-        return Example({"text": _col(["a😀é中"])}, CodePoints("text", 6))
+        return Example({"text": _col(["a😀é\x01中"])}, CodePoints("text", 7))
 
 
 @register
@@ -341,8 +345,8 @@ class MergeSteps(Op):
 
     def reference(self, v):
         width = v[self.first].shape[0]
-        codes = {int(c) // self.rank_scale: int(c) % self.rank_scale
-                 for c in np.asarray(v[self.codes], dtype=np.float64)[1:, 0]}
+        found = np.asarray(v[self.codes], dtype=np.float64)[1:, 0].astype(np.int64)
+        codes = dict(zip((found // self.rank_scale).tolist(), (found % self.rank_scale).tolist()))
         merged = np.asarray(v[self.merged], dtype=np.float64)[:, 0]
         row, out = [x for x in v[self.first][:, 0]], []
         for _ in range(self.steps + 1):
@@ -373,8 +377,16 @@ class MergeSteps(Op):
             a, b = r.mine(i, j - width), r.mine(i, j - width + 1)
             key = f"(MOD({a},{m})*{self.vocab}+MOD({b},{m}))*{big_r}"
             found = f"INDEX({r.all(self.codes)},MATCH({key}+{big_r - 1},{r.all(self.codes)},1))"
-            return (f'IF({b}="","",IF(INT({a}/{m})<>INT({b}/{m}),"",'
+            look = (f'IF({b}="","",IF(INT({a}/{m})<>INT({b}/{m}),"",'
                     f'IF({found}>={key},INT({a}/{m})*{big_r}+{found}-{key},"")))')
+            if i == 0:
+                return look
+            # a pair the last merge did not touch is the row above's, shifted past the merge:
+            # two lookups per row, not one per pair (IronCalc's MATCH is no binary search)
+            k, best, pos = j - pair, r.mine(i - 1, 0), r.mine(i - 1, 3)
+            same, after = r.mine(i - 1, j), r.mine(i - 1, j + 1) if k + 2 < width else '""'
+            return (f"IF({best}=0,{same},IF({k}<{pos}-1,{same},"
+                    f"IF({k}>{pos},{after},{look})))")
         if j >= sym:
             k = j - sym
             if i == 0:

@@ -1,0 +1,58 @@
+"""The Tokenizer sheet recalculated: every prompt typed into a prompt cell (as engine edits, many
+Tokenizer sheets per workbook, one load per batch) gives, in every cell of every Tokenizer node,
+what ops/bpe.py's reference gives, and ids exactly tokenizers' and GPT2TokenizerFast's.
+LibreOffice takes all the prompts with the GPT-2-sized tokenizer and one batch with the small
+one; Gnumeric and IronCalc a subset.  (No prompt has a carriage return: LibreOffice stores a
+typed "\r\n" as "\n", so the cell never holds one.)"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bpe_data import (NODES, gpt2_sized, prompts, recalculate, reference_ids, same_cell, small,
+                      tokenizer_book)
+from sheetnet.engines import open_engine
+
+PROMPTS = prompts()
+COPIES = 44           # Tokenizer sheets per workbook: 5 loads for the 220 prompts
+SUBSET = PROMPTS[:8] + PROMPTS[-8:]   # Gnumeric and IronCalc: a book of 16 sheets
+
+
+@pytest.fixture(scope="module")
+def books(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("bpe")
+    return {name: (make(), *tokenizer_book(make(), folder / f"{name}.xlsx", copies),
+                   folder / f"{name}.xlsx")
+            for name, make, copies in (("small", small, COPIES), ("gpt2-sized", gpt2_sized, COPIES),
+                                       ("subset", gpt2_sized, len(SUBSET)))}
+
+
+def _check(engine, book, texts):
+    tokenizer, graph, plan, path = book
+    copies = sum(1 for name in graph.nodes if name.endswith(".ids"))
+    wrong, ids = [], []
+    for k in range(0, len(texts), copies):
+        batch = texts[k:k + copies]
+        for text, (got, want) in zip(batch, recalculate(engine, graph, plan, path, batch)):
+            wrong += [(text, name, ij, got[name][ij], want[name][ij]) for name in NODES
+                      for ij in np.ndindex(want[name].shape)
+                      if not same_cell(got[name][ij], want[name][ij])]
+            n = int(got["n"][0, 0])
+            assert got["note"][0, 0] == "ok", (text, got["note"][0, 0])
+            ids.append([int(i) for i in got["ids"][:n, 0]])
+    assert not wrong, wrong[:5]
+    assert ids == reference_ids(tokenizer, texts)
+
+
+def test_every_prompt_in_libreoffice(engine, books):
+    _check(engine, books["gpt2-sized"], PROMPTS)
+
+
+def test_a_batch_with_the_small_tokenizer_in_libreoffice(engine, books):
+    _check(engine, books["small"], PROMPTS[::5][:COPIES])
+
+
+@pytest.mark.parametrize("engine_name", ["gnumeric", "ironcalc"])
+def test_a_subset_in_gnumeric_and_ironcalc(books, engine_name):
+    with open_engine(engine_name, timeout=600) as other:
+        _check(other, books["subset"], SUBSET)

@@ -58,7 +58,9 @@ def run(book, inputs: list[float] | None = None, engine="libreoffice",
     first = spec.input or manifest.inputs[0]
     all_edits = (input_edits(manifest, first, inputs) if inputs is not None else []) + list(edits or [])
     declared = spec.inputs
+    given = named.get("tokens")
     named = _tokens_as_prompt(spec, named)
+    spelled = given if given is not None and "tokens" not in named else None
     for key, value in named.items():
         if value is None:
             continue
@@ -80,6 +82,11 @@ def run(book, inputs: list[float] | None = None, engine="libreoffice",
         result[key] = values[0] if len(values) == 1 else values
     if spec.positions:
         _keep_positions(result, spec.positions, cells, first)
+    got = result.get("tokens")
+    if spelled is not None and isinstance(got, list) and list(spelled)[-len(got):] != got:
+        # a tokenizer sheet (BPE) reads the spelled text as other ids than the ones given
+        raise SheetnetError(f"token ids {list(spelled)} spell {named['prompt']!r}, which the "
+                            f"workbook tokenizes as {got}: give the text, or these ids")
     if "training" in manifest.info:  # --train: one loss per step, a list even for one step
         result["loss"] = result["loss"] if isinstance(result["loss"], list) else [result["loss"]]
     if "generated_ids" in result:

@@ -91,6 +91,9 @@ def lower_gpt(payload: dict, options=None) -> Captured:
         prompt = decode_tokens(tokens, vocab) if tokens is not None else prompt
         graph = capture_gpt(model, vocab, DEFAULT_PROMPT if prompt is None else prompt, context)
         return Captured(model, graph, trace_gpt)
+    if prompt is not None and payload.get("tokenizer_folder") is not None:
+        from .bpe import lower_gpt_bpe   # a byte-level BPE: the Tokenizer sheet (issue 18)
+        return lower_gpt_bpe(model, payload["tokenizer_folder"], prompt, context)
     if prompt is not None:
         has = (f"{len(vocab)} tokens such as {max(vocab, key=len)[:20]!r}" if vocab else "none")
         raise SheetnetError(f"a prompt needs a vocabulary of {size} single characters and this "

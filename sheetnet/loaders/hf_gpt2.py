@@ -47,7 +47,12 @@ def read_hf_gpt2(src: Source) -> dict:
     vocab = _vocab(folder / "vocab.json", config["vocab_size"])
     if vocab is not None:
         metadata["vocab"] = vocab
-    return payload("gpt", config, state, metadata)
+    out = payload("gpt", config, state, metadata)
+    if any((folder / f).is_file() for f in ("merges.txt", "tokenizer.json")):
+        # a byte-level BPE beside the model: read (loaders/bpe.py) only when --prompt asks for
+        # the Tokenizer sheet, so a bad tokenizer file never stops an export with token ids
+        out["tokenizer_folder"] = folder
+    return out
 
 
 def gpt_config(cfg: dict, where: Path) -> dict:

@@ -119,8 +119,11 @@ def main() -> None:
 
 
 def bench_warmup(folder: Path, data: Path) -> Path:
-    # a first small book, so that soffice's start-up is not timed
+    # first small books, so that neither soffice's start-up nor the first import of a model's
+    # modules (seconds on a busy machine) is timed
     book = folder / "warm.xlsx"
+    export(EXAMPLES / "textnet.pt", book, ExportOptions(force=True),
+           train=TrainOptions(data=str(EXAMPLES / "textnet_pairs.txt"), steps=1))
     export(EXAMPLES / "sqrt_2x2.pt", book, ExportOptions(force=True),
            train=TrainOptions(data=str(data), steps=1))
     return book

@@ -111,22 +111,24 @@ def add_tokenizer(g: ir.Graph, bpe: Bpe, prompt: str, labels: str, context: int,
           sheet, beside=True, col_labels=["symbol"])
     steps = ops.MergeSteps(f"{p}.first", f"{t}.codes", f"{t}.merged", len(bpe.tokens), m, r, b - 1)
     cols = [*ops.SUMMARY, *(f"s{k}" for k in range(b)), *(f"s{k}+s{k + 1}" for k in range(b - 1))]
-    g.add(f"{p}.steps", steps, (b, 7 + 2 * b - 1), sheet, row_labels=[f"step {k}" for k in range(b)],
-          col_labels=cols,
-          title=(f"Merges, one per row, per word the lowest rank first (ranks: merges.txt's line "
-                 f"order).  Symbols: word * {m} + token id.  Pair keys: word * {r} + rank where "
-                 "the pair has a merge, blank where not; the row's smallest key is its merge.  "
-                 "A row whose key is 0 is final: its symbols are the tokens"))
-    g.add(f"{p}.step_tokens", ops.StepTokens(f"{p}.steps", labels), (b, 3), sheet,
-          col_labels=["left token", "right token", "merged token"], beside=True)
+    # laid out: the merge's tokens first, then the grid beside them (order: after the bytes)
+    g.add(f"{p}.steps", steps, (b, 7 + 2 * b - 1), sheet, col_labels=cols, order=2, beside=True,
+          title=(f"Symbols: word * {m} + token id.  Pair keys: word * {r} + rank where the pair "
+                 "has a merge, blank where not; the row's smallest key is its merge"))
+    g.add(f"{p}.step_tokens", ops.StepTokens(f"{p}.steps", labels), (b, 3), sheet, order=1,
+          row_labels=[f"step {k}" for k in range(b)],
+          col_labels=["left token", "right token", "merged token"],
+          title=("Merges, one per row, per word the lowest rank first (rank: the line of "
+                 "merges.txt).  A row whose key is 0 is final: its symbols are the tokens"))
     out = outputs or {k: f"{p}.{k}" for k in ("ids", "n", "note")}
     where = "Prompt" if outputs else sheet
-    g.add(out["n"], ops.TokenCount(f"{p}.steps"), (1, 1), where, style="integer",
+    g.add(out["n"], ops.TokenCount(f"{p}.steps"), (1, 1), where, style="integer", order=3,
           title=f"tokens (at most {context}, the positions)", row_labels=["n"])
     g.add(out["note"], ops.BpeNote(prompt, f"{p}.nbytes", f"{p}.steps", out["n"], b, context),
-          (1, 1), where, title="status", row_labels=["status"])
+          (1, 1), where, title="status", row_labels=["status"], order=3)
     g.add(out["ids"], ops.BpeIds(f"{p}.steps", out["note"], out["n"], m, context, pad),
-          (context, 1), where, order=1, title=f"Tokens and ids (pad {pad} after the prompt)",
+          (context, 1), where, order=1 if outputs else 3,
+          title=f"Tokens and ids (pad {pad} after the prompt)",
           row_labels=[f"t{k}" for k in range(context)], col_labels=["id"], style="integer",
           ref="tokens.id" if outputs else None)
     return out

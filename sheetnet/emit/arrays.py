@@ -6,7 +6,7 @@ or ``PerCellOnly`` with the reason (those ops get one formula per cell in both s
 """
 from __future__ import annotations
 
-from ..ops import ELEMENTWISE, REGISTRY, PerCellOnly
+from ..ops import ELEMENTWISE, REGISTRY, PerCellOnly, inputs
 from .a1 import Refs
 
 
@@ -66,16 +66,12 @@ def position_nodes(graph) -> set[str]:
             found.add(node.name)
             rows[node.name] = node.shape[0]
             continue
-        t = {rows[n] for n in _reads(node.op) if n in found}
+        t = {rows[n] for n in (inputs(node.op) if hasattr(node.op, "INPUTS") else [])
+             if n in found}
         if node.shape[0] in t:
             found.add(node.name)
             rows[node.name] = node.shape[0]
     return found
-
-
-def _reads(op) -> list[str]:
-    from ..ops import inputs
-    return inputs(op) if hasattr(op, "INPUTS") else []
 
 
 class RowRefs(ArrayRefs):

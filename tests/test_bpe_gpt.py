@@ -101,3 +101,16 @@ def test_a_bad_merges_file_stops_only_a_prompt(tmp_path):
                    "merge 1 is not two tokens")
     assert invoke("export", folder, tmp_path / "t.xlsx", "--tokens", "1,2",
                   "--context", "4").exit_code == 0
+
+
+def test_functions_are_excel_2010s_but_unicode(book):
+    # UNICODE (Excel 2013) is the one later function: Excel 2010's CODE gives a code page's byte
+    from test_formulas import EXCEL_2010, _functions
+    assert _functions(book) - EXCEL_2010 == {"_xlfn.UNICODE", "CHAR"}   # CHAR: Excel 97's
+
+
+def test_import_writes_the_folder_back_with_its_tokenizer(book, tmp_path):
+    res = invoke("import", book, tmp_path / "back")
+    assert res.exit_code == 0, res.output
+    for name in ("vocab.json", "merges.txt"):
+        assert (tmp_path / "back" / name).read_bytes() == (small() / name).read_bytes()

@@ -126,6 +126,9 @@ def _tokenizers_split(text: str) -> list[str]:
             for w, _ in BYTE_LEVEL.pre_tokenize_str(text)]
 
 
+NEWER_LETTERS = {"0x1c89", "0x1c8a", "0xa7cb", "0xa7cc", "0xa7cd", "0xa7da", "0xa7db", "0xa7dc"}
+
+
 def _case(cp: int) -> str:
     # the code point after a space, between a letter and a digit, doubled before a letter
     return f"a {chr(cp)}1 {chr(cp)}{chr(cp)}x\n"
@@ -140,7 +143,9 @@ def test_pre_tokenizer_classes_agree_with_tokenizers_over_the_bmp():
         if loader.pre_tokenize(text) != _tokenizers_split(text):
             wrong += [hex(cp) for cp in chunk
                       if loader.pre_tokenize(_case(cp)) != _tokenizers_split(_case(cp))]
-    assert len(wrong) <= 20, wrong[:20]   # Unicode versions differ (Python's data vs Oniguruma's)
+    # letters new in Unicode 16 (Oniguruma's data) that Python 3.11's unicodedata calls unassigned:
+    # the sheet's class table is Python's, so they split as "other"
+    assert set(wrong) <= NEWER_LETTERS, sorted(set(wrong) - NEWER_LETTERS)
 
 
 # --- files as untrusted data ---------------------------------------------------------------

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,7 +43,8 @@ class Outcome:
 def run_cli(*args, cwd: Path | None = None, timeout: float = 300, env: dict | None = None
             ) -> Outcome:
     """``sheetnet ARGS...`` in a child Python; returns its exit code, output and peak memory."""
-    peak_file = Path(cwd or ROOT) / f".peak-{os.getpid()}-{id(args)}"
+    # in the temp dir, not the checkout: a run killed mid-test must not leave a file in the tree
+    peak_file = Path(tempfile.gettempdir()) / f"sheetnet-peak-{os.getpid()}-{id(args)}"
     full_env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
     try:
         proc = subprocess.run([sys.executable, "-c", _WRAPPER, str(peak_file), *map(str, args)],

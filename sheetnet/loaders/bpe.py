@@ -21,7 +21,7 @@ from pathlib import Path
 
 from ..errors import SheetnetError
 
-MAX_FILE_BYTES = 64 * 2 ** 20   # a GPT-2 vocab.json is 1 MB, merges.txt 0.5 MB, tokenizer.json 1.4 MB
+MAX_FILE_BYTES = 64 * 2 ** 20   # GPT-2's vocab.json is 1 MB, merges.txt 0.5 MB, tokenizer.json 1.4
 MAX_IDS = 131_072               # the sheet's pair codes (left*V + right)*R + rank stay below 2**53
 MAX_TOKEN_CHARS = 1_024         # GPT-2's longest token has 128 characters
 FILES = ("vocab.json", "merges.txt")
@@ -101,8 +101,8 @@ def char_class(cp: int) -> str:
 
 
 def pre_tokenize(text: str) -> list[str]:
-    """GPT-2's split, ``'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+``,
-    written out as a scanner (the regex module is not a dependency)."""
+    """GPT-2's split, written out as a scanner (the regex module is not a dependency):
+    ``'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+``."""
     words, i, n = [], 0, len(text)
     cls = [char_class(ord(c)) for c in text]
     while i < n:
@@ -232,7 +232,8 @@ def build(vocab: object, merges: list, where: Path) -> Bpe:
                             f"{MAX_IDS - 1:,}")
     table = []
     for rank, pair in enumerate(merges):
-        if not (isinstance(pair, list) and len(pair) == 2 and all(isinstance(p, str) for p in pair)):
+        if not (isinstance(pair, list) and len(pair) == 2
+                and all(isinstance(p, str) for p in pair)):
             raise SheetnetError(f"{where}: merge {rank + 1} is not two tokens separated by a space")
         lost = [t for t in (*pair, pair[0] + pair[1]) if t not in ids]
         if lost:

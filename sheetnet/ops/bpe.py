@@ -229,7 +229,9 @@ class ByteKeys(Op):
     def reference(self, v):
         n = np.asarray(v[self.nbytes], dtype=np.float64)[:, 0]
         before = np.concatenate([[0.0], np.cumsum(n)[:-1]])
-        return _col([float(b + i if _blank(c) else b - 0.5 if c == 0 else b) for i, (b, c) in enumerate(zip(before, v[self.code][:, 1]))])
+        codes = v[self.code][:, 1]
+        return _col([float(b + i if _blank(c) else b - 0.5 if c == 0 else b)
+                     for i, (b, c) in enumerate(zip(before, codes))])
 
     def formula(self, r, i, j):
         c = r.cell(self.code, i, 1)
@@ -437,7 +439,8 @@ class StepTokens(Op):
     @staticmethod
     def example():
         return Example({"steps": _table([["", "", "", "", 1.0, 2.0, 5.0], [0.0] + [""] * 6]),
-                        "labels": _col([f"t{k}" for k in range(10)])}, StepTokens("steps", "labels"))
+                        "labels": _col([f"t{k}" for k in range(10)])},
+                       StepTokens("steps", "labels"))
 
 
 def _final(r, steps: Ref, k: int) -> str:
@@ -502,8 +505,9 @@ class BpeNote(Op):
     def formula(self, r, i, j):
         t, n, rows = r.cell(self.text, 0, 0), r.cell(self.n, 0, 0), r.shape(self.steps)[0]
         tokens = '"{}"'.format(self.TOKENS.format('"&{}&"'.format(n), self.context))
+        too_long = f'"{self.BYTES.format(self.max_bytes)}"'
         return (f'IF(LEN({t})=0,"{self.EMPTY}",IF(OR(LEN({t})>{self.max_bytes},'
-                f'SUM({r.all(self.nbytes)})>{self.max_bytes}),"{self.BYTES.format(self.max_bytes)}",'
+                f'SUM({r.all(self.nbytes)})>{self.max_bytes}),{too_long},'
                 f'IF({r.cell(self.steps, rows - 1, 0)}<>0,"{self.STEPS.format(rows - 1)}",'
                 f'IF({n}>{self.context},{tokens},"ok"))))')
 

@@ -103,6 +103,19 @@ class Over(Broadcast):
     b: Ref
     PATTERN, FN = "{a}/{b}", staticmethod(np.divide)
 
+    def derivative(self, b, out, grad):
+        # d(a/b)/da = 1/b; d(a/b)/db = -a/b^2 = -out/b: each summed back to its operand's shape
+        from .grad import reduce_to
+        found = []
+        if b.wants(self.a):
+            found.append((self.a, reduce_to(b, b.add(Over(grad, self.b), b.shape(out)),
+                                            b.shape(self.a))))
+        if b.wants(self.b):
+            per = b.add(Over(b.add(Times(grad, out), b.shape(out)), self.b), b.shape(out))
+            found.append((self.b, b.add(Negate(reduce_to(b, per, b.shape(self.b))),
+                                        b.shape(self.b))))
+        return found
+
     @staticmethod
     def example():
         # divide by a column: the other broadcast axis

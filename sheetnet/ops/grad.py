@@ -431,18 +431,3 @@ class NormalizeGrad(Op):
                        NormalizeGrad("g", "x", "mean", "var", 1e-5, "var"),
                        lambda T, g, x, m, v: -(g * (x - m)).sum(1, keepdim=True)
                        / (2 * (v + 1e-5) ** 1.5))
-
-
-def _lookup_derivative(self, b, out, grad):
-    # out[i] = table[ids[i]]: each table row gets the gradients of the rows that read it
-    if not b.wants(self.table):
-        return []
-    rows = b.shape(self.table)[0]
-    return [(self.table, b.add(RowsAt(grad, self.ids, rows), b.shape(self.table)))]
-
-
-# Lookup's unit lives in ops/text.py, which another issue is editing now; its derivative is set
-# here, beside RowsAt, until it can move into the unit (Lookup.derivative is its one slot).
-from .text import Lookup  # noqa: E402
-
-Lookup.derivative = _lookup_derivative

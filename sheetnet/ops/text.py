@@ -172,6 +172,14 @@ class Lookup(Op):
     ids: Ref
     array = PerCellOnly("INDEX by a computed id: one cell at a time")
 
+    def derivative(self, b, out, grad):
+        # out[i] = table[ids[i]]: each table row gets the gradients of the rows that read it
+        from .grad import RowsAt
+        if not b.wants(self.table):
+            return []
+        rows = b.shape(self.table)[0]
+        return [(self.table, b.add(RowsAt(grad, self.ids, rows), b.shape(self.table)))]
+
     def reference(self, v):
         rows = np.asarray(v[self.ids], dtype=np.float64)[:, 0].astype(int)
         return np.asarray(v[self.table])[rows]

@@ -176,6 +176,18 @@ def test_a_token_that_looks_like_a_formula_is_text(tmp_path):
     assert v["labels"][-1, 0] == "=1+1"
 
 
+def test_a_formula_like_token_is_written_as_a_text_cell(tmp_path):
+    import openpyxl
+
+    from bpe_data import tokenizer_book
+    folder = _write(tmp_path / "t", _byte_vocab(FORMULA_TOKENS), FORMULA_MERGES)
+    graph, plan = tokenizer_book(folder, tmp_path / "b.xlsx", 1)
+    region = plan.regions["labels"]
+    cell = openpyxl.load_workbook(tmp_path / "b.xlsx")[region.sheet].cell(
+        region.row + region.nrows, region.col + 1)   # the last id's token
+    assert (cell.value, cell.data_type) == ("=1+1", "s")
+
+
 @pytest.mark.parametrize("vocab, merges, message", [
     ("[1, 2]", "", "does not hold a JSON object"),
     ("{" * 100_000, "", "not readable JSON"),

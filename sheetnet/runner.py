@@ -109,6 +109,8 @@ def run_many(book, rows: list[dict], engine="libreoffice", timeout: float = DEFA
     Returns:
         one result per row, in order.
     """
+    read_manifest(book)  # a foreign or corrupt file is refused before an engine starts on it
+
     def each(eng):
         if not hasattr(eng, "loaded"):  # Gnumeric, IronCalc: a load per input
             return [run(book, engine=eng, **{**common, **row}) for row in rows]

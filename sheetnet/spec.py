@@ -91,7 +91,9 @@ class SheetSpec:
     widths: dict[int, float] = field(default_factory=dict)
     default_width: float = 11
     scales: list[tuple[str, str, str, str]] = field(default_factory=list)  # (A1 range, low, mid, high colours)
+    shades: list[str] = field(default_factory=list)  # A1 ranges whose cells equal to 1 get a fill
     state: str = "visible"             # or "hidden", "veryHidden"
+    links: list[tuple[int, int, str]] = field(default_factory=list)  # (row, col, "'Sheet'!A1"): a cell linking there
 
     def put(self, row: int, col: int, value, kind: str = "text") -> None:
         self.cells[(row, col)] = (value, kind)

@@ -201,6 +201,10 @@ def _sheet_tail(spec, has_drawing: bool) -> str:
                                (("min", ""), ("percentile", ' val="50"'), ("max", "")))
                      + f'<color rgb="FF{low}"/><color rgb="FF{mid}"/><color rgb="FF{high}"/>'
                      '</colorScale></cfRule></conditionalFormatting>')
+    for k, ref in enumerate(spec.shades, start=len(spec.scales) + 1):  # a cell of 1: filled
+        parts.append(f'<conditionalFormatting sqref="{ref}"><cfRule type="cellIs" dxfId="0" '
+                     f'priority="{k}" operator="equal"><formula>1</formula></cfRule>'
+                     '</conditionalFormatting>')
     if spec.rules:
         parts.append(f'<dataValidations count="{len(spec.rules)}">')
         for rule in spec.rules:
@@ -266,7 +270,8 @@ def write_xlsx(book, path, styles: dict, precision: str = "float64", compresslev
         for name, ref in book.names.items():
             names.append(f'<definedName name="{attr_text(name)}">{xml_text(ref)}</definedName>')
         wb_rels += [("styles", "styles.xml"), ("theme", "theme/theme1.xml")]
-        zf.writestr("xl/styles.xml", st.xml())
+        shaded = any(s.shades for s in book.sheets)
+        zf.writestr("xl/styles.xml", st.xml(styles.get("shade_on", "FFD966") if shaded else None))
         zf.writestr("xl/theme/theme1.xml", theme_xml())
         zf.writestr("xl/_rels/workbook.xml.rels", rels_xml(wb_rels))
         zf.writestr("xl/workbook.xml",

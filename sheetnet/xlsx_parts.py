@@ -35,13 +35,16 @@ class Styles:
         self.index = {k: i + 1 for i, k in enumerate(self.kinds)}  # 0 is the default style
         self.spec = styles["kinds"]
 
-    def xml(self) -> str:
+    def xml(self, shade: str | None = None) -> str:
+        """styles.xml; ``shade`` (RRGGBB): one differential style (dxf 0), the fill of a cell a
+        cellIs rule marks (a plain rule: Gnumeric ignores colour scales)."""
         fonts, fills, borders, xfs = [], [], [], []
         fmt_ids: dict[str, int] = {}
         for kind in self.kinds:
             s = self.spec[kind]
             color = f'<color rgb="FF{s["color"]}"/>' if "color" in s else ""
             fonts.append(f'<font>{"<b/>" if s.get("bold") else ""}{"<i/>" if s.get("italic") else ""}'
+                         f'{"<u/>" if s.get("underline") else ""}'
                          f'<sz val="{s.get("size", 11)}"/>{color}<name val="Calibri"/></font>')
             fills.append(f'<fill><patternFill patternType="solid"><fgColor rgb="FF{s["fill"]}"/>'
                          '</patternFill></fill>' if "fill" in s else '<fill><patternFill/></fill>')
@@ -51,7 +54,7 @@ class Styles:
                                                  ("left", "right", "top", "bottom")) + "</border>")
             fmt = s.get("number_format")
             fmt_id = 0
-            if fmt:
+            if fmt and fmt != "General":  # General is built in (id 0)
                 fmt_id = fmt_ids.setdefault(fmt, 164 + len(fmt_ids))
             n = len(fonts)  # font/fill/border k+1 (index 0 and, for fills, 1 are the defaults)
             align = (f' applyAlignment="1"><alignment horizontal="{s["align"]}"/></xf>'
@@ -72,7 +75,9 @@ class Styles:
                 f'</cellStyleXfs><cellXfs count="{len(xfs) + 1}">'
                 f'<xf numFmtId="0" fontId="0" fillId="0" borderId="0"/>{"".join(xfs)}</cellXfs>'
                 '<cellStyles count="1"><cellStyle name="Normal" xfId="0" builtinId="0"/>'
-                '</cellStyles></styleSheet>')
+                '</cellStyles>' + (f'<dxfs count="1"><dxf><fill><patternFill patternType="solid">'
+                                   f'<bgColor rgb="FF{shade}"/></patternFill></fill></dxf></dxfs>'
+                                   if shade else "") + '</styleSheet>')
 
 
 def chart_xml(chart) -> str:

@@ -100,22 +100,3 @@ def test_editing_a_weight_cell_moves_y_like_torch(engine, examples, tmp_path):
     got = run(edited, engine=engine)["outputs"][0][0]
     assert abs(got - expected) <= 1e-9
     assert abs(got - before) > 1e-6  # the edit really moved y
-
-
-def test_walk_sheet_grid_breakpoints_and_chart(engine, examples, tmp_path):
-    from sheetnet.verifier import block, numeric
-    book = tmp_path / "sqrt.xlsx"
-    export(examples / "sqrt_2x2.pt", book)
-    nodes = read_manifest(book).nodes
-    assert nodes["walk.x"].shape == (41, 1)
-    wb = openpyxl.load_workbook(book)
-    assert wb.sheetnames[:2] == ["Guide", "Input"] and "Walk" in wb.sheetnames
-    assert len(wb["Walk"]._charts) == 1
-    # the on/off pattern LibreOffice computes over the grid changes exactly in the grid
-    # intervals that hold a listed breakpoint
-    names = ["walk.x", "walk.L1.on", "walk.L2.on", "walk.breakpoints"]
-    x, on1, on2, bps = (numeric(v) for v in engine.recalculate(book, [block(nodes[n]) for n in names]))
-    pattern = np.hstack([on1, on2])
-    changed = {i for i in range(1, len(x)) if (pattern[i] != pattern[i - 1]).any()}
-    holding = {int(np.searchsorted(x[:, 0], b)) for b in bps[:, 0] if 0 < b < x[-1, 0]}
-    assert len(bps) >= 1 and changed == holding

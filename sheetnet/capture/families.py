@@ -10,7 +10,7 @@ from ..models.mlp import mlp_from_checkpoint
 from .gpt import lower_gpt
 from .hf_llama import lower_hf_llama
 from .mlp import capture_mlp
-from .sqrt import capture_sqrt
+from .sqrt import capture_sqrt, trace_sqrt
 from .textnet import lower_textnet
 from .trace import Captured, hooked_run
 
@@ -30,8 +30,8 @@ def _mlp(payload: dict, options=None, batch: np.ndarray | None = None) -> Captur
     if meta.get("task") == "y = sqrt(x)":
         x = getattr(options, "input_value", None)
         graph = capture_sqrt(model, meta, x=2.0 if x is None else x)
-    else:
-        graph = capture_mlp(model, meta, batch)
+        return Captured(model, graph, trace_sqrt)  # its region's slope and a computed Walk grid
+    graph = capture_mlp(model, meta, batch)
     return Captured(model, graph, trace_mlp)
 
 

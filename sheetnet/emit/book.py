@@ -47,6 +47,9 @@ def build_book(graph: ir.Graph, plan: Plan, guide: dict | None = None,
                        positions)
             _add_heatmap(sheets[node.sheet], node, plan.regions[node.name], heat,
                          lambda n: graph.nodes[n].shape)
+            if node.name in graph.meta.get("shade", ()):  # on/off cells: a fill where 1
+                _shade(sheets[node.sheet], plan.regions[node.name],
+                       node.name in graph.meta.get("narrow", ()))
     for (sheet, r, c), text in plan.titles.items():
         sheets[sheet].put(r, c, text, "title")
     for line in plan.labels:  # a column's label sits right-aligned, over the numbers it names
@@ -55,11 +58,15 @@ def build_book(graph: ir.Graph, plan: Plan, guide: dict | None = None,
     for spec in sheets.values():
         spec.widths[0] = 16
         spec.freeze = (1, 1) if graph.sheet_flow.get(spec.name) != "right" else (4, 0)
+        keep = graph.meta.get("freeze_columns", {}).get(spec.name)  # a node that stays on screen
+        if keep:
+            spec.freeze = (spec.freeze[0], plan.regions[keep].col + plan.regions[keep].ncols)
     for chart in graph.meta.get("charts", []):
         _add_chart(sheets[chart["sheet"]], chart, plan.regions)
     for choice in graph.meta.get("lists", []):  # {"cell": input node, "source": node of choices}
         _add_list(sheets, choice, plan.regions)
     ordered = [_guide_sheet(graph, guide or {}, styles["legend"])] + [sheets[s] for s in graph.sheets]
+    _contents(ordered[0], [s for s in ordered[1:] if s.state == "visible"], plan.titles)
     return BookSpec(ordered, names={names[n]: absolute(plan.regions[n]) for n in names})
 
 
@@ -87,6 +94,18 @@ def _add_heatmap(sheet: SheetSpec, node: ir.Node, region: Region, colours: dict,
         first = f"{col_letter(region.col)}{top + 1}"
         last = f"{col_letter(region.col + region.ncols - 1)}{top + height}"
         sheet.scales.append((f"{first}:{last}", *scale))
+
+
+NARROW = 3.6  # width of a shaded on/off column (one digit)
+
+
+def _shade(sheet: SheetSpec, region: Region, narrow: bool) -> None:
+    # a cellIs rule (every engine draws it) over the block; narrow: its columns one digit wide
+    first = f"{col_letter(region.col)}{region.row + 1}"
+    last = f"{col_letter(region.col + region.ncols - 1)}{region.row + region.nrows}"
+    sheet.shades.append(f"{first}:{last}")
+    for c in range(region.col, region.col + region.ncols) if narrow else ():
+        sheet.widths[c] = NARROW
 
 
 def _emit_node(sheet: SheetSpec, node: ir.Node, regions: dict[str, Region], array_ops,
@@ -225,6 +244,24 @@ def _guide_sheet(graph: ir.Graph, values: dict, legend: list) -> SheetSpec:
         spec.put(row, 1, text, "text")
     spec.widths[0] = 12
     return spec
+
+
+def _contents(guide: SheetSpec, sheets: list[SheetSpec], titles: dict) -> None:
+    # below the legend: each sheet, then each block's title on it, each a link to its cell
+    row = max(r for r, _ in guide.cells) + 2
+    heading = json.loads((TEMPLATES / "guide.json").read_text())["contents_heading"]
+    guide.put(row, 0, heading, "title")
+    blocks: dict[str, list] = {}
+    for (sheet, r, c), text in sorted(titles.items(), key=lambda t: (t[0][1], t[0][2])):
+        blocks.setdefault(sheet, []).append((r, c, text))
+    for sheet in sheets:
+        row += 1
+        guide.put(row, 0, sheet.name, "link")
+        guide.links.append((row, 0, f"{quote_sheet(sheet.name)}!A1"))
+        for r, c, text in blocks.get(sheet.name, []):
+            row += 1
+            guide.put(row, 1, text, "link")
+            guide.links.append((row, 1, f"{quote_sheet(sheet.name)}!{col_letter(c)}{r + 1}"))
 
 
 def guide_defaults(graph: ir.Graph) -> dict:

@@ -36,14 +36,22 @@ GPT2 = dict(vocab_size=50257, block_size=1024, n_layer=12, n_head=12, n_embd=768
 
 
 def soffice_peak_mb(engine: LibreOffice) -> float:
-    """soffice's peak resident memory so far (VmHWM), MB; nan when /proc does not say."""
+    """soffice.bin's peak resident memory so far (VmHWM), MB: the largest among the started
+    process (oosplash, a launcher) and its children; nan when /proc does not say."""
+    pid, peak = engine._proc.pid, float("nan")
     try:
-        for line in Path(f"/proc/{engine._proc.pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
     except OSError:
-        pass
-    return float("nan")
+        children = []
+    for p in [pid, *children]:
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    mb = int(line.split()[1]) / 1024
+                    peak = mb if peak != peak else max(peak, mb)
+        except OSError:
+            pass
+    return peak
 
 
 def measure(book: Path, engine: LibreOffice, edit_value) -> dict:

@@ -111,6 +111,8 @@ def run_many(book, rows: list[dict], engine="libreoffice", timeout: float = DEFA
     """
     read_manifest(book)  # a foreign or corrupt file is refused before an engine starts on it
 
+    read_manifest(book)  # a file sheetnet did not write is refused before any engine reads it
+
     def each(eng):
         if not hasattr(eng, "loaded"):  # Gnumeric, IronCalc: a load per input
             return [run(book, engine=eng, **{**common, **row}) for row in rows]

@@ -37,13 +37,17 @@ GPT2 = dict(vocab_size=50257, block_size=1024, n_layer=12, n_head=12, n_embd=768
 
 def soffice_peak_mb(engine: LibreOffice) -> float:
     """soffice.bin's peak resident memory so far (VmHWM), MB: the largest among the started
-    process (oosplash, a launcher) and its children; nan when /proc does not say."""
-    pid, peak = engine._proc.pid, float("nan")
-    try:
-        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    except OSError:
-        children = []
-    for p in [pid, *children]:
+    process (a launcher) and its descendants; nan when /proc does not say."""
+    peak, todo, seen = float("nan"), [engine._proc.pid], []
+    while todo:  # the started process and every descendant (soffice -> oosplash -> soffice.bin)
+        pid = todo.pop()
+        seen.append(pid)
+        for task in Path(f"/proc/{pid}/task").glob("*"):  # any thread may have started one
+            try:
+                todo += [int(c) for c in (task / "children").read_text().split()]
+            except OSError:
+                pass
+    for p in seen:
         try:
             for line in Path(f"/proc/{p}/status").read_text().splitlines():
                 if line.startswith("VmHWM:"):

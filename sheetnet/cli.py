@@ -361,9 +361,12 @@ def verify(book, model, tol, fmt, meta, activations, timeout, engine):
 def run(book, inputs, prompt, tokens, temperature, top_k, seed, generate, batch, as_json,
         timeout, engine):
     """Set BOOK's inputs, recalculate (in LibreOffice unless --engine says otherwise) and print
-    the outputs; a GPT workbook prints its continuation of the prompt."""
+    a short summary: the output rounded, the next word or character and the top 5 with their
+    probabilities, a GPT's continuation of the prompt, a training book's loss per step (--json:
+    every number)."""
     from .engines.base import check_timeout
-    from .runner import read_input_rows, run_many
+    from .manifest import read_manifest
+    from .runner import read_input_rows, run_many, summary
     top_k, seed, generate = (_whole(name, v) for name, v in
                              (("--top-k", top_k), ("--seed", seed), ("--generate", generate)))
     if top_k is not None and top_k < 0:  # said before the engine starts
@@ -372,14 +375,16 @@ def run(book, inputs, prompt, tokens, temperature, top_k, seed, generate, batch,
     row = {"inputs": _floats(inputs) if inputs is not None else None, "prompt": prompt,
            "tokens": _ints(tokens)}
     rows = [row] if batch is None else [{**row, **r} for r in read_input_rows(batch, book)]
+    vocab = ()  # the text net's words (its probabilities are one per word), read once
     for result in run_many(book, rows, engine=engine, timeout=check_timeout(timeout), **common):
         if as_json:
             click.echo(json.dumps(result))
-        elif "generated" in result:  # one line per input: a newline in the text shows as \n
-            text = result["generated"]
-            click.echo(text if batch is None else text.replace("\n", "\\n"))
-        else:
-            click.echo(f"inputs {result['inputs']} -> outputs {result['outputs']}")
+        elif "generated" in result and batch is not None:  # one line per input, \n shown
+            click.echo(result["generated"].replace("\n", "\\n"))
+        else:  # a few rounded lines; --json keeps every number
+            vocab = read_manifest(book).vocab if vocab == () else vocab
+            lines = summary(result, vocab)
+            click.echo("\n".join(lines) if batch is None else "; ".join(lines))
 
 
 @main.command("import")

@@ -247,3 +247,72 @@ def _whole_number(v) -> int:
     if not number.is_integer():
         raise ValueError(f"token id {v} is not a whole number")
     return int(number)
+
+
+# --- plain-text summary (run without --json) ----------------------------------------------------
+TOP = 5  # next tokens listed with their probabilities
+
+
+def summary(result: dict, vocab=None) -> list[str]:
+    """What ``run`` found, in a few lines a reader takes in at a glance (``--json`` keeps every
+    number): the loss per step (training), the generated text, the next word or character and
+    the top 5 with probabilities, or the outputs rounded to 6 significant digits.
+
+    Args:
+        result: run's result.
+        vocab: the model's words by id (a text net's probabilities are one per word).
+    """
+    if "loss" in result:  # a training workbook
+        return ["loss per step: " + "  ".join(f"{k}: {_num(v)}"
+                                              for k, v in enumerate(result["loss"], start=1))]
+    lines = []
+    if "next_token" in result:
+        what = ("word" if vocab and "probs" in result else
+                "character" if "top_chars" in result else "token")
+        lines.append(f"next {what}: {_shown(result['next_token'])}")
+        top = _top(result, vocab)
+        if top:
+            lines.append(f"top {len(top)}: " + "  ".join(f"{_shown(t)} {_prob(p)}" for t, p in top))
+    if "generated" in result:
+        lines.append(f"generated: {_shown(result['generated'])}")
+    if not lines:
+        ins, outs = result.get("inputs", []), np.asarray(result["outputs"], dtype=np.float64)
+        shown = ", ".join(_num(v) if isinstance(v, float) else str(v) for v in ins)
+        lines.append(f"inputs {shown} -> " + (f"y = {_num(outs.flat[0])}" if outs.size == 1 else
+                     "outputs " + "; ".join(", ".join(_num(v) for v in row) for row in outs)))
+    if "chain" in result:
+        lines.append("chain: " + " -> ".join(str(w) for w in result["chain"]))
+    return lines
+
+
+def _top(result: dict, vocab) -> list[tuple[object, float]]:
+    # (token, probability) of the TOP most likely next tokens, most likely first
+    if "top_probs" in result:
+        names = result.get("top_tokens") or result.get("top_chars") or result.get("top_ids") or []
+        if "top_chars" in result:  # the Output sheet's spelling: "space", "\\n"; the text's own
+            names = [{"space": " ", "\\n": "\n"}.get(c, c) for c in names]
+        probs = result["top_probs"]
+        probs = probs if isinstance(probs, list) else [probs]
+        names = names if isinstance(names, list) else [names]
+        return list(zip(names, probs))[:TOP]
+    if "probs" in result and vocab:
+        probs = np.asarray(result["probs"], dtype=np.float64).ravel()
+        order = sorted(range(len(probs)), key=lambda i: -probs[i])[:TOP]  # stable: ties by id
+        return [(vocab[i], float(probs[i])) for i in order]
+    return []
+
+
+def _num(v) -> str:
+    return f"{float(v):.6g}"
+
+
+def _prob(p) -> str:
+    # 0.9996, 2.6e-05: a small probability keeps its digits instead of reading as 0.0000
+    p = float(p)
+    return f"{p:.4f}" if p == 0 or p >= 1e-3 else f"{p:.2g}"
+
+
+def _shown(text) -> str:
+    # a token as text with its blanks visible: ' ' and '\n' would print as nothing
+    return repr(text) if isinstance(text, str) else str(int(text) if float(text).is_integer()
+                                                         else text)

@@ -202,7 +202,8 @@ def test_cli_prints_the_continuation_and_json(books, example):
     res = invoke("run", books["cells"], "--prompt", PROMPT, "--generate", "6")
     assert res.exit_code == 0, res.output
     greedy = torch_loop(model, ids, 32, 0.0, 0, 1)[0]
-    assert res.output == "".join(vocab[i] for i in greedy[:6]) + "\n"
+    # the plain summary: the next character, the top 5, the continuation (repr: \n shows)
+    assert f"generated: {''.join(vocab[i] for i in greedy[:6])!r}\n" in res.output
     seed = seed_away_from_boundaries(model, ids, 32, 1.0, 3)
     res = invoke("run", books["arrays"], "--prompt", PROMPT, "--generate", "5", "--temperature",
                  "1", "--top-k", "3", "--seed", str(seed), "--json")

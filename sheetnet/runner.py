@@ -109,8 +109,6 @@ def run_many(book, rows: list[dict], engine="libreoffice", timeout: float = DEFA
     Returns:
         one result per row, in order.
     """
-    read_manifest(book)  # a foreign or corrupt file is refused before an engine starts on it
-
     read_manifest(book)  # a file sheetnet did not write is refused before any engine reads it
 
     def each(eng):

@@ -17,6 +17,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +37,17 @@ PICTURES = [
     ("gpt_attention", "gpt.pt", ["--prompt", "The cell"], "head 0: attention", 75, 420, 3 * DPI),
     ("gpt_output", "gpt.pt", ["--prompt", "The cell"], "Output", 250, None, DPI),
 ]
+TRAIN = ["--train", "examples/textnet_pairs.txt", "--steps", "3", "--optimizer", "adam",
+         "--lr", "0.05"]
+# whole printed pages (as the print set-up lays them out: titles, scaling, page breaks), a few
+# per example at a low resolution: (picture, example, export options, sheet)
+PAGES = [
+    ("page_sqrt_walk", "sqrt_2x2.pt", [], "Walk"),
+    ("page_textnet_input", "textnet.pt", [], "Input"),
+    ("page_gpt_attention", "gpt.pt", ["--prompt", "The cell"], "B1 Attention"),
+    ("page_train_step", "textnet.pt", TRAIN, "Step 1"),
+]
+PAGE_DPI = 50
 
 
 def pdf_of(book: Path, work: Path) -> Path:
@@ -75,11 +87,14 @@ def colour_pixels(image: np.ndarray, rgb: str, tol: int = 6) -> int:
     return int((np.abs(image.astype(int) - want).max(axis=-1) <= tol).sum())
 
 
-def find_text(pdf: Path, text: str) -> tuple[int, float]:
-    """(1-based page, y in points) of the first line of ``pdf`` that starts with ``text``."""
+def find_text(pdf: Path, text: str, first: int = 1) -> tuple[int, float]:
+    """(1-based page, y in points) of the first line of ``pdf`` from page ``first`` on that
+    starts with ``text``."""
     out = subprocess.run(["pdftotext", "-bbox-layout", str(pdf), "-"], check=True,
                          capture_output=True, text=True).stdout
     for k, page in enumerate(out.split("<page ")[1:], start=1):
+        if k < first:
+            continue
         for line in re.findall(r"<line[^>]*>(.*?)</line>", page, re.S):
             words = re.findall(r'<word xMin="[^"]*" yMin="([^"]*)"[^>]*>(.*?)</word>', line)
             if words and " ".join(html.unescape(w) for _, w in words).startswith(text):
@@ -87,21 +102,47 @@ def find_text(pdf: Path, text: str) -> tuple[int, float]:
     raise RuntimeError(f"{text!r} is not on any page of {pdf.name}")
 
 
-def render(name, model, options, anchor, height, width, dpi, work: Path) -> Path:
-    book = work / f"{model}.{'_'.join(options) or 'plain'}.xlsx"
+def exported(model, options, work: Path) -> tuple[Path, Path]:
+    """(the exported workbook, its PDF), made once per example and options."""
+    tag = re.sub(r"[^A-Za-z0-9.]+", "_", "_".join(options)) or "plain"
+    book = work / f"{model}.{tag}.xlsx"
     if not book.exists():
         subprocess.run([sys.executable, "-m", "sheetnet", "export", str(ROOT / "examples" / model),
                         str(book), "--force", *options], check=True, capture_output=True)
     pdf = work / (book.stem + ".pdf")
     if not pdf.exists():
         pdf_of(book, work)
-    page, y = find_text(pdf, anchor)
+    return book, pdf
+
+
+def after_guide(pdf: Path, book: Path) -> int:
+    """The first page after the Guide's: the Guide's Contents names every sheet and block, so
+    an anchor is looked for on the sheets' own pages (each sheet starts a page)."""
+    with zipfile.ZipFile(book) as zf:
+        names = re.findall(r'<sheet name="([^"]*)"', zf.read("xl/workbook.xml").decode())
+    page, _ = find_text(pdf, html.unescape(names[1]), first=2)
+    return page
+
+
+def render(name, model, options, anchor, height, width, dpi, work: Path) -> Path:
+    book, pdf = exported(model, options, work)
+    page, y = find_text(pdf, anchor, after_guide(pdf, book))
     scale = dpi / 72
     top = max(0, int((y - 12) * scale))
     target = OUT / name
     subprocess.run(["pdftoppm", "-png", "-r", str(dpi), "-f", str(page), "-l", str(page),
                     "-y", str(top), "-H", str(int(height * scale)),
                     "-W", str(int(width * scale) if width else 100000),
+                    "-singlefile", str(pdf), str(target)], check=True)
+    return target.with_suffix(".png")
+
+
+def render_page(name, model, options, sheet, work: Path) -> Path:
+    """The first printed page of ``sheet``, whole."""
+    book, pdf = exported(model, options, work)
+    page, _ = find_text(pdf, sheet, after_guide(pdf, book))
+    target = OUT / name
+    subprocess.run(["pdftoppm", "-png", "-r", str(PAGE_DPI), "-f", str(page), "-l", str(page),
                     "-singlefile", str(pdf), str(target)], check=True)
     return target.with_suffix(".png")
 
@@ -114,6 +155,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for spec in PICTURES:
             print("wrote", render(*spec, work=Path(tmp)).relative_to(ROOT))
+        for spec in PAGES:
+            print("wrote", render_page(*spec, work=Path(tmp)).relative_to(ROOT))
 
 
 if __name__ == "__main__":

@@ -19,11 +19,12 @@ from functools import partial
 
 import numpy as np
 
-from .a1 import cell_name, col_letter
+from .a1 import cell_name, col_letter, quote_sheet
 from .errors import SheetnetError
 from .xlsx_numbers import NineDigits, number_text
 from .xlsx_parts import (CT, NS, NS_R, Styles, attr_text, chart_xml, drawing_xml, rels_xml,
                          xml_text)
+from .xlsx_print import PageSetup
 from .xlsx_theme import theme_xml
 
 _COLS = [col_letter(c) for c in range(16_384)]  # every column's letters, for the hot loops
@@ -154,7 +155,7 @@ class _RowFormat:
         return pattern.replace("\x00", str(r + 1)) % tuple(args)
 
 
-def _sheet_head(spec, tab_selected: bool) -> str:
+def _sheet_head(spec, tab_selected: bool, fit: bool = True) -> str:
     view = ""
     if spec.freeze and spec.freeze != (0, 0):
         r, c = spec.freeze
@@ -165,7 +166,7 @@ def _sheet_head(spec, tab_selected: bool) -> str:
     widths = "".join(f'<col min="{c + 1}" max="{c + 1}" width="{w}" customWidth="1"/>'
                      for c, w in sorted(spec.widths.items()))
     return (f'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<worksheet {NS} {NS_R}>'
-            '<sheetPr><pageSetUpPr fitToPage="1"/></sheetPr>' + _dimension(spec) +
+            f'<sheetPr><pageSetUpPr fitToPage="{int(fit)}"/></sheetPr>' + _dimension(spec) +
             f'<sheetViews><sheetView workbookViewId="0"{" tabSelected=" + chr(34) + "1" + chr(34) if tab_selected else ""}>'
             f'{view}</sheetView></sheetViews>'
             f'<sheetFormatPr defaultRowHeight="15" defaultColWidth="{spec.default_width}"/>'
@@ -175,6 +176,10 @@ def _sheet_head(spec, tab_selected: bool) -> str:
 def _dimension(spec) -> str:
     # the used range up front: without it openpyxl's read-only mode parses every sheet to find
     # it (read_manifest of a GPT-2-small book: minutes instead of a second)
+    return f'<dimension ref="A1:{cell_name(*_last_cell(spec))}"/>'
+
+
+def _last_cell(spec) -> tuple[int, int]:
     last_row = last_col = 0
     for r, c in spec.cells:
         last_row, last_col = max(last_row, r), max(last_col, c)
@@ -189,10 +194,10 @@ def _dimension(spec) -> str:
     for a in spec.arrays:
         last_row = max(last_row, a.row + a.nrows - 1)
         last_col = max(last_col, a.col + a.ncols - 1)
-    return f'<dimension ref="A1:{cell_name(last_row, last_col)}"/>'
+    return last_row, last_col
 
 
-def _sheet_tail(spec, has_drawing: bool) -> str:
+def _sheet_tail(spec, has_drawing: bool, page: PageSetup | None = None) -> str:
     parts = ["</sheetData>"]
     for k, (ref, low, mid, high) in enumerate(spec.scales):
         parts.append(f'<conditionalFormatting sqref="{ref}"><cfRule type="colorScale" '
@@ -215,9 +220,11 @@ def _sheet_tail(spec, has_drawing: bool) -> str:
                          f'error="{attr_text(rule.error)}" sqref="{cell_name(rule.row, rule.col)}">'
                          f'<formula1>{xml_text(rule.formula)}</formula1>{second}</dataValidation>')
         parts.append("</dataValidations>")
-    parts.append('<pageMargins left="0.5" right="0.5" top="0.5" bottom="0.5" header="0.3" '
-                 'footer="0.3"/><pageSetup orientation="landscape" fitToWidth="1" '
-                 'fitToHeight="0"/>')
+    if spec.links:  # internal links (the Guide's Contents): a place in the book, no URL
+        parts.append("<hyperlinks>" + "".join(
+            f'<hyperlink ref="{cell_name(r, c)}" location="{attr_text(to)}"/>'
+            for r, c, to in spec.links) + "</hyperlinks>")
+    parts.append((page or PageSetup(spec, _last_cell(spec)[1])).xml())
     if has_drawing:
         parts.append('<drawing r:id="rId1"/>')
     parts.append("</worksheet>")
@@ -242,10 +249,15 @@ def write_xlsx(book, path, styles: dict, precision: str = "float64", compresslev
     n_charts = 0
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=compresslevel) as zf:
         for k, spec in enumerate(book.sheets, start=1):
+            page = PageSetup(spec, _last_cell(spec)[1])
+            titles = page.print_titles(quote_sheet(spec.name))
+            if titles:  # rows and columns repeated on every printed page (the frozen ones)
+                names.append(f'<definedName name="_xlnm.Print_Titles" localSheetId="{k - 1}">'
+                             f'{xml_text(titles)}</definedName>')
             with zf.open(f"xl/worksheets/sheet{k}.xml", "w", force_zip64=True) as f:
-                f.write(_sheet_head(spec, k == 1).encode())
+                f.write(_sheet_head(spec, k == 1, page.fit).encode())
                 _write_behind(f, _chunks(_rows(spec, st, fmt)))
-                f.write(_sheet_tail(spec, bool(spec.charts)).encode())
+                f.write(_sheet_tail(spec, bool(spec.charts), page).encode())
             if spec.charts:
                 targets = []
                 for chart in spec.charts:

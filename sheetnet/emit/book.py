@@ -66,6 +66,7 @@ def build_book(graph: ir.Graph, plan: Plan, guide: dict | None = None,
     for choice in graph.meta.get("lists", []):  # {"cell": input node, "source": node of choices}
         _add_list(sheets, choice, plan.regions)
     ordered = [_guide_sheet(graph, guide or {}, styles["legend"])] + [sheets[s] for s in graph.sheets]
+    _contents(ordered[0], [s for s in ordered[1:] if s.state == "visible"], plan.titles)
     return BookSpec(ordered, names={names[n]: absolute(plan.regions[n]) for n in names})
 
 
@@ -243,6 +244,24 @@ def _guide_sheet(graph: ir.Graph, values: dict, legend: list) -> SheetSpec:
         spec.put(row, 1, text, "text")
     spec.widths[0] = 12
     return spec
+
+
+def _contents(guide: SheetSpec, sheets: list[SheetSpec], titles: dict) -> None:
+    # below the legend: each sheet, then each block's title on it, each a link to its cell
+    row = max(r for r, _ in guide.cells) + 2
+    heading = json.loads((TEMPLATES / "guide.json").read_text())["contents_heading"]
+    guide.put(row, 0, heading, "title")
+    blocks: dict[str, list] = {}
+    for (sheet, r, c), text in sorted(titles.items(), key=lambda t: (t[0][1], t[0][2])):
+        blocks.setdefault(sheet, []).append((r, c, text))
+    for sheet in sheets:
+        row += 1
+        guide.put(row, 0, sheet.name, "link")
+        guide.links.append((row, 0, f"{quote_sheet(sheet.name)}!A1"))
+        for r, c, text in blocks.get(sheet.name, []):
+            row += 1
+            guide.put(row, 1, text, "link")
+            guide.links.append((row, 1, f"{quote_sheet(sheet.name)}!{col_letter(c)}{r + 1}"))
 
 
 def guide_defaults(graph: ir.Graph) -> dict:

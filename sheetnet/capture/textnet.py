@@ -97,6 +97,7 @@ def capture_textnet(model, vocab: list[str], word: str | None = None,
           title="Word: pick one from the list in the yellow cell", row_labels=["word"])
     _vocab(g, model, vocab, feats)
     _main(g, seq, names, vocab, feats)
+    _walk(g, len(hidden), vocab, feats)
     _all_words(g, seq, vocab, feats)
     _generate(g, seq, vocab, feats, steps)
     return g
@@ -174,6 +175,67 @@ def _main(g: ir.Graph, seq, names, vocab: list[str], feats: list[str]) -> None:
     g.meta.setdefault("charts", []).append(
         {"sheet": "Input", "title": "Next-word probabilities", "kind": "bar", "x": "vocab.word",
          "series": ["input.probs"], "names": ["p"], "x_title": "next word", "below": "input.probs"})
+
+
+EXP_ROWS_MAX = 64   # the Walk shows exp(logit) as its own lines up to this many words
+WEIGHTS_SHOWN_MAX = 16  # ... and each layer's W and b beside its z up to this many inputs
+
+
+def _walk(g: ir.Graph, layers: int, vocab: list[str], feats: list[str]) -> None:
+    """The seed's printout for the Input word, top to bottom, each line a live cell: embedding
+    -> LAYER k z and a -> OUTPUT logits -> exp(logit) -> probabilities -> Predicted token.
+
+    A vector is a column, as the weights' rows (one per neuron) multiply it: z's row n is W's row
+    n times the column above, plus b's row n (W and b are shown beside z in a small model)."""
+    sheet = "Walk"
+
+    def column(name: str, src: str, title: str, labels: list[str], **kw) -> str:
+        n = g.shape(src)[1]  # the (1, n) row as an (n, 1) column
+        return g.add(name, ir.Transpose(src), (n, 1), sheet, title=title, row_labels=labels,
+                     col_labels=[""], **kw)
+
+    g.add("walk.word", ir.Copy("word"), (1, 1), sheet, row_labels=["Input token"],
+          title="The walk through the net for the word on the Input sheet (the seed's printout)")
+    g.add("walk.id", ir.Copy("word.id"), (1, 1), sheet, row_labels=["Token index"], title="",
+          beside=True, style="integer")
+    column("walk.embedding", "embedding", "Embedding vector: row 'Token index' of the embedding "
+           "table (Vocab sheet)", feats)
+    for k in range(1, layers + 2):
+        z, last = (f"L{k}", False) if k <= layers else ("out", True)
+        outs = list(vocab) if last else g.nodes[f"{z}.z"].col_labels
+        a_in = "embedding" if k == 1 else f"a{k - 1}"
+        title = (f"OUTPUT LAYER (logits = W . a{k - 1} + b: one per word)" if last else
+                 f"LAYER {k} (z{k} = W{k} . {a_in} + b{k})")
+        zk = "logits" if last else f"z{k}"
+        if g.shape(f"{z}.W")[1] <= WEIGHTS_SHOWN_MAX:  # W and b beside z: multiply along rows
+            ins = g.nodes[f"{z}.W"].col_labels
+            where = "Output" if last else f"Layer {k}"
+            g.add(f"walk.{z}.W", ir.Copy(f"{z}.W"), g.shape(f"{z}.W"), sheet,
+                  title=f"{title}; W and b as on the {where} sheet (edit them there)",
+                  row_labels=outs, col_labels=[f"W {c}" for c in ins])
+            g.add(f"walk.{z}.b", ir.Copy(f"{z}.b"), g.shape(f"{z}.b"), sheet, title="",
+                  col_labels=["b"], beside=True)
+            column(f"walk.{z}.z", f"{z}.z", "", None, beside=True)
+            g.nodes[f"walk.{z}.z"].col_labels = [zk]
+        else:
+            column(f"walk.{z}.z", f"{z}.z", title, outs)
+        if not last:
+            column(f"walk.{z}.a", f"{z}.a", f"LAYER {k} (a{k} = ReLU(z{k}))", outs)
+    logits = "walk.out.z"
+    if len(vocab) <= EXP_ROWS_MAX:  # the seed's softmax, p_i = exp(l_i) / sum_j exp(l_j)
+        e = g.add("walk.exp", ir.Exp(logits), (len(vocab), 1), sheet, row_labels=list(vocab),
+                  title="exp(logit)", col_labels=[""])
+        total = g.add("walk.sum", ir.ColSum(e), (1, 1), sheet, row_labels=["sum"],
+                      title="their sum")
+        g.add("walk.probs", ir.Over(e, total), (len(vocab), 1), sheet, row_labels=list(vocab),
+              title="probabilities = exp(logit) / sum (softmax, temperature 1)", col_labels=[""])
+    else:
+        column("walk.probs", "probs", "probabilities (softmax of logits / T, Input's T)",
+               list(vocab))
+    g.add("walk.next", ir.Copy("next.word"), (1, 1), sheet, row_labels=["Predicted token"],
+          title="the largest logit's word", style="output")
+    g.sheets.remove(sheet)  # right after Input: the seed's printout comes first
+    g.sheets.insert(g.sheets.index("Input") + 1, sheet)
 
 
 def _all_words(g: ir.Graph, seq, vocab: list[str], feats: list[str]) -> None:

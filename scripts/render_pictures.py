@@ -33,6 +33,8 @@ PICTURES = [
     ("sqrt_layer", "sqrt_2x2.pt", [], "Layer 1: weights", 230, None, DPI),
     ("sqrt_walk", "sqrt_2x2.pt", [], "Walk", 330, 280, 3 * DPI),
     ("textnet_input", "textnet.pt", [], "Input", 330, None, DPI),
+    ("sqrt_regions", "sqrt_net.pt", [], "Regions: y = a*x + b", 330, None, DPI),
+    ("textnet_walk", "textnet.pt", [], "The walk through the net", 560, 420, DPI),
     ("gpt_prompt", "gpt.pt", ["--prompt", "The cell"], "Prompt", 300, None, DPI),
     ("gpt_attention", "gpt.pt", ["--prompt", "The cell"], "head 0: attention", 75, 420, 3 * DPI),
     ("gpt_output", "gpt.pt", ["--prompt", "The cell"], "Output", 250, None, DPI),
@@ -43,6 +45,9 @@ TRAIN = ["--train", "examples/textnet_pairs.txt", "--steps", "3", "--optimizer",
 # per example at a low resolution: (picture, example, export options, sheet)
 PAGES = [
     ("page_sqrt_walk", "sqrt_2x2.pt", [], "Walk"),
+    ("page_sqrt_input", "sqrt_net.pt", [], "Input"),       # x's region, y = a*x + b
+    ("page_sqrt_regions", "sqrt_net.pt", [], "Regions"),   # the regions table and chart
+    ("page_textnet_walk", "textnet.pt", [], "Walk"),       # the seed's printout, live
     ("page_textnet_input", "textnet.pt", [], "Input"),
     ("page_gpt_attention", "gpt.pt", ["--prompt", "The cell"], "B1 Attention"),
     ("page_train_step", "textnet.pt", TRAIN, "Step 1"),

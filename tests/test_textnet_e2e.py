@@ -95,8 +95,8 @@ def test_every_tensor_matches_torch(engine, examples, tmp_path, net, style):
     assert rows["all.probs"].cells == v * v and rows["all.out.z"].cells == v * v
     assert rows["chain"].cells == GENERATE_STEPS + 1
     wb = openpyxl.load_workbook(book, read_only=True)
-    assert wb.sheetnames[:-1] == ["Guide", "Input", "Vocab", "Layer 1", "Layer 2", "Output",
-                                  "All words", "Generate"]
+    assert wb.sheetnames[:-1] == ["Guide", "Input", "Walk", "Vocab", "Layer 1", "Layer 2",
+                                  "Output", "All words", "Generate"]
 
 
 @pytest.mark.parametrize("net", NETS)

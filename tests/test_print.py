@@ -53,7 +53,8 @@ def _text(sheet_xml, ref: str):
 
 def _split(location: str) -> tuple[str, str]:
     sheet, cell = location.rsplit("!", 1)
-    return (sheet[1:-1].replace("''", "'") if sheet.startswith("'") else sheet), cell
+    return (sheet[1:-1].replace("''", "'") if sheet.startswith("'") else sheet), \
+        cell.replace("$", "")
 
 
 @pytest.mark.parametrize("name", [n for n, _ in CASES])
@@ -85,7 +86,7 @@ def test_every_sheet_has_print_set_up_and_charts_stay_on_one_page(books, name):
     for k, text in titles.items():
         for part in text.split(","):  # 'Sheet'!$A:$A or 'Sheet'!$1:$4, on its own sheet
             sheet, span = _split(part)
-            assert sheet == order[k] and re.fullmatch(r"\$[A-Z]+:\$[A-Z]+|\$\d+:\$\d+", span)
+            assert sheet == order[k] and re.fullmatch(r"[A-Z]+:[A-Z]+|\d+:\d+", span)
     for sheet, (state, xml) in sheets.items():
         setup = xml.find(f"{M}pageSetup")
         assert setup.get("orientation") in ("portrait", "landscape"), sheet
@@ -143,3 +144,20 @@ def test_small_numbers_show_in_libreoffice(engine, tmp_path, kind):
     for value, text in zip(values, shown):
         assert float(text) == pytest.approx(value, rel=1e-3), (value, text)
     assert shown[2] == "0" and shown[3] == "3", shown
+
+
+def test_libreoffice_reads_the_contents_links(engine, books):
+    # LibreOffice turns each location into a link field "#'Sheet'.A1" on the cell's text
+    sheets, _ = _parts(books["textnet.pt"])
+    want = {h.get("ref"): _split(h.get("location"))
+            for h in sheets["Guide"][1].iter(f"{M}hyperlink")}
+    with engine._watchdog("reading links"):
+        doc = engine._load(books["textnet.pt"].resolve())
+        try:
+            guide = doc.Sheets.getByName("Guide")
+            for ref, (sheet, cell) in want.items():
+                fields = guide.getCellRangeByName(ref).getTextFields()
+                url = fields.createEnumeration().nextElement().URL
+                assert url.replace("'", "").replace("$", "") == f"#{sheet}.{cell}", (ref, url)
+        finally:
+            doc.close(True)

@@ -248,6 +248,7 @@ def _guide_sheet(graph: ir.Graph, values: dict, legend: list) -> SheetSpec:
 
 def _contents(guide: SheetSpec, sheets: list[SheetSpec], titles: dict) -> None:
     # below the legend: each sheet, then each block's title on it, each a link to its cell
+    # ($A$1, not A1: LibreOffice reads a link to R3 or C5 as an R1C1 reference and leaves it dead)
     row = max(r for r, _ in guide.cells) + 2
     heading = json.loads((TEMPLATES / "guide.json").read_text())["contents_heading"]
     guide.put(row, 0, heading, "title")
@@ -257,11 +258,11 @@ def _contents(guide: SheetSpec, sheets: list[SheetSpec], titles: dict) -> None:
     for sheet in sheets:
         row += 1
         guide.put(row, 0, sheet.name, "link")
-        guide.links.append((row, 0, f"{quote_sheet(sheet.name)}!A1"))
+        guide.links.append((row, 0, f"{quote_sheet(sheet.name)}!$A$1"))
         for r, c, text in blocks.get(sheet.name, []):
             row += 1
             guide.put(row, 1, text, "link")
-            guide.links.append((row, 1, f"{quote_sheet(sheet.name)}!{col_letter(c)}{r + 1}"))
+            guide.links.append((row, 1, f"{quote_sheet(sheet.name)}!${col_letter(c)}${r + 1}"))
 
 
 def guide_defaults(graph: ir.Graph) -> dict:

@@ -29,7 +29,7 @@ STAGES = [
     ("capture", ["capture"]),
     ("layout", ["layout", "spec"]),
     ("emit", ["emit"]),
-    ("writer", ["writer", "xlsx", "xlsx_numbers", "xlsx_parts", "xlsx_theme"]),
+    ("writer", ["writer", "xlsx", "xlsx_numbers", "xlsx_parts", "xlsx_print", "xlsx_theme"]),
     ("beside", ["engines", "manifest", "manifest_checks", "record", "xlsx_read", "verifier", "runner",
                 "importer", "inspect", "pipeline", "cli", "__main__", "api", "__init__"]),
 ]

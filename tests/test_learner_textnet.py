@@ -33,7 +33,7 @@ def _torch_walk(model, index: int) -> dict:
             x = torch.relu(z)
             lines[f"walk.L{k}.z"], lines[f"walk.L{k}.a"] = z, x
         logits = model.out(x)
-        lines.update({"walk.out.z": logits, "walk.exp": torch.exp(logits),
+        lines.update({"walk.out.z": logits, "walk.exp": torch.exp(logits - logits.max()),
                       "walk.probs": torch.softmax(logits, dim=-1)})
     return {k: v.numpy()[:, None] for k, v in lines.items()}
 
@@ -60,7 +60,8 @@ def test_walk_reads_top_to_bottom_in_the_seeds_order(book):
     nodes = read_manifest(out).nodes
     order = ["walk.word", "walk.embedding"] + [f"walk.L{k}.{v}" for k in
                                                range(1, len(model.layers) + 1) for v in "za"] + \
-        ["walk.out.z", "walk.exp", "walk.sum", "walk.probs", "walk.next"]
+        ["walk.out.z", "walk.max", "walk.shifted", "walk.exp", "walk.sum", "walk.probs",
+         "walk.next"]
     rows = [nodes[n].row for n in order]
     assert all(nodes[n].sheet == "Walk" for n in order) and rows == sorted(rows)
     # z beside the weights it comes from: W's row n and z's row n are the same sheet row

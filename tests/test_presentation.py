@@ -64,7 +64,7 @@ def test_heatmaps_on_weights_and_attention(books):
 
 
 def test_charts(books):
-    assert len(openpyxl.load_workbook(books["sqrt_2x2.pt"])["Walk"]._charts) == 1
+    assert len(openpyxl.load_workbook(books["sqrt_2x2.pt"])["Regions"]._charts) == 1
     assert len(openpyxl.load_workbook(books["textnet.pt"])["Input"]._charts) == 1
     assert len(openpyxl.load_workbook(books["gpt.pt"])["Prompt"]._charts) == 1
 

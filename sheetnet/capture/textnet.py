@@ -183,7 +183,7 @@ WEIGHTS_SHOWN_MAX = 16  # ... and each layer's W and b beside its z up to this m
 
 def _walk(g: ir.Graph, layers: int, vocab: list[str], feats: list[str]) -> None:
     """The seed's printout for the Input word, top to bottom, each line a live cell: embedding
-    -> LAYER k z and a -> OUTPUT logits -> exp(logit) -> probabilities -> Predicted token.
+    -> LAYER k z and a -> OUTPUT logits -> exp(logit - max) -> probabilities -> Predicted token.
 
     A vector is a column, as the weights' rows (one per neuron) multiply it: z's row n is W's row
     n times the column above, plus b's row n (W and b are shown beside z in a small model)."""
@@ -223,12 +223,19 @@ def _walk(g: ir.Graph, layers: int, vocab: list[str], feats: list[str]) -> None:
             column(f"walk.{z}.a", f"{z}.a", f"LAYER {k} (a{k} = ReLU(z{k}))", outs)
     logits = "walk.out.z"
     if len(vocab) <= EXP_ROWS_MAX:  # the seed's softmax, p_i = exp(l_i) / sum_j exp(l_j)
-        e = g.add("walk.exp", ir.Exp(logits), (len(vocab), 1), sheet, row_labels=list(vocab),
-                  title="exp(logit)", col_labels=[""])
+        # less the largest logit first: the same ratios, each exp within 0..1 (a trained net's
+        # exp(logit) reaches 1e6 and more, where engines' EXP differ in the 9th decimal)
+        top = g.add("walk.max", ir.RowMax("out.z"), (1, 1), sheet, row_labels=["max"],
+                    title="the largest logit")
+        shifted = g.add("walk.shifted", ir.Sub(logits, top), (len(vocab), 1), sheet,
+                        row_labels=list(vocab), title="logit - largest logit", col_labels=[""])
+        e = g.add("walk.exp", ir.Exp(shifted), (len(vocab), 1), sheet, row_labels=list(vocab),
+                  title="exp(logit - largest): exp(logit) / exp(largest), the same ratios as "
+                        "exp(logit)", col_labels=[""])
         total = g.add("walk.sum", ir.ColSum(e), (1, 1), sheet, row_labels=["sum"],
                       title="their sum")
         g.add("walk.probs", ir.Over(e, total), (len(vocab), 1), sheet, row_labels=list(vocab),
-              title="probabilities = exp(logit) / sum (softmax, temperature 1)", col_labels=[""])
+              title="probabilities = exp / sum (softmax, temperature 1)", col_labels=[""])
     else:
         column("walk.probs", "probs", "probabilities (softmax of logits / T, Input's T)",
                list(vocab))

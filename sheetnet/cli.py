@@ -234,6 +234,9 @@ def _export_options(fn):
         click.option("--context", type=int, default=None,
                      help="GPT: positions to compute, 1 to the block size (default: the block "
                           "size up to 64, or as many as the prompt or --tokens fill)"),
+        click.option("--lens/--no-lens", default=None,
+                     help="GPT: the Logit lens sheet (default: on while vocabulary x (layers + 1) "
+                          "x positions stays under 200,000 cells)"),
         click.option("--precision", type=click.Choice(["float64", "float32", "auto"]),
                      default="auto", show_default=True, help="weight cells: float64 (shortest "
                      "exact text); float32 (shortest text that reads back as the same float32: "

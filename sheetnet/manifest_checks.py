@@ -16,7 +16,8 @@ DTYPES = ("float16", "bfloat16", "float32", "float64", "uint8", "int8", "int16",
           "int64", "bool")
 PRECISIONS = ("float64", "float32")
 # verify passes these to ExportOptions as keywords (fmt, meta, activations go separately)
-CAPTURE_OPTIONS = {"context": int, "input_value": float, "prompt": str, "tokens": list}
+CAPTURE_OPTIONS = {"context": int, "input_value": float, "prompt": str, "tokens": list,
+                   "lens": bool}
 # a causal-mask buffer is rebuilt as an n x n tensor: GPT-2's n is 1024; 4096 costs 64 MB
 CAUSAL_MASK_MAX = 4096
 # the files import writes itself into a Hugging Face folder; a kept file may not replace them

@@ -24,6 +24,8 @@ class ExportOptions:
     tokens: list[int] | None = None   # GPT: token ids instead of a prompt
     context: int | None = None    # GPT: positions the sheets compute (None = the block size up
                                   # to capture/gpt_body.py's DEFAULT_CONTEXT, more if the prompt needs)
+    lens: bool | None = None      # GPT: the Logit lens sheet (None = on while its logits stay under
+                                  # capture/logit_lens.py's LENS_BUDGET cells)
     precision: str = "auto"       # weight text: "float64" (shortest exact), "float32" (shortest
                                   # text that reads back as the same float32), "auto" (below)
     max_recalc: float | None = MAX_RECALC_S  # export: refuse a workbook LibreOffice would take

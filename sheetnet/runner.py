@@ -288,7 +288,7 @@ def _top(result: dict, vocab) -> list[tuple[object, float]]:
     if "top_probs" in result:
         names = result.get("top_tokens") or result.get("top_chars") or result.get("top_ids") or []
         if "top_chars" in result:  # the Output sheet's spelling: "space", "\\n"; the text's own
-            names = [{"space": " ", "\\n": "\n"}.get(c, c) for c in names]
+            names = [{"space": " ", "\u2423": " ", "\\n": "\n"}.get(c, c) for c in names]
         probs = result["top_probs"]
         probs = probs if isinstance(probs, list) else [probs]
         names = names if isinstance(names, list) else [names]

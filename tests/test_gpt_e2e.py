@@ -166,7 +166,7 @@ def test_a_repeated_vocabulary_character_reads_as_its_first_id(engine, tmp_path)
 def test_sheets_and_guide(books):
     wb = openpyxl.load_workbook(books["cells"], read_only=True)
     assert wb.sheetnames[:-1] == ["Guide", "Prompt", "Vocab", "Embedding", "B1 Attention", "B1 MLP",
-                                  "B2 Attention", "B2 MLP", "Output", "Sampling"]
+                                  "B2 Attention", "B2 MLP", "Output", "Sampling", "Logit lens"]
     guide = " ".join(str(r[0]) for r in wb["Guide"].iter_rows(values_only=True) if r and r[0])
     assert "small GPT" in guide and "context 32" in guide
     wb.close()

@@ -159,7 +159,7 @@ def test_hf_byte_level_vocab_is_shown_as_text(tmp_path):
     assert byte_level_text(["Ġthe", "Ċ", "Ã©", "âĢ", "plain"]) == [" the", "\n", "é", "\\xe2\\x80",
                                                                      "plain"]
     assert byte_level_text(["a b"]) == ["a b"]      # not byte-level: kept as it is
-    assert token_label(" the\n") == " the\\n" and token_label(" ") == "space"
+    assert token_label(" the\n") == " the\\n" and token_label(" ") == "\u2423"  # "␣"
     hf = hf_gpt2(vocab_size=4, n_positions=4)
     hf.save_pretrained(tmp_path / "hf")
     (tmp_path / "hf" / "vocab.json").write_text(json.dumps({"Ġthe": 0, "a": 1, "Ċ": 2, "Ã©": 3}))

@@ -81,7 +81,7 @@ def test_bad_ids_show_in_the_sheet_and_stop_run_and_verify(engine, hf_book, tmp_
 
 
 BPE = ["Ġthe", "a", "Ċ", "Ã©", "=1+1", "123", "TRUE", "ĠĠ", "âĢ", "x", "Ġ"]   # vocab.json order
-SHOWN = [" the", "a", "\\n", "é", "=1+1", "123", "TRUE", "  ", "\\xe2\\x80", "x", "space"]
+SHOWN = [" the", "a", "\\n", "é", "=1+1", "123", "TRUE", "  ", "\\xe2\\x80", "x", "\u2423"]
 
 
 def test_bpe_strings_are_looked_up_from_the_vocab_sheet(engine, tmp_path):

@@ -69,32 +69,34 @@ def linear_params(g: ir.Graph, weights: Weights, sheet: str, title: str, rows, c
 
 
 def layer_norm(g: ir.Graph, name: str, x: str, sheet: str, *, gain, bias, eps: float,
-               source: str, pos, feats) -> str:
+               source: str, pos, feats, label: str | None = None) -> str:
     """LayerNorm of x (T, C): mean | var beside x, then normalised, gain, bias and the output.
 
     Args:
         name: the output node's name; the steps are "<name>.mean", ".var", ".norm", ".gain" and
             ".bias".
         gain, bias: the (C,) tensors (bias may be None); ``source`` their checkpoint prefix.
+        label: how titles call it ("Block 1 - LayerNorm 1"); None: its node name.
     Returns:
         the output node, (T, C).
     """
     t, width = g.shape(x)
+    label = label or name
     g.add(f"{name}.mean", ir.RowMean(x), (t, 1), sheet, title="", col_labels=["mean"],
           beside=True, ref=f"{name}.mean")
     g.add(f"{name}.var", ir.RowVar(x, f"{name}.mean"), (t, 1), sheet, title="",
           col_labels=["variance"], beside=True, ref=f"{name}.var")
     g.add(f"{name}.norm", ir.Normalize(x, f"{name}.mean", f"{name}.var", eps), (t, width),
-          sheet, title=f"{name} normalised: (x - mean) / sqrt(variance + {eps:g})",
+          sheet, title=f"{label} normalised: (x - mean) / sqrt(variance + {eps:g})",
           row_labels=pos, col_labels=feats, ref=f"{name}.norm")
     param(g, f"{name}.gain", gain, sheet, row=True, source=f"{source}.weight",
-          title=f"{name} gain (weight)", row_labels=["gain"], col_labels=feats)
+          title=f"{label} gain (weight)", row_labels=["gain"], col_labels=feats)
     shift = None
     if bias is not None:
         shift = param(g, f"{name}.bias", bias, sheet, row=True, source=f"{source}.bias",
-                      title=f"{name} bias", row_labels=["bias"], col_labels=feats)
+                      title=f"{label} bias", row_labels=["bias"], col_labels=feats)
     return g.add(name, ir.ScaleShift(f"{name}.norm", f"{name}.gain", shift), (t, width), sheet,
-                 title=f"{name} = normalised * gain + bias", row_labels=pos, col_labels=feats,
+                 title=f"{label} = normalised * gain + bias", row_labels=pos, col_labels=feats,
                  ref=name)
 
 
@@ -208,8 +210,52 @@ def attention_head(g: ir.Graph, name: str, k: int, x: str, sheet: str, weights: 
                  col_labels=[f"y{k}.{d}" for d in range(hs)])
 
 
+def heads_side_by_side(g: ir.Graph, name: str, n_head: int, x: str, sheet: str,
+                       weights: HeadWeights, pos, reads: str) -> tuple[str, ...]:
+    """The heads of causal self-attention as columns: one band of q | k | v for every head, one
+    of scores | row max | sum exp per head, one of attention | y per head.  The same nodes,
+    names and refs as ``attention_head``'s, in that order.
+
+    Returns:
+        each head's y = probs @ v, (T, hs).
+    """
+    t = len(pos)
+    for k in range(n_head):
+        for part in "qkv":
+            w, b = weights(part, k)
+            hs = g.shape(w)[0]
+            g.add(f"{name}.{part}{k}", ir.Linear(x, w, b), (t, hs), sheet,
+                  ref=f"{name}.{part}{k}", beside=(k, part) != (0, "q"),
+                  row_labels=pos if (k, part) == (0, "q") else None,
+                  title=f"head {k}: {part} = {reads} · W{part}^T + b",
+                  col_labels=[f"{part}{k}.{d}" for d in range(hs)])
+    for k in range(n_head):
+        scores = g.add(f"{name}.scores{k}", ir.CausalScores(f"{name}.q{k}", f"{name}.k{k}"),
+                       (t, t), sheet, ref=f"{name}.scores{k}", beside=k > 0,
+                       row_labels=None if k else pos, col_labels=pos,
+                       title=f"head {k}: scores = q · k^T / sqrt({hs}); row = query, "
+                             "column = key; the future is masked (blank)")
+        g.add(f"{name}.max{k}", ir.RowMax(scores, causal=True), (t, 1), sheet, title="",
+              col_labels=["row max"], beside=True)
+        g.add(f"{name}.sum{k}", ir.RowSumExp(scores, f"{name}.max{k}", causal=True), (t, 1),
+              sheet, title="", col_labels=["sum exp"], beside=True)
+    ys = []
+    for k in range(n_head):
+        n = f"{name}.scores{k}"
+        probs = g.add(f"{name}.probs{k}", ir.Softmax(n, f"{name}.max{k}", f"{name}.sum{k}",
+                                                      causal=True), (t, t), sheet,
+                      ref=f"{name}.probs{k}", beside=k > 0, row_labels=None if k else pos,
+                      col_labels=pos, title=f"head {k}: attention = exp(score - row max) / "
+                                            "sum exp (0 for the future)")
+        ys.append(g.add(f"{name}.y{k}", ir.CausalMatMul(probs, f"{name}.v{k}"), (t, hs), sheet,
+                        beside=True, ref=f"{name}.y{k}", title=f"head {k}: y = attention · v",
+                        col_labels=[f"y{k}.{d}" for d in range(hs)]))
+    return tuple(ys)
+
+
 def attention(g: ir.Graph, name: str, x: str, residual_in: str, sheet: str, *, n_head: int,
-              heads: HeadWeights, proj: Weights, residual: str, pos, feats, reads: str) -> str:
+              heads: HeadWeights, proj: Weights, residual: str, pos, feats, reads: str,
+              side_by_side: bool = False) -> str:
     """Multi-head causal attention on the normalised x (T, C), its projection and the residual.
 
     Args:
@@ -217,10 +263,15 @@ def attention(g: ir.Graph, name: str, x: str, residual_in: str, sheet: str, *, n
         residual_in: the stream x + attention output adds to; ``residual`` names the sum.
         heads: each head's q, k, v weights (``fused_qkv`` or the model's own views).
         reads: how titles call x ("ln").
+        side_by_side: the heads as columns (``heads_side_by_side``) instead of one below another.
     Returns:
         the residual stream after attention, (T, C).
     """
-    ys = tuple(attention_head(g, name, k, x, sheet, heads, pos, reads) for k in range(n_head))
+    if side_by_side:  # the heads as columns (heads_side_by_side), else stacked head by head
+        ys = heads_side_by_side(g, name, n_head, x, sheet, heads, pos, reads)
+    else:
+        ys = tuple(attention_head(g, name, k, x, sheet, heads, pos, reads)
+                   for k in range(n_head))
     hs = g.shape(ys[0])[1]
     y = g.add(f"{name}.y", ir.Concat(ys), (len(pos), hs * n_head), sheet, ref=f"{name}.y",
               title="y: the heads side by side", row_labels=pos,

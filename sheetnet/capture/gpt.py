@@ -32,7 +32,8 @@ from ..errors import SheetnetError
 from ..ir import graph as ir
 from ..ir.reference import evaluate
 from . import generation
-from .gpt_body import PAD, Front, build_body, char_label, check_context, context_meta, trace_ids
+from .gpt_body import (PAD, Front, build_body, char_label, check_context, context_meta,
+                       position_labels, trace_ids)
 from .gpt_tokens import DEFAULT_TOKENS, capture_gpt_tokens, trace_gpt_tokens
 from .trace import Captured
 
@@ -84,12 +85,14 @@ def lower_gpt(payload: dict, options=None) -> Captured:
     from ..models.gpt import GPT
     model = GPT.from_checkpoint(payload)
     vocab, size = list(payload.get("metadata", {}).get("vocab", [])), model.config.vocab_size
-    prompt, tokens, context = (getattr(options, k, None) for k in ("prompt", "tokens", "context"))
+    prompt, tokens, context, lens = (getattr(options, k, None)
+                                     for k in ("prompt", "tokens", "context", "lens"))
     if prompt is not None and tokens is not None:
         raise SheetnetError("give a prompt or token ids, not both")
     if is_char_vocab(vocab, size):
         prompt = decode_tokens(tokens, vocab) if tokens is not None else prompt
-        graph = capture_gpt(model, vocab, DEFAULT_PROMPT if prompt is None else prompt, context)
+        graph = capture_gpt(model, vocab, DEFAULT_PROMPT if prompt is None else prompt, context,
+                            lens)
         return Captured(model, graph, trace_gpt)
     if prompt is not None and payload.get("tokenizer_folder") is not None:
         from .bpe import lower_gpt_bpe   # a byte-level BPE: the Tokenizer sheet (issue 18)
@@ -99,7 +102,7 @@ def lower_gpt(payload: dict, options=None) -> Captured:
         raise SheetnetError(f"a prompt needs a vocabulary of {size} single characters and this "
                             f"model has {has}: give token ids (--tokens) instead")
     graph = capture_gpt_tokens(model, DEFAULT_TOKENS if tokens is None else tokens,
-                               vocab if len(vocab) == size else None, context)
+                               vocab if len(vocab) == size else None, context, lens)
     if vocab and len(vocab) != size:  # said on the Guide sheet and by the CLI, not just dropped
         note = (f"its vocabulary lists {len(vocab):,} tokens but the model has {size:,} ids, so "
                 "the sheets show ids only")
@@ -109,7 +112,7 @@ def lower_gpt(payload: dict, options=None) -> Captured:
 
 
 def capture_gpt(model, vocab: list[str], prompt: str = DEFAULT_PROMPT,
-                context: int | None = None) -> ir.Graph:
+                context: int | None = None, lens: bool | None = None) -> ir.Graph:
     """Build the whole workbook's graph for ``model`` (a models.gpt.GPT).
 
     Args:
@@ -117,6 +120,7 @@ def capture_gpt(model, vocab: list[str], prompt: str = DEFAULT_PROMPT,
         vocab: the characters in id order (checkpoint metadata "vocab").
         prompt: the text written into the prompt cell.
         context: positions T the sheets compute (default: see ``check_context``).
+        lens: the Logit lens sheet (None: while it stays small, logit_lens.wanted).
     Returns:
         the graph, with ``meta["run"]`` declaring the prompt/temperature inputs and the report.
     """
@@ -131,11 +135,13 @@ def capture_gpt(model, vocab: list[str], prompt: str = DEFAULT_PROMPT,
         "summary": (f"a character-level GPT: {cfg.n_layer} blocks, {cfg.n_head} heads, "
                     f"{cfg.n_embd}-wide, {len(vocab)} characters, {said}"),
         "guide": {"context": t, "layers": cfg.n_layer, "last_sheet": f"B{cfg.n_layer} MLP"}})
-    pos = [f"t{i}" for i in range(t)]
+    pos = [f"t{i}" for i in range(t)]  # the Prompt sheet's table shows the characters live
     _prompt(g, vocab, prompt, t, pos)
+    ids, n = _read_prompt(np.array([[prompt]], dtype=object), vocab, t)
+    pos = position_labels(model, ids, n, lambda j: char_label(vocab[j]))  # "t3 ␣" on the body
     build_body(g, model, Front("tokens.id", "tokens.char", "character",
                                [char_label(ch) for ch in vocab], "vocab.char", "vocab.label",
-                               "char", "character"), pos)
+                               "char", "character"), pos, lens)
     spec = generation.run_spec("prompt", {
         "tokens": "tokens.id", "next_token": "next.char", "top_ids": "top.id",
         "top_chars": "top.char", "top_probs": "top.prob", "note": "prompt.note",

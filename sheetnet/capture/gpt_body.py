@@ -16,9 +16,10 @@ import numpy as np
 
 from ..errors import SheetnetError
 from ..ir import graph as ir
-from . import blocks, generation
+from . import blocks, generation, logit_lens
 from .blocks import Activation, Weights
 
+SPACE = "\u2423"  # '␣': how a space is shown in labels (as data), visible where " " is not
 PAD = 0         # the front end's id past the prompt; generation replaces it with the draws
 TOP_K = 5       # candidates listed on the Output sheet
 # positions computed without --context: every position of a model whose block size is at most
@@ -28,8 +29,25 @@ DEFAULT_CONTEXT = 64
 
 
 def char_label(ch: str) -> str:
-    """How a vocabulary character is labelled on the sheets: 'a', space, \\n."""
-    return {" ": "space", "\n": "\\n", "\t": "\\t", "\r": "\\r"}.get(ch, ch)
+    """How a vocabulary character is labelled on the sheets: 'a', '␣' for a space, \\n."""
+    return {" ": SPACE, "\n": "\\n", "\t": "\\t", "\r": "\\r"}.get(ch, ch)
+
+
+def position_labels(model, ids: list, n: int, shown) -> list[str]:
+    """Each position's row label, "t3 ␣": the exported prompt's tokens, then the continuation the
+    default rule (Temperature 0: greedy) draws from them, in PyTorch float64 as verify does.
+
+    Labels are data written at export (never formulas); after an edit of the prompt the live
+    input column beside each table says what the position holds now.
+
+    Args:
+        ids: the T ids (the prompt's n, then pads); ``shown``: id -> its label.
+    """
+    import copy
+    if any(isinstance(i, str) for i in ids):  # an unknown character: the sheet shows its message
+        return [f"t{i}" for i in range(len(ids))]
+    drawn, _ = generation.generate_ids(copy.deepcopy(model).double(), ids, n, 0.0, 0, 1)
+    return [f"t{i} {shown(j)}" for i, j in enumerate(drawn)]
 
 
 @dataclass(frozen=True)
@@ -80,21 +98,27 @@ def context_meta(t: int, block: int) -> tuple[dict, str]:
     return meta, f"context {t}" + (f": the workbook {positions_text(t, block)}" if t < block else "")
 
 
-def build_body(g: ir.Graph, model, front: Front, pos) -> None:
-    """Embedding, the blocks and the Output sheet, after a front end's sheets.
+def build_body(g: ir.Graph, model, front: Front, pos, lens: bool | None = None) -> None:
+    """Embedding, the blocks, the Output sheet and the Logit lens, after a front end's sheets.
 
     Args:
         g: the graph holding the front end's nodes (``front`` names them).
         model: the GPT (a models.gpt.GPT).
         pos: the position labels "t0".."t<T-1>".
+        lens: the Logit lens sheet; None: while it stays small (logit_lens.wanted).
     """
     front = generation.generated_ids(g, front, pos)  # the prompt's ids, then the draws
     x = _embedding(g, model, front, pos)
     for i, block in enumerate(model.transformer.h):
         x = _attention(g, block, i, x, model.config, front, pos)
         x = _mlp(g, block, i, x, model.config, front, pos)
-    _output(g, model, front, x, pos)
+    head = _output(g, model, front, x, pos)
     generation.steps(g, front, pos)
+    cfg = model.config
+    if lens is not None:  # asked for: verify rebuilds the book with the same choice
+        g.meta.setdefault("capture_options", {})["lens"] = lens
+    if logit_lens.wanted(lens, cfg.vocab_size, cfg.n_layer, len(pos)):
+        logit_lens.build(g, front, pos, head, model.transformer.ln_f.eps, cfg.n_layer)
 
 
 def _features(n_embd: int) -> list[str]:
@@ -141,9 +165,10 @@ def _block_input(g: ir.Graph, name: str, sheet: str, x: str, front: Front, pos, 
     return f"{name}.x"
 
 
-def _layer_norm(g: ir.Graph, ln, name: str, source: str, sheet: str, x: str, pos, feats) -> str:
+def _layer_norm(g: ir.Graph, ln, name: str, source: str, sheet: str, x: str, pos, feats,
+                label: str) -> str:
     return blocks.layer_norm(g, name, x, sheet, gain=ln.weight, bias=ln.bias, eps=ln.eps,
-                             source=source, pos=pos, feats=feats)
+                             source=source, pos=pos, feats=feats, label=label)
 
 
 def _attention(g: ir.Graph, block, i: int, x: str, cfg, front: Front, pos) -> str:
@@ -152,14 +177,16 @@ def _attention(g: ir.Graph, block, i: int, x: str, cfg, front: Front, pos) -> st
     feats = _features(cfg.n_embd)
     x_in = _block_input(g, f"{h}.attn", sheet, x, front, pos, feats,
                         "the residual stream entering this block")
-    ln = _layer_norm(g, block.ln_1, f"{h}.ln_1", f"{src}.ln_1", sheet, x_in, pos, feats)
+    ln = _layer_norm(g, block.ln_1, f"{h}.ln_1", f"{src}.ln_1", sheet, x_in, pos, feats,
+                     f"Block {i + 1} - LayerNorm 1 (ln_1)")
     name = f"{h}.attn"
     heads = blocks.fused_qkv(g, name, Weights.of(block.attn.c_attn, f"{name}.c_attn",
                                                  f"{src}.attn.c_attn", "c_attn"),
                              cfg.n_head, sheet, feats)
     proj = Weights.of(block.attn.c_proj, f"{name}.c_proj", f"{src}.attn.c_proj", "c_proj")
     return blocks.attention(g, name, ln, x_in, sheet, n_head=cfg.n_head, heads=heads, proj=proj,
-                            residual=f"{h}.res1", pos=pos, feats=feats, reads="ln")
+                            residual=f"{h}.res1", pos=pos, feats=feats, reads="ln",
+                            side_by_side=True)
 
 
 def _mlp(g: ir.Graph, block, i: int, x: str, cfg, front: Front, pos) -> str:
@@ -168,7 +195,8 @@ def _mlp(g: ir.Graph, block, i: int, x: str, cfg, front: Front, pos) -> str:
     feats = _features(cfg.n_embd)
     x_in = _block_input(g, f"{h}.mlp", sheet, x, front, pos, feats,
                         "res1, from the attention sheet")
-    ln = _layer_norm(g, block.ln_2, f"{h}.ln_2", f"{src}.ln_2", sheet, x_in, pos, feats)
+    ln = _layer_norm(g, block.ln_2, f"{h}.ln_2", f"{src}.ln_2", sheet, x_in, pos, feats,
+                     f"Block {i + 1} - LayerNorm 2 (ln_2)")
     name, form = f"{h}.mlp", cfg.gelu
     gelu = Activation("gelu", "GELU", lambda z: ir.Gelu(z, form),
                       f"GELU(fc) ({'exact, with erf' if form == 'erf' else 'tanh approximation'})")
@@ -179,13 +207,14 @@ def _mlp(g: ir.Graph, block, i: int, x: str, cfg, front: Front, pos) -> str:
                                       "c_proj"))
 
 
-def _output(g: ir.Graph, model, front: Front, x: str, pos) -> None:
+def _output(g: ir.Graph, model, front: Front, x: str, pos) -> str:
+    # returns the LM head's node (the Logit lens reads it)
     sheet, c, v, t = "Output", model.config.n_embd, len(front.labels), len(pos)
     feats, labels, unit = _features(c), front.labels, front.unit
     x_in = _block_input(g, "ln_f", sheet, x, front, pos, feats,
                         "the residual stream after the last block")
     ln = _layer_norm(g, model.transformer.ln_f, "ln_f", "transformer.ln_f", sheet, x_in, pos,
-                     feats)
+                     feats, "Final LayerNorm (ln_f)")
     if model.config.tied:
         head = "wte"  # tied: the LM head is the token embedding table, read from its sheet
     else:
@@ -196,6 +225,9 @@ def _output(g: ir.Graph, model, front: Front, x: str, pos) -> None:
                    style="formula",
                    title=f"logits = ln_f · {'wte' if head == 'wte' else 'lm_head'}^T, one column "
                          f"per {unit}", row_labels=pos, col_labels=labels)
+    # heatmaps on the logits (weights' blue-white-red) and on p (attention's white-red)
+    g.meta.setdefault("heat", {}).update({"logits": "weights", "next.logits": "weights",
+                                          "next.probs": "attention"})
     generation.sample(g, logits, front, pos)  # the Sampling sheet: each position's draw
     # the answer first (order=-1): the prompt's last position, its draw and the top candidates
     g.add("next.logits", ir.PickRow(logits, "prompt.n"), (1, v), sheet, ref="next.logits",
@@ -220,6 +252,7 @@ def _output(g: ir.Graph, model, front: Front, x: str, pos) -> None:
     g.meta.setdefault("charts", []).append(
         {"sheet": "Prompt", "title": f"The {k} most likely next {unit}s", "kind": "bar",
          "x": label, "series": ["top.prob"], "names": ["probability"], "x_title": unit})
+    return head
 
 
 def trace_ids(model, graph: ir.Graph, leaves: dict, ids: list[int], n: int) -> dict:
@@ -250,5 +283,7 @@ def trace_ids(model, graph: ir.Graph, leaves: dict, ids: list[int], n: int) -> d
                   "next.logits": logits[last][None].numpy(), "next.probs": probs[None].copy(),
                   "next.id": trace["sample.id"][last:last + 1].copy(),
                   "top.prob": -np.sort(-probs)[:k, None]})
+    if "lens.prob" in graph.nodes:
+        trace.update(logit_lens.trace(model, trace, model.config.n_layer))
     trace["notes"] = notes
     return trace

@@ -20,7 +20,8 @@ from ..errors import SheetnetError
 from ..ir import graph as ir
 from ..ir.reference import checked_id
 from . import generation
-from .gpt_body import PAD, Front, build_body, char_label, check_context, context_meta, trace_ids
+from .gpt_body import (PAD, Front, build_body, char_label, check_context, context_meta,
+                       position_labels, trace_ids)
 
 DEFAULT_TOKENS = [0]  # the prompt written into the cells when export is given none
 
@@ -34,7 +35,7 @@ def token_label(text: str) -> str:
 
 
 def capture_gpt_tokens(model, tokens: list[int], strings: list[str] | None = None,
-                       context: int | None = None) -> ir.Graph:
+                       context: int | None = None, lens: bool | None = None) -> ir.Graph:
     """Build the workbook's graph for ``model`` with token-id input cells.
 
     Args:
@@ -42,6 +43,7 @@ def capture_gpt_tokens(model, tokens: list[int], strings: list[str] | None = Non
         tokens: the ids written into the input cells (at most ``context`` of them).
         strings: each id's token string, in id order, or None: the sheets show ids only.
         context: positions T the sheets compute (default: see gpt_body.check_context).
+        lens: the Logit lens sheet (None: while it stays small, logit_lens.wanted).
     Returns:
         the graph, with ``meta["run"]`` declaring the tokens/temperature inputs and the report.
     Raises:
@@ -64,8 +66,11 @@ def capture_gpt_tokens(model, tokens: list[int], strings: list[str] | None = Non
                     f"{v:,} token ids{named}, {said}"),
         "guide": {"context": t, "layers": cfg.n_layer, "last_sheet": f"B{cfg.n_layer} MLP",
                   "last_id": v - 1}})
-    pos = [f"t{i}" for i in range(t)]
-    build_body(g, model, _token_inputs(g, tokens, strings, v, pos), pos)
+    pos = [f"t{i}" for i in range(t)]  # the input cells' labels; the body's say the tokens too
+    front = _token_inputs(g, tokens, strings, v, pos)
+    shown = (lambda j: token_label(strings[j])) if strings else str
+    ids = tokens + [PAD] * (t - len(tokens))
+    build_body(g, model, front, position_labels(model, ids, len(tokens), shown), lens)
     report = {"tokens": "tokens.id", "next_token": "next.text" if strings else "next.id",
               "top_ids": "top.id", "top_probs": "top.prob", "note": "prompt.note"}
     if strings:

@@ -46,7 +46,8 @@ def build_book(graph: ir.Graph, plan: Plan, guide: dict | None = None,
             _emit_node(sheets[node.sheet], node, plan.regions, array_ops or {}, names,
                        positions)
             _add_heatmap(sheets[node.sheet], node, plan.regions[node.name], heat,
-                         lambda n: graph.nodes[n].shape)
+                         lambda n: graph.nodes[n].shape,
+                         graph.meta.get("heat", {}).get(node.name))
             if node.name in graph.meta.get("shade", ()):  # on/off cells: a fill where 1
                 _shade(sheets[node.sheet], plan.regions[node.name],
                        node.name in graph.meta.get("narrow", ()))
@@ -74,13 +75,16 @@ HEATMAP_MAX_CELLS = 250_000  # a colour scale over more cells slows every repain
 
 
 def _add_heatmap(sheet: SheetSpec, node: ir.Node, region: Region, colours: dict,
-                 shape) -> None:
+                 shape, named: str | None = None) -> None:
     # weight matrices, attention probabilities and feature maps get a colour scale: patterns
-    # show at a glance; a feature map block stacks channel pictures, each scaled on its own
+    # show at a glance; a feature map block stacks channel pictures, each scaled on its own;
+    # ``named``: a preset's choice for this node (graph.meta["heat"]: GPT logits, the lens)
     if region.nrows * region.ncols > HEATMAP_MAX_CELLS:
         return
     pictures = 1
-    if isinstance(node.op, ir.Param) and min(region.nrows, region.ncols) > 1:
+    if named:
+        scale = colours.get(named)
+    elif isinstance(node.op, ir.Param) and min(region.nrows, region.ncols) > 1:
         scale = colours.get("weights")
     elif isinstance(node.op, ir.Softmax) and getattr(node.op, "causal", False):
         scale = colours.get("attention")

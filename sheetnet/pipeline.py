@@ -138,7 +138,8 @@ def _export(model, out_path: Path, options: ExportOptions, progress, start: floa
     graph = captured.graph
     plan = layout.plan(graph)
     guide = {"summary": graph.meta.get("summary", ""), "book": out_path.name,
-             "model": model_name(model), **graph.meta.get("guide", {})}
+             "model": model_name(model), "in_memory": not is_path(model),
+             **graph.meta.get("guide", {})}
     style = choose_style(graph, options.style)
     check_recalc(graph, style, options.max_recalc)
     arrays = ARRAY_FORMULAS if style == "arrays" else None

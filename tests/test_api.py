@@ -207,3 +207,17 @@ def test_the_readme_example_runs(tmp_path, monkeypatch, capsys):
     assert abs(outputs[0][0] - _torch64(scope["model"], [[4.0]])[0, 0]) <= TOL
     assert abs(outputs[0][0] - 2.0) < 0.2  # and the net learned sqrt
     assert (tmp_path / "sqrt.xlsx").is_file() and (tmp_path / "back.pt").is_file()
+
+
+def test_the_guide_of_a_module_from_python_reads_as_its_own(tmp_path):
+    # the Guide names the capture and tells how to verify from Python (no file to re-read), while
+    # a workbook from a checkpoint file keeps the command line
+    import openpyxl
+    torch.manual_seed(5)
+    book = sheetnet.export(_Residual(), tmp_path / "res.xlsx",
+                           example_inputs=(torch.tensor([[0.5, -1.0, 2.0]]),)).path
+    guide = openpyxl.load_workbook(book)["Guide"]
+    text = " ".join(str(c.value) for row in guide.iter_rows() for c in row if c.value)
+    assert "captured by torch.export" in text and "multi-layer perceptron" not in text
+    assert 'sheetnet.verify("res.xlsx", model, example_inputs=...)' in text
+    assert "sheetnet verify res.xlsx" not in text

@@ -237,7 +237,8 @@ def _guide_sheet(graph: ir.Graph, values: dict, legend: list) -> SheetSpec:
             row += 1
             spec.put(row, 0, "    " + str(line), "text")
         row += 1
-    for line in texts["common_tail"]:
+    # a module exported from Python has no file for the command line to re-read: verify from Python
+    for line in texts["common_tail_in_memory" if values.get("in_memory") else "common_tail"]:
         spec.put(row, 0, _fill(line, values), "text")
         row += 1
     row += 1

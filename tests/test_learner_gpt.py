@@ -4,7 +4,6 @@ characters on both axes, heatmaps on the logits and the lens, titles in words ("
 LayerNorm 1") instead of node names ("h0.ln_1").  Read from the exported file, no engine."""
 import re
 
-import numpy as np
 import openpyxl
 import pytest
 import torch

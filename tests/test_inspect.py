@@ -17,7 +17,8 @@ def test_inspect_model_counts_what_export_writes(examples, tmp_path):
     info = inspect(examples / "sqrt_2x2.pt")
     # 1x2 + 2 bias, 2x2 + 2 bias, 2x1... : every weight of the checkpoint exactly once
     assert info["weights"] == (2 + 2) + (4 + 2) + (2 + 1)
-    assert set(info["sheets"]) == {"Input", "Layer 1", "Layer 2", "Output", "Walk"}
+    assert set(info["sheets"]) == {"Input", "Layer 1", "Layer 2", "Output", "Regions", "Walk",
+                                   "Breakpoints"}
     assert not list(tmp_path.iterdir())  # nothing written
     book = tmp_path / "s.xlsx"
     res = export(examples / "sqrt_2x2.pt", book)

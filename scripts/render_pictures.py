@@ -50,6 +50,7 @@ PAGES = [
     ("page_textnet_walk", "textnet.pt", [], "Walk"),       # the seed's printout, live
     ("page_textnet_input", "textnet.pt", [], "Input"),
     ("page_gpt_attention", "gpt.pt", ["--prompt", "The cell"], "B1 Attention"),
+    ("page_gpt_logit_lens", "gpt.pt", ["--prompt", "The cell"], "Logit lens"),
     ("page_train_step", "textnet.pt", TRAIN, "Step 1"),
 ]
 PAGE_DPI = 50

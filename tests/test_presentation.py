@@ -110,3 +110,20 @@ def test_the_temperature_cell_takes_only_numbers_above_zero(engine, books, name,
     # and LibreOffice reads the same rule
     got = validation_rule(engine, books[name], t.sheet, t.row, t.col)
     assert got == ("DECIMAL", lo, "0", True)
+
+
+@pytest.mark.parametrize("name", ["textnet.pt", "gpt.pt"])
+def test_every_input_cell_looks_like_one(books, name):
+    # whole-number inputs (top-k, seed) carry the input fill too, with an integer format; the
+    # fill is the one the input kind declares, so a reader finds every typed cell by its colour
+    import json
+    from sheetnet.spec import TEMPLATES
+    kinds = json.loads((TEMPLATES / "styles.json").read_text())["kinds"]
+    wb = openpyxl.load_workbook(books[name])
+    for node, entry in read_manifest(books[name]).nodes.items():
+        if entry.kind != "input":
+            continue
+        cell = wb[entry.sheet].cell(entry.row + 1, entry.col + 1)
+        assert cell.fill.fgColor.rgb.endswith(kinds["input"]["fill"]), (node, cell.coordinate)
+        if node in ("top_k", "seed"):
+            assert cell.number_format == "0", node

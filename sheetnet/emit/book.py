@@ -115,6 +115,8 @@ def _shade(sheet: SheetSpec, region: Region, narrow: bool) -> None:
 def _emit_node(sheet: SheetSpec, node: ir.Node, regions: dict[str, Region], array_ops,
                names: dict | None = None, positions: frozenset | set = frozenset()) -> None:
     region, kind = regions[node.name], node.style or ir.node_kind(node)
+    if kind == "integer" and isinstance(node.op, ir.Input):
+        kind = "input_integer"  # typed whole numbers (top-k, seed, ids) still look like inputs
     if type(node.op) in ir.LEAF_TYPES:
         value = node.op.default if isinstance(node.op, ir.Input) else node.op.value
         if isinstance(node.op, ir.Input) and node.op.bound is not None:

@@ -327,7 +327,7 @@ class _Build:
         self.add("train.step", ir.Const(np.arange(1, k + 1, dtype=np.float64)[:, None]),
                  TRAINING, title="The loss at each step (before its update)",
                  col_labels=["step"], order=1, style="integer", row_labels=[""] * k)
-        self.add("train.loss", ir.Stack(tuple(losses)), TRAINING, title="", col_labels=["loss"],
+        self.add("train.loss", ir.StackRows(tuple(losses)), TRAINING, title="", col_labels=["loss"],
                  beside=True, order=1)
         self.g.meta["charts"] = [{"sheet": TRAINING, "title": "Loss per step", "x": "train.step",
                                   "series": ["train.loss"], "names": ["loss"],

@@ -31,7 +31,7 @@ from .generate import (CausalMatMul, DrawIndex, JoinText, NextInput, RowLargest,
 from .grad import (ColumnDots, ColumnSums, EluGrad, GeluGrad, LeakyReluGrad, MatMulT,
                    NormalizeGrad, OuterSum, ReluGrad, RowsAt, RowVarGrad, SigmoidGrad, SiluGrad,
                    SoftplusGrad, Spread, TanhGrad)
-from .loss import Mean, MseGrad, MseLoss, PickedNll, SoftmaxXentGrad, Stack, TakeRows
+from .loss import Mean, MseGrad, MseLoss, PickedNll, SoftmaxXentGrad, TakeRows
 from .optim import AdamMoment, AdamStep, MomentumBuffer, SgdStep
 from .mathfn import Cos, Exp, Log, Power, RmsNormalize, RowMeanSquare, Rsqrt, Sin, Where
 from .heads import CausalMask, Gather, ScaledScores, StackRows

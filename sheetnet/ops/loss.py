@@ -1,7 +1,8 @@
 """The losses a training step computes and their gradients, and the cell moves it needs: MSE
 (torch.nn.MSELoss()), cross-entropy over the softmax (torch.nn.CrossEntropyLoss(): each row's
--log p[target], their mean, and (p - onehot) / N for the logits), a step's batch of rows, and the
-loss of every step as one table.  Both losses are means over the batch, as torch's defaults.
+-log p[target], their mean, and (p - onehot) / N for the logits), and a step's batch of rows
+(heads.StackRows stacks every step's loss into one table).  Both losses are means over the
+batch, as torch's defaults.
 """
 from __future__ import annotations
 
@@ -164,23 +165,3 @@ class TakeRows(Op):
     @staticmethod
     def example():
         return Example({"x": Z}, TakeRows("x", (2, 0, 2)), lambda T, x: x[[2, 0, 2]])
-
-
-@register
-@dataclass(frozen=True)
-class Stack(Op):
-    """(len(parts), 1): one-cell nodes one under another (the loss of every step, as a table)."""
-    INPUTS = ("parts",)
-    parts: tuple[Ref, ...]
-    array = PerCellOnly("each cell is a plain reference to one part")
-
-    def reference(self, v):
-        return np.array([[float(np.asarray(v[p])[0, 0])] for p in self.parts])
-
-    def formula(self, r, i, j):
-        return r.cell(self.parts[i], 0, 0)
-
-    @staticmethod
-    def example():
-        return Example({"a": Z[:1, :1], "b": Z[1:2, :1]}, Stack(("a", "b")),
-                       lambda T, a, b: T.cat([a, b], 0))

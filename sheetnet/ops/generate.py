@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .base import Example, Op, PerCellOnly, Ref, as_array_text, register
+from .select import kth_largest_id
 from .text import cell_text
 
 _IDS = np.array([[5.0], [2.0], [0.0], [0.0]])     # (T=4, 1) the prompt's ids, then pads
@@ -176,10 +177,7 @@ class RowTopIds(Op):
     @as_array_text
     def formula(self, r, i, j):
         # LargestIds' formula on row i alone (see select.LargestIds for the ties)
-        x, x0, n = r.row(self.x, i), r.cell(self.x, i, 0), r.shape(self.x)[1]
-        v = f"LARGE({x},{j + 1})"
-        at = f"COLUMN({x})-COLUMN({x0})+ROW({x})-ROW({x0})"
-        return f"SMALL(IF({x}={v},{at},{n}),{j + 1}-SUMPRODUCT(({x}>{v})*1))"
+        return kth_largest_id(r.row(self.x, i), r.cell(self.x, i, 0), r.shape(self.x)[1], j + 1)
 
     @staticmethod
     def example():

@@ -64,6 +64,14 @@ class Largest(Op):
         return Example({"x": ROW}, Largest("x", 3), lambda T, x: x[0].topk(3).values[:, None])
 
 
+def kth_largest_id(x: str, x0: str, n: int, k: int) -> str:
+    """The formula of the 0-based position of the k-th largest value of range ``x`` (first cell
+    ``x0``, ``n`` cells along it), ties in position order, as LargestIds and RowTopIds write it."""
+    v = f"LARGE({x},{k})"
+    at = f"COLUMN({x})-COLUMN({x0})+ROW({x})-ROW({x0})"
+    return f"SMALL(IF({x}={v},{at},{n}),{k}-SUMPRODUCT(({x}>{v})*1))"
+
+
 @register
 @dataclass(frozen=True)
 class LargestIds(Op):
@@ -86,10 +94,7 @@ class LargestIds(Op):
         # which SMALL finds among the positions holding v (n, past the end, elsewhere).  The
         # positions count along the row or down the column alike (a transposed layout), one of
         # the two terms is 0.
-        x, x0, n = r.all(self.x), r.cell(self.x, 0, 0), r.shape(self.x)[1]
-        v = f"LARGE({x},{i + 1})"
-        at = f"COLUMN({x})-COLUMN({x0})+ROW({x})-ROW({x0})"
-        return f"SMALL(IF({x}={v},{at},{n}),{i + 1}-SUMPRODUCT(({x}>{v})*1))"
+        return kth_largest_id(r.all(self.x), r.cell(self.x, 0, 0), r.shape(self.x)[1], i + 1)
 
     @staticmethod
     def example():

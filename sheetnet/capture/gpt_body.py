@@ -61,6 +61,8 @@ class Front:
     label_table: str | None  # (V, 1) text node: each id's label (the top candidates)
     key: str                 # the next token's string is node "next.<key>"
     unit: str                # "character" or "token", for titles
+    typed: str | None = None  # (T, 1) node, "" (blank) at each position after the prompt: there
+    #                           generation feeds in the draw (a per-position cell: edits stay local)
 
 
 def check_context(model, context: int | None, needed: int = 1) -> int:

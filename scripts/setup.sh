@@ -2,7 +2,8 @@
 # Install sheetnet on a fresh Debian machine with Python 3.11:
 #   - LibreOffice headless (Debian packages), the recalculation engine, when soffice is missing;
 #   - a virtual environment in .venv with sheetnet, the CPU build of torch (torch==2.13.0: any
-#     other spec pulls a multi-GB CUDA build) and, with --test, the test tools;
+#     other spec pulls a multi-GB CUDA build) and, with --test, the test tools (pytest-xdist
+#     among them: the README's test command runs on every core, -n auto);
 #   - with --test: Gnumeric (ssconvert) and poppler-utils (pdftoppm) when missing, since the tests
 #     recalculate every example in Gnumeric and render charts to PNG; IronCalc comes with the
 #     test extra.

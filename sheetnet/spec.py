@@ -44,7 +44,8 @@ class ArraySpec:
 @dataclass(frozen=True)
 class TextRun:
     """Text cells from (row, col), along the row or down the column: ``texts[k]`` at step k,
-    blanks left empty.  ``texts`` is read as each row is written, never copied cell by cell."""
+    blanks left empty (a Formula there: a label that reads a cell, see ir.CellLabels).
+    ``texts`` is read as each row is written, never copied cell by cell."""
     row: int
     col: int
     texts: Sequence[str]

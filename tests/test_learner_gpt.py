@@ -1,17 +1,16 @@
 """The GPT workbook as a learner reads it (issue 19): positions labelled by their characters (a
-space as '␣', written as data), the heads side by side, each attention heatmap labelled by
-characters on both axes, heatmaps on the logits and the lens, titles in words ("Block 1 -
-LayerNorm 1") instead of node names ("h0.ln_1").  Read from the exported file, no engine."""
+space as '␣'; formulas reading the Prompt sheet's tokens, recalculated in test_live_labels.py),
+the heads side by side, each attention heatmap labelled by characters on both axes, heatmaps
+on the logits and the lens, titles in words ("Block 1 - LayerNorm 1") instead of node names
+("h0.ln_1").  Read from the exported file, no engine."""
 import re
 
 import openpyxl
 import pytest
-import torch
 
 from sheetnet.capture.gpt_body import SPACE, char_label
 from sheetnet.loaders import load_checkpoint
 from sheetnet.manifest import read_manifest
-from sheetnet.models.gpt import GPT
 from sheetnet.options import ExportOptions
 from sheetnet.pipeline import export
 
@@ -25,45 +24,47 @@ def book(examples, tmp_path_factory):
     return out, read_manifest(out), openpyxl.load_workbook(out)
 
 
-@pytest.fixture(scope="module")
-def text(examples) -> str:
-    # the prompt and the continuation the default rule (Temperature 0) draws, in PyTorch: what the labels say
-    payload = load_checkpoint(examples / "gpt.pt")
-    vocab, model = payload["metadata"]["vocab"], GPT.from_checkpoint(payload).double()
-    ids = [vocab.index(ch) for ch in PROMPT]
-    t = model.config.block_size
-    with torch.no_grad():
-        while len(ids) < t:
-            ids.append(int(model(torch.tensor([ids]))[0, -1].argmax()))
-    return "".join(vocab[i] for i in ids)
-
-
 def _cells(ws, row: int, col: int, n: int, down: bool) -> list:
     # n cells from (row, col), 0-based, down a column or along a row
     return [ws.cell(row + 1 + (k if down else 0), col + 1 + (0 if down else k)).value
             for k in range(n)]
 
 
+def _label_formulas(manifest) -> list[str]:
+    # each position's label: "t<i> " joined to the Prompt sheet's token cell i (gen.label, '␣'
+    # for a space), so it follows an edit; tests/test_live_labels.py reads them recalculated
+    from openpyxl.utils import get_column_letter as L
+    e = manifest.nodes["gen.label"]
+    return [f"=\"t{i} \"&'{e.sheet}'!{L(e.col + 1)}{e.row + 1 + i}" for i in range(e.shape[0])]
+
+
 @pytest.mark.parametrize("node", ["h0.attn.probs0", "h1.attn.probs0", "h0.mlp.fc", "logits",
                                   "lens.prob"])
-def test_positions_labelled_by_their_characters_as_data(text, book, node):
+def test_positions_labelled_by_their_characters_live(book, node):
     _, manifest, wb = book
     e = manifest.nodes[node]
     ws = wb[e.sheet]
-    want = [f"t{i} {char_label(ch)}" for i, ch in enumerate(text)]
     rows = _cells(ws, e.row, e.col - 1 if node != "lens.prob" else e.col - 2, e.shape[0], True)
-    assert rows == want
-    assert f"t3 {SPACE}" in rows                      # the space is visible
-    assert not any(str(v).startswith("=") for v in rows)  # data, never a formula
+    assert rows == _label_formulas(manifest)
 
 
 @pytest.mark.parametrize("block", [0, 1])
-def test_attention_heatmap_labelled_by_characters_on_both_axes(text, book, block):
+def test_attention_heatmap_labelled_by_characters_on_both_axes(book, block):
     _, manifest, wb = book
     for k in range(2):
         e = manifest.nodes[f"h{block}.attn.probs{k}"]
         top = _cells(wb[e.sheet], e.row - 1, e.col, e.shape[1], False)
-        assert top == [f"t{i} {char_label(ch)}" for i, ch in enumerate(text)]
+        assert top == _label_formulas(manifest)
+
+
+def test_the_labels_read_shows_a_space_visibly(book, examples):
+    # the labels read gen.label, which reads vocab.label: each character as char_label shows it
+    _, manifest, wb = book
+    vocab = load_checkpoint(examples / "gpt.pt")["metadata"]["vocab"]
+    e = manifest.nodes["vocab.label"]
+    shown = _cells(wb[e.sheet], e.row, e.col, e.shape[0], True)
+    assert shown == [char_label(ch) for ch in vocab]
+    assert SPACE in shown and "\\n" in shown                  # a space and a newline visible
 
 
 @pytest.mark.parametrize("part", ["q", "scores", "probs", "y"])

@@ -26,7 +26,8 @@ from ..loaders.hf_gpt2 import byte_level_text
 from ..ops import bpe as ops
 from ..ops.bpe import LO_TAB, BpeNote
 from . import generation
-from .gpt_body import PAD, Front, build_body, check_context, context_meta, trace_ids
+from .gpt_body import (PAD, Front, build_body, check_context, context_meta, position_labels,
+                       trace_ids)
 from .gpt_tokens import token_label
 
 MAX_BYTES = 64   # the prompt's UTF-8 bytes the Tokenizer sheet holds
@@ -185,8 +186,11 @@ def capture_gpt_bpe(model, bpe: Bpe, prompt: str, context: int | None = None) ->
                     f"{v:,} tokens of a byte-level BPE ({len(bpe.merges):,} merges), {said}"),
         "guide": {"context": t, "layers": cfg.n_layer, "last_sheet": f"B{cfg.n_layer} MLP",
                   "max_bytes": MAX_BYTES, "merges": len(bpe.merges)}})
-    pos = [f"t{i}" for i in range(t)]
-    build_body(g, model, _bpe_inputs(g, bpe, strings, prompt, pos), pos)
+    front = _bpe_inputs(g, bpe, strings, prompt, t)
+    # the body's positions read their tokens live ("t3 "&the Prompt sheet's token): as gpt.py's
+    pos = position_labels(model, ids + [PAD] * (t - len(ids)), len(ids),
+                          lambda j: token_label(strings[j]))
+    build_body(g, model, front, pos)
     report = {"tokens": "tokens.id", "next_token": "next.text", "top_ids": "top.id",
               "top_probs": "top.prob", "top_tokens": "top.text", "note": "prompt.note",
               "step_texts": "steps.text"}
@@ -199,10 +203,10 @@ def capture_gpt_bpe(model, bpe: Bpe, prompt: str, context: int | None = None) ->
     return g
 
 
-def _bpe_inputs(g: ir.Graph, bpe: Bpe, strings: list[str], prompt: str, pos) -> Front:
+def _bpe_inputs(g: ir.Graph, bpe: Bpe, strings: list[str], prompt: str, t: int) -> Front:
     # Prompt: the prompt cell, token count, status, then the ids and tokens; the Vocab sheet;
     # the Tokenizer and BPE tables sheets between them
-    t, v = len(pos), len(strings)
+    v = len(strings)
     g.add("prompt", ir.Input(np.array([[prompt]], dtype=object)), (1, 1), "Prompt",
           title=f"Prompt: type text in the yellow cell (at most {MAX_BYTES} bytes of UTF-8); the "
                 "Tokenizer sheet splits it into tokens", row_labels=["prompt"])

@@ -34,11 +34,11 @@ def char_label(ch: str) -> str:
 
 
 def position_labels(model, ids: list, n: int, shown) -> list[str]:
-    """Each position's row label, "t3 ␣": the exported prompt's tokens, then the continuation the
-    default rule (Temperature 0: greedy) draws from them, in PyTorch float64 as verify does.
-
-    Labels are data written at export (never formulas); after an edit of the prompt the live
-    input column beside each table says what the position holds now.
+    """Each position's row label, "t3 ␣", as it reads at export: the exported prompt's tokens,
+    then the continuation the default rule (Temperature 0: greedy) draws from them, in PyTorch
+    float64 as verify does.  The sheets' label cells are formulas (``live_labels``) that read
+    the same text from the Prompt sheet, so they follow an edit; these strings are what the
+    graph's readers see (Plan.label_at).
 
     Args:
         ids: the T ids (the prompt's n, then pads); ``shown``: id -> its label.
@@ -48,6 +48,14 @@ def position_labels(model, ids: list, n: int, shown) -> list[str]:
         return [f"t{i}" for i in range(len(ids))]
     drawn, _ = generation.generate_ids(copy.deepcopy(model).double(), ids, n, 0.0, 0, 1)
     return [f"t{i} {shown(j)}" for i, j in enumerate(drawn)]
+
+
+def live_labels(node: str, pos) -> ir.CellLabels:
+    """The positions' labels as formulas: "t3 " joined to cell 3 of ``node``, the (T, 1) token
+    of each position as the Prompt sheet shows it (gen.label: '␣' for a space, \\n; or gen.id),
+    so every label follows an edit of the prompt, Temperature or Seed.  ``pos``: the labels
+    at export (position_labels)."""
+    return ir.CellLabels(node, [f"t{i} " for i in range(len(pos))], pos)
 
 
 @dataclass(frozen=True)
@@ -106,10 +114,12 @@ def build_body(g: ir.Graph, model, front: Front, pos, lens: bool | None = None) 
     Args:
         g: the graph holding the front end's nodes (``front`` names them).
         model: the GPT (a models.gpt.GPT).
-        pos: the position labels "t0".."t<T-1>".
+        pos: the position labels at export, "t0 T".."t<T-1> ␣" (or "t0"..); the sheets' label
+            cells read each position's token live (``live_labels``).
         lens: the Logit lens sheet; None: while it stays small (logit_lens.wanted).
     """
     front = generation.generated_ids(g, front, pos)  # the prompt's ids, then the draws
+    pos = live_labels(front.shown, pos)  # "t3 "&<the Prompt sheet's token at position 3>
     x = _embedding(g, model, front, pos)
     for i, block in enumerate(model.transformer.h):
         x = _attention(g, block, i, x, model.config, front, pos)

@@ -54,8 +54,9 @@ def build_book(graph: ir.Graph, plan: Plan, guide: dict | None = None,
     for (sheet, r, c), text in plan.titles.items():
         sheets[sheet].put(r, c, text, "title")
     for line in plan.labels:  # a column's label sits right-aligned, over the numbers it names
-        sheets[line.sheet].runs.append(TextRun(line.row, line.col, line.texts, line.down,
-                                               "label" if line.down else "column_label"))
+        sheets[line.sheet].runs.append(TextRun(line.row, line.col,
+                                               _label_cells(line.texts, plan.regions, line.sheet),
+                                               line.down, "label" if line.down else "column_label"))
     for spec in sheets.values():
         spec.widths[0] = 16
         spec.freeze = (1, 1) if graph.sheet_flow.get(spec.name) != "right" else (4, 0)
@@ -69,6 +70,16 @@ def build_book(graph: ir.Graph, plan: Plan, guide: dict | None = None,
     ordered = [_guide_sheet(graph, guide or {}, styles["legend"])] + [sheets[s] for s in graph.sheets]
     _contents(ordered[0], [s for s in ordered[1:] if s.state == "visible"], plan.titles)
     return BookSpec(ordered, names={names[n]: absolute(plan.regions[n]) for n in names})
+
+
+def _label_cells(texts, regions: dict[str, Region], here: str):
+    # ir.CellLabels: label k is a formula joining its prefix to the node's cell k ("t3 "&E10),
+    # so it follows an edit; a joined cell stays text whatever it holds (a token "=1+1")
+    if not isinstance(texts, ir.CellLabels):
+        return texts
+    refs = Refs(regions, here=here)
+    return [Formula('"' + prefix.replace('"', '""') + '"&' + refs.cell(texts.node, k, 0))
+            for k, prefix in enumerate(texts.prefixes)]
 
 
 HEATMAP_MAX_CELLS = 250_000  # a colour scale over more cells slows every repaint in LibreOffice

@@ -11,6 +11,7 @@ here so ``ir.Relu`` names it.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -158,6 +159,26 @@ def later_inputs(op) -> list[str]:
     return [getattr(op, f) for f in getattr(op, "LATER", ())]
 
 
+class CellLabels(Sequence):
+    """Labels that read a (n, 1) node: label k is ``prefixes[k]`` joined to that node's cell k,
+    a formula, so the labels follow an edit (a GPT's positions labelled by the tokens the
+    Prompt sheet shows now, not the ones at export).  The cell's value is text or a number the
+    formula only joins: a token "=1+1" stays text.  As a sequence it holds the labels as they
+    read at export (``texts``), for readers of the graph that want strings (Plan.label_at).
+    """
+
+    def __init__(self, node: str, prefixes: Sequence[str], texts: Sequence[str]):
+        if len(prefixes) != len(texts):
+            raise ValueError("one prefix per label")
+        self.node, self.prefixes, self.texts = node, list(prefixes), list(texts)
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def __getitem__(self, k):
+        return self.texts[k]
+
+
 @dataclass
 class Node:
     """One tensor of the graph: its op, shape, sheet and labels."""
@@ -166,7 +187,7 @@ class Node:
     shape: Shape
     sheet: str
     title: str = ""
-    row_labels: list[str] | None = None
+    row_labels: list[str] | None = None   # or CellLabels: formulas reading a node
     col_labels: list[str] | None = None
     ref: str | None = None      # key of the matching PyTorch intermediate (verify compares them)
     beside: bool = False        # layout: place to the right of the previous node (bias beside W)

@@ -59,6 +59,7 @@ def build_book(graph: ir.Graph, plan: Plan, guide: dict | None = None,
                                                line.down, "label" if line.down else "column_label"))
     for spec in sheets.values():
         spec.widths[0] = 16
+        _fit_column_labels(spec)
         spec.freeze = (1, 1) if graph.sheet_flow.get(spec.name) != "right" else (4, 0)
         keep = graph.meta.get("freeze_columns", {}).get(spec.name)  # a node that stays on screen
         if keep:
@@ -109,6 +110,23 @@ def _add_heatmap(sheet: SheetSpec, node: ir.Node, region: Region, colours: dict,
         first = f"{col_letter(region.col)}{top + 1}"
         last = f"{col_letter(region.col + region.ncols - 1)}{top + height}"
         sheet.scales.append((f"{first}:{last}", *scale))
+
+
+LABEL_WIDTH_MAX = 40  # a column widens to its label up to this many characters
+
+
+def _fit_column_labels(sheet: SheetSpec) -> None:
+    # each column at least as wide as its column label (seen on the rendered GPT Prompt page:
+    # "input id", "its text" and "prompt and continuation so far" ran into one another); a
+    # column made narrow on purpose (NARROW on/off digits) keeps its width
+    for run in sheet.runs:
+        if run.down:
+            continue
+        for j, text in enumerate(run.texts):
+            c = run.col + j
+            width = sheet.widths.get(c, sheet.default_width)
+            if isinstance(text, str) and len(text) + 1 > width >= sheet.default_width:
+                sheet.widths[c] = min(len(text) + 1, LABEL_WIDTH_MAX)
 
 
 NARROW = 3.6  # width of a shaded on/off column (one digit)

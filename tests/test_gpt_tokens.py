@@ -34,14 +34,16 @@ R = Refs(REGIONS, here="P")
 
 CELL_CASES = [
     (ir.FilledCount("x"), (0, 0), 'SUMPRODUCT((B17:B19<>"")*1)'),
-    (ir.CheckedIds("x", "n", 5, 0), (1, 0),
-     'IF(B18="",IF(B5>1,"t1 is blank: type the ids from t0 on, without gaps",0),IF(ISNUMBER(B18),'
+    (ir.CheckedIds("x", 5, 0), (1, 0),
+     'IF(B18="",0,IF(ISNUMBER(B18),'
      'IF(AND(B18>=0,B18<5,B18=INT(B18)),B18,"token id "&B18&" is outside the vocabulary '
      '(ids 0..4)"),"token id "&B18&" is outside the vocabulary (ids 0..4)"))'),
     (ir.TokenText("table", "ids", "n"), (2, 0), "IF(B5>2,INDEX('Vocab'!B5:B9,C19+1,1),\"\")"),
-    (ir.IdsNote("ids", "n"), (0, 0),
+    (ir.IdsNote("ids", "x"), (0, 0),
      'IF(COUNT(C17:C19)<3,"a token id is not valid: see the id column",'
-     'IF(B5=0,"type token ids in the yellow cells, from t0 on","ok"))'),
+     'IF(SUMPRODUCT((B17:B18="")*(B18:B19<>""))>0,"a blank cell before the last typed id: type '
+     'the ids from t0 on, without gaps",IF(COUNTA(B17:B19)=0,'
+     '"type token ids in the yellow cells, from t0 on","ok")))'),
     # a transposed tensor: element (i, j) at sheet row j, column i; INDEX swaps its arguments
     (ir.Copy("wide"), (1, 3), "'O'!C14"),
     (ir.PickRow("wide", "n"), (0, 2), "INDEX('O'!B11:C14,3,MAX(B5,1))"),
@@ -89,8 +91,8 @@ def test_a_tensor_too_big_either_way_is_refused_before_writing():
 @pytest.mark.parametrize("typed, ids, note", [
     ([1.0, 2.0, None, None], [1.0, 2.0, 0.0, 0.0], "ok"),
     ([None] * 4, [0.0] * 4, "type token ids in the yellow cells, from t0 on"),
-    ([1.0, None, 3.0, None], [1.0, "t1 is blank: type the ids from t0 on, without gaps", 3.0, 0.0],
-     "a token id is not valid: see the id column"),
+    ([1.0, None, 3.0, None], [1.0, 0.0, 3.0, 0.0],  # a gap: a pad there, the status says so
+     "a blank cell before the last typed id: type the ids from t0 on, without gaps"),
     ([4.0, 5.0, 1.5, -1.0], [4.0, "token id 5 is outside the vocabulary (ids 0..4)",
                              "token id 1.5 is outside the vocabulary (ids 0..4)",
                              "token id -1 is outside the vocabulary (ids 0..4)"],
@@ -102,8 +104,8 @@ def test_checked_ids_reference(typed, ids, note):
     g = ir.Graph()
     g.add("x", ir.Input(np.array(typed, dtype=object)[:, None]), (4, 1), "S")
     g.add("n", ir.FilledCount("x"), (1, 1), "S")
-    g.add("ids", ir.CheckedIds("x", "n", 5, 0), (4, 1), "S")
-    g.add("note", ir.IdsNote("ids", "n"), (1, 1), "S")
+    g.add("ids", ir.CheckedIds("x", 5, 0), (4, 1), "S")
+    g.add("note", ir.IdsNote("ids", "x"), (1, 1), "S")
     v = evaluate(g)
     assert v["n"][0, 0] == sum(t not in (None, "") for t in typed)
     assert v["ids"][:, 0].tolist() == ids and v["note"][0, 0] == note

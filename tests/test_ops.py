@@ -99,6 +99,9 @@ def test_ops_without_torch_are_text_ops():
     assert {cls.__name__ for cls in OPS} - set(_by_name(WITH_TORCH)) == {
         "PromptLength", "Chars", "TokenId", "PromptNote", "WordId", "FilledCount", "CheckedIds",
         "TokenText", "IdsNote",
+        # generation's: which positions are typed (blank cells) decides them; the loop itself is
+        # compared with PyTorch's by verify and tests/test_generate.py
+        "NextInput", "DrawIndex",
         # the Tokenizer sheet's (ops/bpe.py): text and integer steps, checked against tokenizers
         "CodePoints", "CharClasses", "Pretokenize", "Utf8Length", "ByteKeys", "Utf8Bytes",
         "FirstSymbols", "MergeSteps", "StepTokens", "TokenCount", "BpeNote", "BpeIds", "JoinText"}

@@ -222,7 +222,7 @@ def _bpe_inputs(g: ir.Graph, bpe: Bpe, strings: list[str], prompt: str, t: int) 
     g.add("tokens.text", ir.TokenText("vocab.label", "tokens.id", "prompt.n"), (t, 1), "Prompt",
           order=1, title="", col_labels=["token"], beside=True)
     return Front("tokens.id", "tokens.text", "token", labels, "vocab.text", "vocab.label",
-                 "text", "token")
+                 "text", "token", typed="tokens.text")
 
 
 def trace_gpt_bpe(bpe: Bpe):

@@ -1,7 +1,10 @@
 """Generation in a GPT workbook (issue 16): the positions after the prompt continue it.
 
-Position i's input id is the prompt's while i < n, then the id drawn from position i - 1's logits
-(ops.NextInput), so one recalculation writes T - n new tokens.  Each position's draw follows the
+Position i's input id is the prompt's where its own typed cell is filled (the front's ``typed``
+node), else the id drawn from position i - 1's logits (ops.NextInput), so one recalculation writes
+T - n new tokens.  No position's cells read the prompt's length n: each reads its own typed cell
+and the rows above, so an edit of one prompt token recomputes the positions from there on (the
+rows before it keep their values); n feeds only the displays (the text so far, the steps table).  Each position's draw follows the
 rule of ops/sample.py, the text net's: the MINSTD stream from the Seed cell gives u_j, step j
 keeps the ids whose logit is at least the k-th largest (ties kept), p = softmax(logits / T) over
 them, and the id is the smallest whose cumulative p in id order reaches u_j; T = 0 is greedy.
@@ -47,9 +50,11 @@ def sample_inputs(g: ir.Graph, sheet: str = "Prompt") -> None:
 def generated_ids(g: ir.Graph, front, pos):
     """The ids every position computes on: the prompt's, then the draws (node "gen.id"), and
     their strings and labels beside the prompt's table.  Returns the Front the body reads."""
+    if front.typed is None:
+        raise ValueError("a GPT front must name its per-position typed node (Front.typed)")
     sample_inputs(g)
     t = len(pos)
-    ids = g.add("gen.id", ir.NextInput(front.ids, "prompt.n", "sample.id"), (t, 1), "Prompt",
+    ids = g.add("gen.id", ir.NextInput(front.ids, front.typed, "sample.id"), (t, 1), "Prompt",
                 order=1, title="", col_labels=["input id"], beside=True, ref="gen.id",
                 style="integer")
     shown = ids
@@ -78,7 +83,8 @@ def generated_ids(g: ir.Graph, front, pos):
 
 
 def sample(g: ir.Graph, logits: str, front, pos) -> None:
-    """The Sampling sheet: each position's draw from its logits row (T, V), by the rule."""
+    """The Sampling sheet: each position's draw from its logits row (T, V), by the rule.  Every
+    per-position cell reads its own row (and the rows above), never the prompt's length."""
     sheet, (t, v) = "Sampling", g.shape(logits)
     labels = front.labels
     g.add("sample.max", ir.RowMax(logits), (t, 1), sheet, row_labels=pos, col_labels=["max"],
@@ -89,7 +95,7 @@ def sample(g: ir.Graph, logits: str, front, pos) -> None:
           col_labels=["argmax"], beside=True, style="integer")
     g.add("sample.sum", ir.KeptSumExp(logits, "sample.kth", "sample.max", "temperature"),
           (t, 1), sheet, title="", col_labels=["kept sum exp"], beside=True)
-    g.add("sample.draw", ir.DrawIndex("prompt.n", t), (t, 1), sheet, title="",
+    g.add("sample.draw", ir.DrawIndex(front.typed), (t, 1), sheet, title="",
           col_labels=["step - 1"], beside=True, style="integer")
     # the stream does not depend on the positions: state_1 .. state_T from the seed
     g.add("sample.stream", ir.MinstdStream("seed", t), (t, 1), sheet, title="",

@@ -141,7 +141,7 @@ def capture_gpt(model, vocab: list[str], prompt: str = DEFAULT_PROMPT,
     pos = position_labels(model, ids, n, lambda j: char_label(vocab[j]))  # "t3 ␣" on the body
     build_body(g, model, Front("tokens.id", "tokens.char", "character",
                                [char_label(ch) for ch in vocab], "vocab.char", "vocab.label",
-                               "char", "character"), pos, lens)
+                               "char", "character", typed="tokens.char"), pos, lens)
     spec = generation.run_spec("prompt", {
         "tokens": "tokens.id", "next_token": "next.char", "top_ids": "top.id",
         "top_chars": "top.char", "top_probs": "top.prob", "note": "prompt.note",

@@ -5,9 +5,11 @@ Hugging Face checkpoint): there is no text the sheet could split, so the Prompt 
 yellow cell per position where the user types token ids.  The prompt is the filled cells from t0
 on: its length n is their count and the next token is drawn at position n-1, as with a typed
 prompt; the blank positions after it read the ids drawn before them (generation.py).  A
-tokenizer sheet (a BPE prompt) would hand build_body a Front whose ids are its tokens.  Each id is checked in the sheet, a whole number in 0..V-1 and no blank
-before the last filled cell; a bad one shows its message in the id column, the numbers after it
-show errors, and run and verify report the message as one line.
+tokenizer sheet (a BPE prompt) would hand build_body a Front whose ids are its tokens.  Each id
+is checked in the sheet, a whole number in 0..V-1; a bad one shows its message in the id column
+and the numbers after it show errors; a blank before the last filled cell (a gap) is the status
+cell's message; run and verify report either as one line.  Each position reads its own typed
+cell only (not the prompt's length): an edit recomputes the positions from the edited one on.
 
 Where the vocabulary gives every id's string, the Vocab sheet lists them as text cells, and the
 prompt's tokens, the next token and the top 5 are looked up there; otherwise the sheets show ids.
@@ -100,19 +102,19 @@ def _token_inputs(g: ir.Graph, tokens: list[int], strings, v: int, pos) -> Front
               row_labels=[str(i) for i in range(v)], col_labels=["token"])
         g.add("vocab.label", ir.Const(np.array([[s] for s in labels], dtype=object)), (v, 1),
               "Vocab", title="", col_labels=["shown as"], beside=True)
-    g.add("tokens.id", ir.CheckedIds("prompt", "prompt.n", v, PAD), (t, 1), sheet, order=1,
+    g.add("tokens.id", ir.CheckedIds("prompt", v, PAD), (t, 1), sheet, order=1,
           title="", col_labels=[f"id (pad {PAD} after the prompt)"], beside=True, ref="tokens.id",
           style="integer")
     if strings is not None:
         g.add("tokens.text", ir.TokenText("vocab.label", "tokens.id", "prompt.n"), (t, 1), sheet,
               order=1, title="", col_labels=["token"], beside=True)
-    g.add("prompt.note", ir.IdsNote("tokens.id", "prompt.n"), (1, 1), sheet, title="status",
+    g.add("prompt.note", ir.IdsNote("tokens.id", "prompt"), (1, 1), sheet, title="status",
           row_labels=["status"])
     if strings is None:
         return Front("tokens.id", "tokens.id", "id", [str(i) for i in range(v)], None, None,
-                     "text", "token")
+                     "text", "token", typed="prompt")
     return Front("tokens.id", "tokens.text", "token", labels, "vocab.text", "vocab.label",
-                 "text", "token")
+                 "text", "token", typed="prompt")
 
 
 def trace_gpt_tokens(model, graph: ir.Graph, leaves: dict) -> dict[str, np.ndarray]:

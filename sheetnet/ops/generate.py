@@ -25,6 +25,7 @@ from .text import cell_text
 _IDS = np.array([[5.0], [2.0], [0.0], [0.0]])     # (T=4, 1) the prompt's ids, then pads
 _PICKS = np.array([[1.0], [3.0], [4.0], [2.0]])   # (4, 1) each position's draw
 _N = np.array([[2.0]])                            # a prompt of 2 tokens
+_TYPED = np.array([[5.0], [2.0], [None], [None]], dtype=object)  # (4, 1) as typed: 2, then blanks
 _ROWS = np.array([[0.5, 2.0, -1.0, 0.5], [3.0, 3.0, 1.0, -2.0], [0.0, 1.0, 2.0, 3.0]])
 
 
@@ -33,26 +34,35 @@ def _n(v, n: Ref) -> int:
     return max(int(np.asarray(v[n], dtype=np.float64)[0, 0]), 1)
 
 
+def _blank(c) -> bool:
+    return c is None or (isinstance(c, str) and c == "")
+
+
 @register
 @dataclass(frozen=True)
 class NextInput(Op):
-    """(T, 1): position i's input id: the prompt's id while i < n, else the id drawn at position
-    i - 1 (``picks``, a node computed later from these very ids: the graph's one forward edge,
-    ``LATER``; the reference interpreter iterates until the ids settle)."""
-    INPUTS = ("prompt", "n", "picks")
+    """(T, 1): position i's input id: the prompt's where the position's own ``typed`` cell is
+    filled, else (blank, "") the id drawn at position i - 1 (``picks``, a node computed later from
+    these very ids: the graph's one forward edge, ``LATER``; the reference interpreter iterates
+    until the ids settle).  Position 0 always reads the prompt (nothing is drawn before it).
+
+    Each row reads its own cells and the row above only, never the prompt's length: an edit of
+    one prompt cell dirties the positions from there on, not the whole model."""
+    INPUTS = ("prompt", "typed", "picks")
     LATER = ("picks",)
     prompt: Ref
-    n: Ref
+    typed: Ref
     picks: Ref
     array = PerCellOnly("each row reads the draw of the row above it: a chain of cells")
 
     def reference(self, v):
         ids = np.asarray(v[self.prompt], dtype=object)[:, 0].copy()
-        n = int(np.asarray(v[self.n], dtype=np.float64)[0, 0])
+        typed = np.asarray(v[self.typed], dtype=object)[:, 0]
         picks = v[self.picks] if self.picks in v else None
         if picks is not None:  # before the first pass computes them the ids are the prompt's
-            for i in range(max(n, 1), len(ids)):
-                ids[i] = np.asarray(picks, dtype=object)[i - 1, 0]
+            for i in range(1, len(ids)):
+                if _blank(typed[i]):
+                    ids[i] = np.asarray(picks, dtype=object)[i - 1, 0]
         numbers = all(isinstance(i, float) for i in ids)
         return np.array(ids, dtype=np.float64 if numbers else object)[:, None]
 
@@ -60,37 +70,38 @@ class NextInput(Op):
         own = r.cell(self.prompt, i, 0)
         if i == 0:
             return own
-        return f"IF({i}<{r.cell(self.n, 0, 0)},{own},{r.cell(self.picks, i - 1, 0)})"
+        return f'IF({r.cell(self.typed, i, 0)}="",{r.cell(self.picks, i - 1, 0)},{own})'
 
     @staticmethod
     def example():
-        def ids(T, prompt, n, picks):
-            return T.cat([prompt[:int(n)], picks[int(n) - 1:-1]])
-        return Example({"prompt": _IDS, "n": _N, "picks": _PICKS},
-                       NextInput("prompt", "n", "picks"), ids)
+        return Example({"prompt": _IDS, "typed": _TYPED, "picks": _PICKS},
+                       NextInput("prompt", "typed", "picks"))
 
 
 @register
 @dataclass(frozen=True)
 class DrawIndex(Op):
-    """(T, 1): the 0-based index into the stream of the u position i draws with: i + 1 - n from
-    the prompt's last position on (step 1 uses u_1), 0 before it (those draws feed nothing)."""
-    INPUTS = ("n",)
-    n: Ref
-    rows: int
-    array = PerCellOnly("one small number per position")
+    """(T, 1): the 0-based index into the stream of the u position i draws with: the count of
+    blank ``typed`` cells at positions 1..i (a running count, so each row reads its own cell and
+    the row above).  For a prompt of n >= 1 tokens that is max(i + 1 - n, 0): step 1, drawn at
+    the prompt's last position, uses u_1; the draws before it feed nothing."""
+    INPUTS = ("typed",)
+    typed: Ref
+    array = PerCellOnly("a running count: each row adds its own cell to the row above")
 
     def reference(self, v):
-        n = _n(v, self.n)
-        return np.array([[float(max(i + 1 - n, 0))] for i in range(self.rows)])
+        typed = np.asarray(v[self.typed], dtype=object)[:, 0]
+        blanks = [0.0] + [float(_blank(c)) for c in typed[1:]]
+        return np.cumsum(blanks)[:, None]
 
     def formula(self, r, i, j):
-        return f"MAX({i + 1}-MAX({r.cell(self.n, 0, 0)},1),0)"
+        if i == 0:
+            return "0"
+        return f'{r.mine(i - 1, 0)}+IF({r.cell(self.typed, i, 0)}="",1,0)'
 
     @staticmethod
     def example():
-        return Example({"n": _N}, DrawIndex("n", 4),
-                       lambda T, n: (T.arange(4.0)[:, None] + 1 - n).clamp(min=0))
+        return Example({"typed": _TYPED}, DrawIndex("typed"))
 
 
 @register

@@ -50,35 +50,34 @@ def checked_id(value, i: int, n: int, size: int, pad: int):
 @register
 @dataclass(frozen=True)
 class CheckedIds(Op):
-    """(T, 1): the ids typed in x (T, 1), each a whole number in 0..size-1 or a message.
+    """(T, 1): the ids typed in x (T, 1), each a whole number in 0..size-1 or a message; a blank
+    cell is a pad (``pad``): past the prompt, generation feeds the draws in there.
 
-    A blank cell at position i is a pad (``pad``) when i >= n, the count of filled cells: the
-    prompt is positions 0..n-1.  A blank before that is a gap in the prompt: a message.
+    Each cell reads its own typed cell only (not the prompt's length), so an edit stays local; a
+    blank before the last filled cell, a gap, is IdsNote's message.
     """
     OUTSIDE = "token id {} is outside the vocabulary (ids 0..{})"   # messages (not fields)
     GAP = "t{} is blank: type the ids from t0 on, without gaps"
-    INPUTS = ("x", "n")
+    INPUTS = ("x",)
     x: Ref
-    n: Ref
     size: int
     pad: int = 0
     array = _TEXT
 
     def reference(self, v):
-        n = int(v[self.n][0, 0])
-        return _numbers_or_text([checked_id(c, i, n, self.size, self.pad)
+        return _numbers_or_text([checked_id(c, i, 0, self.size, self.pad)
                                  for i, c in enumerate(v[self.x][:, 0])])
 
     def formula(self, r, i, j):
         # ISNUMBER before the range test: a text cell would make INT() an error, not a message
-        x, n = r.cell(self.x, i, 0), r.cell(self.n, 0, 0)
-        gap, out = f'"{self.GAP.format(i)}"', message(self.OUTSIDE.format("{}", self.size - 1), x)
-        return (f'IF({x}="",IF({n}>{i},{gap},{self.pad}),IF(ISNUMBER({x}),'
+        x = r.cell(self.x, i, 0)
+        out = message(self.OUTSIDE.format("{}", self.size - 1), x)
+        return (f'IF({x}="",{self.pad},IF(ISNUMBER({x}),'
                 f"IF(AND({x}>=0,{x}<{self.size},{x}=INT({x})),{x},{out}),{out}))")
 
     @staticmethod
     def example():
-        return Example({"x": TYPED, "n": np.array([[4.0]])}, CheckedIds("x", "n", 5, 3))
+        return Example({"x": TYPED}, CheckedIds("x", 5, 3))
 
 
 @register
@@ -110,26 +109,36 @@ class TokenText(Op):
 @register
 @dataclass(frozen=True)
 class IdsNote(Op):
-    """(1, 1) text: "ok", or what to fix in the typed ids."""
+    """(1, 1) text: "ok", or what to fix in the typed ids: an id outside the vocabulary (the id
+    column says which), a gap (a blank cell before a filled one), or nothing typed."""
     BAD = "a token id is not valid: see the id column"
+    GAP = "a blank cell before the last typed id: type the ids from t0 on, without gaps"
     EMPTY = "type token ids in the yellow cells, from t0 on"
-    INPUTS = ("ids", "n")
+    INPUTS = ("ids", "typed")
     ids: Ref
-    n: Ref
+    typed: Ref
     array = _TEXT
 
     def reference(self, v):
+        typed = [not _blank(c) for c in v[self.typed][:, 0]]
         if any(isinstance(i, str) for i in v[self.ids].flat):
             return np.array([[self.BAD]], dtype=object)
-        return np.array([[self.EMPTY if int(v[self.n][0, 0]) == 0 else "ok"]], dtype=object)
+        gap = any(b and not a for a, b in zip(typed, typed[1:]))  # blank, then filled
+        return np.array([[self.GAP if gap else "ok" if any(typed) else self.EMPTY]], dtype=object)
 
+    @as_array_text  # comparisons over ranges inside SUMPRODUCT: see ArrayText
     def formula(self, r, i, j):
         # COUNT, not SUMPRODUCT(ISTEXT(...)) (0 in IronCalc): an id cell holds a number or a message
-        return 'IF(COUNT({ids})<{size},"{bad}",IF({n}=0,"{empty}","ok"))'.format(
-            ids=r.all(self.ids), size=r.shape(self.ids)[0] * r.shape(self.ids)[1],
-            n=r.cell(self.n, 0, 0), bad=self.BAD, empty=self.EMPTY)
+        t = r.shape(self.typed)[0]
+        gap = "0" if t < 2 else 'SUMPRODUCT(({}="")*({}<>""))'.format(
+            r.span(self.typed, (0, t - 1), (0, 1)), r.span(self.typed, (1, t), (0, 1)))
+        return ('IF(COUNT({ids})<{size},"{bad}",IF({gap}>0,"{gapm}",'
+                'IF(COUNTA({typed})=0,"{empty}","ok")))').format(
+            ids=r.all(self.ids), size=r.shape(self.ids)[0] * r.shape(self.ids)[1], gap=gap,
+            typed=r.all(self.typed), bad=self.BAD, gapm=self.GAP, empty=self.EMPTY)
 
     @staticmethod
     def example():
-        return Example({"ids": np.array([[3.0], [1.0]]), "n": np.array([[2.0]])},
-                       IdsNote("ids", "n"))
+        return Example({"ids": np.array([[3.0], [1.0], [0.0]]),
+                        "typed": np.array([[3.0], [None], [1.0]], dtype=object)},
+                       IdsNote("ids", "typed"))

@@ -7,12 +7,14 @@ PyTorch float64 (logit_lens.trace, verify's) for the edited prompt.  Both styles
 prompt workbook's positions, labelled by their tokens the same way."""
 from __future__ import annotations
 
+import json
 import numpy as np
 import pytest
 import torch
 
 from bpe_data import small
 from cli_helpers import invoke
+from foreign import hf_gpt2
 from sheetnet.capture import logit_lens
 from sheetnet.capture.generation import generate_ids
 from sheetnet.capture.gpt_body import PAD, char_label, position_labels
@@ -75,7 +77,8 @@ def edited(engine, books, example):
         if (style, edit) not in _CACHE:
             manifest = read_manifest(books[style])
             layers = example[0].config.n_layer
-            nodes = ["gen.id", "lens.prob"] + [f"lens{k}.logits" for k in range(layers + 1)]
+            nodes = ["gen.id", "lens.top", "lens.prob"] + [f"lens{k}.logits"
+                                                           for k in range(layers + 1)]
             blocks = [_label_block(manifest.nodes[n], w) for n, w in LABELLED]
             blocks += [Block(e.sheet, e.row, e.col, *e.shape)
                        for e in (manifest.nodes[n] for n in nodes)]
@@ -126,6 +129,9 @@ def test_logit_lens_after_an_edit_equals_torch(example, edited, style, edit):
         model(torch.tensor([ids]), trace=trace)
     want = logit_lens.trace(model, trace, model.config.n_layer)
     assert np.abs(numeric(got["lens.prob"]) - want["lens.prob"]).max() < 1e-12
+    # the top character per position and layer, as its label ('␣' for a space)
+    tops = [[char_label(vocab[int(i)]) for i in row] for row in want["lens.id"]]
+    assert np.asarray(got["lens.top"], dtype=object).tolist() == tops
     for k in range(model.config.n_layer + 1):
         logits = want[f"lens{k}.logits"]
         err = np.abs(numeric(got[f"lens{k}.logits"]) - logits).max() / np.abs(logits).max()
@@ -157,3 +163,30 @@ def test_bpe_workbook_labels_positions_by_their_tokens(engine, tmp_path):
     assert any(len(strings[j]) > 1 for j in ids)  # a token of several characters
     for cells in labels:
         assert [str(v) for v in np.asarray(cells, dtype=object).flat] == want
+
+
+# a vocabulary of tokens a spreadsheet would read as something else (test_gpt_tokens_e2e's)
+HOSTILE = ["Ġthe", "a", "Ċ", "Ã©", "=1+1", "123", "TRUE", "ĠĠ", "âĢ", "x", "Ġ"]
+
+
+def test_labels_of_hostile_tokens_stay_text(engine, tmp_path):
+    # typed ids whose tokens are "=1+1", "TRUE", "123" and "  ": each label is the text
+    # "t1 =1+1", never a formula's or a number's value
+    hf = hf_gpt2(seed=9, vocab_size=len(HOSTILE), n_positions=4).double()
+    hf.save_pretrained(tmp_path / "hf")
+    (tmp_path / "hf" / "vocab.json").write_text(json.dumps({s: i for i, s in enumerate(HOSTILE)}))
+    (tmp_path / "hf" / "merges.txt").write_text("#version: 0.2\nĠ t\n")
+    book = tmp_path / "hostile.xlsx"
+    res = invoke("export", tmp_path / "hf", book, "--tokens", "0,1")
+    assert res.exit_code == 0, res.output
+    manifest = read_manifest(book)
+    typed, cell = [5, 4, 6, 7], manifest.nodes["prompt"]
+    edits = [(cell.sheet, cell.row + i, cell.col, float(j)) for i, j in enumerate(typed)]
+    blocks = [_label_block(manifest.nodes[n], w) for n, w in
+              [("h0.mlp.fc", "rows"), ("h0.attn.probs0", "axis"), ("logits", "rows")]]
+    labels = engine.recalculate(book, blocks, edits=edits)
+    strings = byte_level_text(HOSTILE)
+    want = [f"t{i} {token_label(strings[j])}" for i, j in enumerate(typed)]
+    assert "t1 =1+1" in want and "t2 TRUE" in want
+    for cells in labels:
+        assert [v for v in np.asarray(cells, dtype=object).flat] == want

@@ -19,7 +19,7 @@ from sheetnet.capture import logit_lens
 from sheetnet.capture.generation import generate_ids
 from sheetnet.capture.gpt_body import PAD, char_label, position_labels
 from sheetnet.capture.gpt_tokens import token_label
-from sheetnet.engines import Block
+from sheetnet.engines import ENGINES, Block, open_engine
 from sheetnet.loaders import load, load_checkpoint
 from sheetnet.loaders.bpe import read_bpe
 from sheetnet.loaders.hf_gpt2 import byte_level_text
@@ -136,6 +136,23 @@ def test_logit_lens_after_an_edit_equals_torch(example, edited, style, edit):
         logits = want[f"lens{k}.logits"]
         err = np.abs(numeric(got[f"lens{k}.logits"]) - logits).max() / np.abs(logits).max()
         assert err < 1e-12, (k, err)
+
+
+@pytest.mark.parametrize("name", [n for n in ENGINES if n != "libreoffice"])
+def test_labels_follow_the_edit_in_other_engines(example, books, name):
+    # Gnumeric and IronCalc compute the label formulas after the same edit (arrays style)
+    model, vocab = example
+    edit = EDITS[0]
+    manifest = read_manifest(books["arrays"])
+    e = manifest.nodes["gen.id"]
+    with open_engine(name, timeout=600) as other:
+        *labels, sheet_ids = other.recalculate(
+            books["arrays"], [_label_block(manifest.nodes[n], w) for n, w in LABELLED] +
+            [Block(e.sheet, e.row, e.col, *e.shape)], edits=_edits(manifest, *edit))
+    ids = _torch_ids(model, vocab, edit, [float(i) for i in numeric(sheet_ids)[:, 0]])
+    want = [f"t{i} {char_label(vocab[j])}" for i, j in enumerate(ids)]
+    for (node, _), cells in zip(LABELLED, labels):
+        assert [str(v) for v in np.asarray(cells, dtype=object).flat] == want, node
 
 
 def test_bpe_workbook_labels_positions_by_their_tokens(engine, tmp_path):

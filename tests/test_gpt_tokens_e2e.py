@@ -75,6 +75,20 @@ def test_bad_ids_show_in_the_sheet_and_stop_run_and_verify(engine, hf_book, tmp_
     wb.save(tmp_path / "typed.xlsx")
     with pytest.raises(SheetnetError, match=r"^token id 99 is outside the vocabulary"):
         verify(tmp_path / "typed.xlsx", folder, engine=engine)
+    # a gap typed in the sheet: each id reads its own cell only (edit locality), so the gap is
+    # a pad there and the status cell says what to fix; verify refuses the workbook
+    gap = [(typed.sheet, typed.row + i, typed.col, v) for i, v in enumerate([7, "", 3])]
+    got_ids, got_note = engine.recalculate(
+        book, [Block(ids.sheet, ids.row, ids.col, 3, 1),
+               Block(note.sheet, note.row, note.col, 1, 1)], edits=gap, check_errors=False)
+    assert got_ids[:, 0].tolist() == [7.0, 0.0, 3.0]
+    assert got_note[0, 0] == ("a blank cell before the last typed id: type the ids from t0 on, "
+                              "without gaps")
+    wb[typed.sheet][cell_name(typed.row + 1, typed.col)] = None
+    wb[typed.sheet][cell_name(typed.row + 2, typed.col)] = 3
+    wb.save(tmp_path / "gap.xlsx")
+    with pytest.raises(SheetnetError, match=r"^t1 is blank: type the ids from t0 on, without gaps$"):
+        verify(tmp_path / "gap.xlsx", folder, engine=engine)
     res = invoke("run", book, "--prompt", "hi")
     assert res.exit_code == 1 and res.output == ("error: this workbook takes no prompt (it takes: "
                                                  "tokens, temperature, top_k, seed)\n")

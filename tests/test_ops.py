@@ -101,7 +101,7 @@ def test_ops_without_torch_are_text_ops():
         "TokenText", "IdsNote",
         # generation's: which positions are typed (blank cells) decides them; the loop itself is
         # compared with PyTorch's by verify and tests/test_generate.py
-        "NextInput", "DrawIndex",
+        "NextInput", "DrawIndex", "TableAt",
         # the Tokenizer sheet's (ops/bpe.py): text and integer steps, checked against tokenizers
         "CodePoints", "CharClasses", "Pretokenize", "Utf8Length", "ByteKeys", "Utf8Bytes",
         "FirstSymbols", "MergeSteps", "StepTokens", "TokenCount", "BpeNote", "BpeIds", "JoinText"}

@@ -119,6 +119,17 @@ def sample(g: ir.Graph, logits: str, front, pos) -> None:
           col_labels=[f"#{k + 1} id" for k in range(CANDIDATES)], beside=True, style="integer")
     g.add("sample.top_p", ir.RowLargest(probs, CANDIDATES), (t, CANDIDATES), sheet, title="",
           col_labels=[f"#{k + 1} p" for k in range(CANDIDATES)], beside=True)
+    # the model's own p of the candidates (T = 1, every id): at T = 0 the rule's p is one-hot
+    g.add("sample.sum1", ir.RowSumExp(logits, "sample.max"), (t, 1), sheet, title="",
+          col_labels=["sum exp (T = 1)"], beside=True)
+    g.add("sample.top_model_p", ir.LargestSoftmax(logits, "sample.max", "sample.sum1", CANDIDATES),
+          (t, CANDIDATES), sheet, title="",
+          col_labels=[f"#{k + 1} model p" for k in range(CANDIDATES)], beside=True,
+          ref="sample.top_model_p")
+    if front.label_table:
+        g.add("sample.top_label", ir.TableAt(front.label_table, "sample.top"), (t, CANDIDATES),
+              sheet, title="", col_labels=[f"#{k + 1} {front.unit}" for k in range(CANDIDATES)],
+              beside=True)
 
 
 def steps(g: ir.Graph, front, pos) -> None:
@@ -129,10 +140,12 @@ def steps(g: ir.Graph, front, pos) -> None:
     rows = [str(j + 1) for j in range(t - 1)]
     g.add("positions", ir.Const(np.arange(t, dtype=np.float64)[:, None]), (t, 1), "Sampling",
           title="", col_labels=["position"], beside=True, style="integer")
+    top = "sample.top_label" if front.label_table else "sample.top"
     columns = [("positions", "position", "integer"), ("sample.id", "chosen id", "integer"),
-               ("sample.p", "its p", ""),
-               ("sample.u", "u", ""), ("sample.top", "top ids", "integer"),
-               ("sample.top_p", "their p", "")]
+               ("sample.p", "its p", ""), ("sample.u", "u", ""),
+               (top, f"top {front.unit}s" if front.label_table else "top ids",
+                "" if front.label_table else "integer"),
+               ("sample.top_model_p", "model p", "")]
     if front.label_table:
         columns.insert(2, ("sample.label", front.unit, ""))
         g.add("sample.label", ir.Lookup(front.label_table, "sample.id"), (t, 1), "Sampling",
@@ -225,6 +238,8 @@ def trace_draws(model, logits, ids: list[int], n: int, rule) -> dict[str, np.nda
     draws = [sample_pick(logits[i], temperature, top_k, us[i]) for i in range(t)]
     probs = torch.stack([p for _, p in draws]).numpy()
     picks = np.array([[float(i)] for i, _ in draws])
+    own = torch.softmax(torch.as_tensor(logits, dtype=torch.float64), dim=-1)  # (T, V), T = 1
     return {"gen.id": np.array(ids, dtype=np.float64)[:, None], "sample.probs": probs,
+            "sample.top_model_p": own.topk(CANDIDATES, dim=-1).values.numpy(),
             "sample.id": picks, "sample.u": np.array(us)[:, None],
             "sample.p": probs[np.arange(t), picks[:, 0].astype(int)][:, None]}

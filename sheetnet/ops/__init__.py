@@ -26,8 +26,8 @@ from .reduce import BatchNorm, ColMean, ColSum, LogSoftmax, RowSum
 from .conv import AvgPool2d, Conv2d, MaxPool2d, Pad2d
 from .sample import (CumulativeSum, KeptSumExp, KthLargest, MaskedSoftmax, MinstdNext,
                      MinstdStream, PickId, SampleProbs, TopKMask, Uniform, ValueAt)
-from .generate import (CausalMatMul, DrawIndex, JoinText, NextInput, RowLargest, RowTopIds,
-                       ShiftRows)
+from .generate import (CausalMatMul, DrawIndex, JoinText, LargestSoftmax, NextInput, RowLargest,
+                       RowTopIds, ShiftRows, TableAt)
 from .grad import (ColumnDots, ColumnSums, EluGrad, GeluGrad, LeakyReluGrad, MatMulT,
                    NormalizeGrad, OuterSum, ReluGrad, RowsAt, RowVarGrad, SigmoidGrad, SiluGrad,
                    SoftplusGrad, Spread, TanhGrad)

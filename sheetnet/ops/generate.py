@@ -6,6 +6,7 @@ drawn from the previous position's logits, so one recalculation continues the pr
     ShiftRows    the steps as a table: row j is position max(n, 1) - 1 + j (step j + 1)
     JoinText     cells joined into one text (the prompt and its continuation)
     RowTopIds, RowLargest   each row's top candidates and their values
+    LargestSoftmax, TableAt the candidates' probability under the model (T = 1), their tokens
 
 n is the prompt's length (a (1, 1) cell); a prompt of n tokens draws its first new token at
 position max(n, 1) - 1, so that position's draw is step 1, u_1.  Every formula of a position row
@@ -214,6 +215,62 @@ class RowLargest(Op):
     @staticmethod
     def example():
         return Example({"x": _ROWS}, RowLargest("x", 2), lambda T, x: x.topk(2, dim=1).values)
+
+
+@register
+@dataclass(frozen=True)
+class LargestSoftmax(Op):
+    """(N, k): the model's own probability (softmax of the row at temperature 1, over every id)
+    of each row's k largest values: exp(k-th largest - max) / sum, with ``max`` (N, 1) and
+    ``sum`` (N, 1) = sum of exp(x - max).  The steps table shows these beside the rule's p, so
+    a greedy draw (p = 1 under the rule) still shows how sure the model was."""
+    INPUTS = ("x", "max", "sum")
+    x: Ref
+    max: Ref
+    sum: Ref
+    k: int
+    array = PerCellOnly("LARGE by rank: a cell formula per rank already")
+
+    def reference(self, v):
+        x = np.asarray(v[self.x], dtype=np.float64)
+        top = -np.sort(-x, axis=1)[:, :self.k]
+        return np.exp(top - v[self.max]) / v[self.sum]
+
+    def formula(self, r, i, j):
+        return (f"EXP(LARGE({r.row(self.x, i)},{j + 1})-{r.cell(self.max, i, 0)})"
+                f"/{r.cell(self.sum, i, 0)}")
+
+    @staticmethod
+    def example():
+        m = _ROWS.max(axis=1, keepdims=True)
+        s = np.exp(_ROWS - m).sum(axis=1, keepdims=True)
+        return Example({"x": _ROWS, "max": m, "sum": s}, LargestSoftmax("x", "max", "sum", 2),
+                       lambda T, x, m, s: T.softmax(x, 1).topk(2, dim=1).values)
+
+
+@register
+@dataclass(frozen=True)
+class TableAt(Op):
+    """(N, k): the (V, 1) ``table``'s row ids[i, j] (0-based) for every cell of ``ids`` (N, k):
+    the top candidates' tokens beside their ids."""
+    INPUTS = ("table", "ids")
+    table: Ref
+    ids: Ref
+    array = PerCellOnly("INDEX by a computed id: one cell at a time")
+
+    def reference(self, v):
+        table = np.asarray(v[self.table], dtype=object)[:, 0]
+        ids = np.asarray(v[self.ids], dtype=np.float64).astype(int)
+        return table[ids]
+
+    def formula(self, r, i, j):
+        return r.index(self.table, f"{r.cell(self.ids, i, j)}+1", 1)
+
+    @staticmethod
+    def example():
+        table = np.array([["a"], ["b c"], ["="], ["d"]], dtype=object)
+        return Example({"table": table, "ids": np.array([[2.0, 0.0], [3.0, 1.0]])},
+                       TableAt("table", "ids"))
 
 
 @register

@@ -199,7 +199,7 @@ def _reduce(row_op, col_op, what: str) -> Callable:
 # --- no-ops: the same cells ---------------------------------------------------------------------
 def view(cx, x, *args, **kwargs):
     """clone, contiguous, alias, detach, a cast to another float type: the same cells (the
-    float64 run keeps every float cast at float64, torch_export._Recorder)."""
+    float64 run keeps every float cast at float64, program_run._Recorder)."""
     dtype = kwargs.get("dtype", next((a for a in args if isinstance(a, torch_dtype())), None))
     if dtype is not None and not dtype.is_floating_point and cx.value(x).const is None:
         cx.refuse(f"casts to {dtype}: only float casts of computed values are supported")

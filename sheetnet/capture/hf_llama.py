@@ -7,7 +7,7 @@
 verify compares every placed node with the float64 run of the exported graph, and the logits
 with the HF model's own forward in float64.  HF's RMSNorm and rotary upcast to float32 (meant
 for half precision); in a float64 run that would be a downcast, so both runs keep those casts
-at float64 (``_Float64Casts``; torch_export._Recorder does the same for the graph).
+at float64 (``_Float64Casts``; program_run._Recorder does the same for the graph).
 """
 from __future__ import annotations
 

@@ -3,7 +3,7 @@
     capture_module(model, example_inputs)
         torch.export.export(model.eval(), example_inputs)   the ATen graph, one node per op call
         walk its nodes through aten.TABLE                   each ATen op -> sheetnet op units
-        trace = an fx Interpreter over that same graph      float64, every node's output recorded
+        trace = an fx Interpreter over that graph (program_run.py)   float64, every node's output
 
 Not decomposed to core ATen (run_decompositions): the exported graph keeps linear, layer_norm,
 batch_norm, softmax and dropout as one node each, which map one to one onto sheetnet's units (and
@@ -25,7 +25,6 @@ computes it once and an op that reads it gets Const cells.
 """
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import replace
 from typing import Any, Callable
@@ -38,6 +37,7 @@ from torch import nn
 from ..errors import SheetnetError
 from ..ir import graph as ir
 from .aten import TABLE, UNLISTED, op_name
+from .program_run import foldable, origin, run_program, trace_program
 from .val import NOTHING, Val, row_major, rows_block  # noqa: F401 (rows_block: the walk's)
 from .trace import Captured
 
@@ -113,7 +113,7 @@ class _Lowering:
     def run(self, example_inputs: tuple) -> ir.Graph:
         sig = self.program.graph_signature
         self.values = run_program(self.program, example_inputs)
-        self.folded = _foldable(self.program)
+        self.folded = foldable(self.program)
         self.buffers = {spec.arg.name for spec in sig.input_specs
                         if spec.kind.name in ("BUFFER", "CONSTANT_TENSOR")}
         user = iter(example_inputs)
@@ -336,7 +336,7 @@ class _Lowering:
             self.params[key] = self.g.add(
                 f"{self.path(arg)}.{arg.name}".lstrip("."), ir.Const(value.reshape(block)),
                 block, self.sheet, title=f"{arg.name} {tuple(value.shape)}: constant, computed "
-                f"once with torch from buffers and literals ({_origin(arg)})")
+                f"once with torch from buffers and literals ({origin(arg)})")
         return self.params[key]
 
     def derive(self, ref: str, fn: Callable[[dict], Any]) -> str:
@@ -435,31 +435,6 @@ def _holds_blocks(module: nn.Module) -> bool:
                for child in module.children())
 
 
-def _origin(node) -> str:
-    # the buffers a folded constant was computed from, or "literals"
-    seen, todo, found = set(), [node], []
-    while todo:
-        n = todo.pop()
-        if n.name in seen:
-            continue
-        seen.add(n.name)
-        if n.op == "placeholder":
-            found.append(n.name)
-        todo.extend(n.all_input_nodes)
-    return ", ".join(sorted(found)) or "literals"
-
-
-def _foldable(program) -> set[str]:
-    # nodes whose inputs are only buffers, lifted constants and literals: no parameter, no
-    # user input (a parameter stays a weight cell a user may edit)
-    kinds = {spec.arg.name: spec.kind.name for spec in program.graph_signature.input_specs}
-    folded: set[str] = {n for n, k in kinds.items() if k in ("BUFFER", "CONSTANT_TENSOR")}
-    for node in program.graph.nodes:
-        if node.op == "call_function" and all(a.name in folded for a in node.all_input_nodes):
-            folded.add(node.name)
-    return folded - set(kinds)
-
-
 def _arg_text(arg, env) -> str:
     if isinstance(arg, torch.fx.Node):
         val = env.get(arg.name)
@@ -471,84 +446,3 @@ def _arg_text(arg, env) -> str:
 
 def _sheet_name(path: str) -> str:
     return _SHEET_BAD.sub("_", path)[:31]
-
-
-def trace_program(program, leaves: dict, example_inputs: tuple,
-                  derived: dict | None = None) -> dict[str, np.ndarray]:
-    """Run the exported graph in float64 on the workbook's inputs; every node's output.
-
-    Args:
-        program: the ExportedProgram.
-        leaves: the input cells by node name (the user inputs' names), as 2-D blocks.
-        example_inputs: the tensors it was exported with (their shapes and dtypes).
-        derived: refs computed from the run's tensors (_Lowering.derive).
-    Returns:
-        {fx node name (or derived ref): its float64 output, 2-D with the last dim as columns}.
-    """
-    recorder = _run(program, example_inputs, leaves)
-    seen = recorder.seen
-    for ref, fn in (derived or {}).items():
-        with torch.no_grad():
-            value = np.asarray(fn(recorder.raw), dtype=np.float64)
-        seen[ref] = value.reshape(rows_block(value.shape))
-    return seen
-
-
-def run_program(program, example_inputs: tuple) -> dict[str, Any]:
-    """Every node's value (float64 tensors) in a run of the exported graph on its examples."""
-    return _run(program, example_inputs, {}).raw
-
-
-def _run(program, example_inputs: tuple, leaves: dict) -> "_Recorder":
-    user = iter(example_inputs)
-    args = []
-    for spec in program.graph_signature.input_specs:
-        if spec.kind.name == "USER_INPUT":
-            example = next(user)
-            cells = np.asarray(leaves.get(spec.arg.name, example.detach().double().numpy()),
-                               dtype=np.float64).reshape(tuple(example.shape))
-            tensor = torch.as_tensor(cells)
-            args.append(tensor if example.dtype.is_floating_point else tensor.round().long())
-        else:
-            state = program.state_dict.get(spec.target)
-            state = program.constants[spec.target] if state is None else state
-            args.append(state.detach().double() if state.dtype.is_floating_point else state)
-    recorder = _Recorder(program.graph_module)
-    with torch.no_grad():
-        recorder.run(*args)
-    return recorder
-
-
-class _Recorder(torch.fx.Interpreter):
-    """An fx Interpreter that keeps every tensor a node computes, and the inputs themselves (a
-    forward may return its input: the output cells then copy it)."""
-
-    def __init__(self, module):
-        super().__init__(module)
-        self.seen: dict[str, np.ndarray] = {}
-        self.raw: dict[str, Any] = {}   # every node's value as computed (tensors, lists)
-
-    def call_function(self, target, args, kwargs):
-        # a float64 run: casts to float32 (HF's RMSNorm and rotary upcast for half precision)
-        # would be downcasts here, so every floating dtype an op is given becomes float64
-        if target is torch.ops.aten._assert_tensor_metadata.default:
-            return None
-        return super().call_function(target, _float64(args), _float64(kwargs))
-
-    def run_node(self, n):
-        out = super().run_node(n)
-        self.raw[n.name] = out
-        if isinstance(out, torch.Tensor) and n.op in ("call_function", "placeholder"):
-            self.seen[n.name] = out.detach().double().numpy().reshape(rows_block(out.shape))
-        return out
-
-
-def _float64(value):
-    # floating dtypes in an op's arguments -> float64 (lists, tuples and dicts walked)
-    if isinstance(value, torch.dtype):
-        return torch.float64 if value.is_floating_point else value
-    if isinstance(value, (list, tuple)):
-        return type(value)(_float64(v) for v in value)
-    if isinstance(value, dict):
-        return {k: _float64(v) for k, v in value.items()}
-    return value

@@ -23,8 +23,8 @@ from ..errors import SheetnetError
 from ..ir import graph as ir
 from ..loaders.bpe import Bpe, byte_chars, class_runs, read_bpe
 from ..loaders.hf_gpt2 import byte_level_text
-from ..ops import bpe as ops
-from ..ops.bpe import LO_TAB, BpeNote
+from ..ops.bpe import SUMMARY, BpeNote
+from ..ops.pretokenize import LO_TAB
 from . import generation
 from .gpt_body import (PAD, Front, build_body, check_context, context_meta, position_labels,
                        trace_ids)
@@ -44,7 +44,7 @@ def scales(bpe: Bpe) -> tuple[int, int]:
 def add_tables(g: ir.Graph, bpe: Bpe, prefix: str = "bpe") -> None:
     """The BPE tables sheet's constants (shared by every Tokenizer sheet of the workbook)."""
     starts, classes = class_runs()
-    v, (m, r) = len(bpe.tokens), scales(bpe)
+    v, (_, r) = len(bpe.tokens), scales(bpe)
     g.add(f"{prefix}.starts", ir.Const(np.array(starts, dtype=np.float64)[:, None]),
           (len(starts), 1), TABLES, col_labels=["first code point"],
           title="Character classes of GPT-2's pre-tokenizer, by runs of code points: "
@@ -89,18 +89,18 @@ def add_tokenizer(g: ir.Graph, bpe: Bpe, prompt: str, labels: str, context: int,
     """
     b, (m, r), p, t = max_bytes, scales(bpe), prefix, tables
     chars = [f"c{k}" for k in range(b)]
-    g.add(f"{p}.code", ops.CodePoints(prompt, b), (b, 2), sheet, row_labels=chars,
+    g.add(f"{p}.code", ir.CodePoints(prompt, b), (b, 2), sheet, row_labels=chars,
           title=f"Characters of the prompt (at most {b}: the sheet holds {b} bytes of UTF-8)",
           col_labels=["character", "code point"])
-    g.add(f"{p}.class", ops.CharClasses(f"{p}.code", f"{t}.starts", f"{t}.classes"), (b, 1), sheet,
+    g.add(f"{p}.class", ir.CharClasses(f"{p}.code", f"{t}.starts", f"{t}.classes"), (b, 1), sheet,
           col_labels=["class"], beside=True)
-    g.add(f"{p}.words", ops.Pretokenize(f"{p}.code", f"{p}.class"), (b, 3), sheet, beside=True,
+    g.add(f"{p}.words", ir.Pretokenize(f"{p}.code", f"{p}.class"), (b, 3), sheet, beside=True,
           col_labels=["word starts", "contraction letters left", "word"], style="integer")
-    g.add(f"{p}.nbytes", ops.Utf8Length(f"{p}.code"), (b, 1), sheet, beside=True,
+    g.add(f"{p}.nbytes", ir.Utf8Length(f"{p}.code"), (b, 1), sheet, beside=True,
           col_labels=["UTF-8 bytes"], style="integer")
-    g.add(f"{p}.keys", ops.ByteKeys(f"{p}.code", f"{p}.nbytes"), (b, 1), sheet, beside=True,
+    g.add(f"{p}.keys", ir.ByteKeys(f"{p}.code", f"{p}.nbytes"), (b, 1), sheet, beside=True,
           col_labels=["first byte"])
-    g.add(f"{p}.bytes", ops.Utf8Bytes(f"{p}.code", f"{p}.nbytes", f"{p}.keys", b), (b, 2), sheet,
+    g.add(f"{p}.bytes", ir.Utf8Bytes(f"{p}.code", f"{p}.nbytes", f"{p}.keys", b), (b, 2), sheet,
           title="UTF-8 bytes of the prompt, each as GPT-2's character and as a first symbol: "
                 f"word * {m} + the byte's token id", row_labels=[f"b{k}" for k in range(b)],
           col_labels=["byte", "of character"], style="integer")
@@ -108,26 +108,26 @@ def add_tokenizer(g: ir.Graph, bpe: Bpe, prompt: str, labels: str, context: int,
           col_labels=["bytes"])
     g.add(f"{p}.bchar", ir.TokenText(f"{t}.byte_chars", f"{p}.bytes", f"{p}.total"), (b, 1), sheet,
           beside=True, col_labels=["GPT-2 character"])
-    g.add(f"{p}.first", ops.FirstSymbols(f"{p}.bytes", f"{p}.words", f"{t}.byte_ids", m), (b, 1),
+    g.add(f"{p}.first", ir.FirstSymbols(f"{p}.bytes", f"{p}.words", f"{t}.byte_ids", m), (b, 1),
           sheet, beside=True, col_labels=["symbol"])
-    steps = ops.MergeSteps(f"{p}.first", f"{t}.codes", f"{t}.merged", len(bpe.tokens), m, r, b - 1)
-    cols = [*ops.SUMMARY, *(f"s{k}" for k in range(b)), *(f"s{k}+s{k + 1}" for k in range(b - 1))]
+    steps = ir.MergeSteps(f"{p}.first", f"{t}.codes", f"{t}.merged", len(bpe.tokens), m, r, b - 1)
+    cols = [*SUMMARY, *(f"s{k}" for k in range(b)), *(f"s{k}+s{k + 1}" for k in range(b - 1))]
     # laid out: the merge's tokens first, then the grid beside them (order: after the bytes)
     g.add(f"{p}.steps", steps, (b, 7 + 2 * b - 1), sheet, col_labels=cols, order=2, beside=True,
           title=(f"Symbols: word * {m} + token id.  Pair keys: word * {r} + rank where the pair "
                  "has a merge, blank where not; the row's smallest key is its merge"))
-    g.add(f"{p}.step_tokens", ops.StepTokens(f"{p}.steps", labels), (b, 3), sheet, order=1,
+    g.add(f"{p}.step_tokens", ir.StepTokens(f"{p}.steps", labels), (b, 3), sheet, order=1,
           row_labels=[f"step {k}" for k in range(b)],
           col_labels=["left token", "right token", "merged token"],
           title=("Merges, one per row, per word the lowest rank first (rank: the line of "
                  "merges.txt).  A row whose key is 0 is final: its symbols are the tokens"))
     out = outputs or {k: f"{p}.{k}" for k in ("ids", "n", "note")}
     where = "Prompt" if outputs else sheet
-    g.add(out["n"], ops.TokenCount(f"{p}.steps"), (1, 1), where, style="integer", order=3,
+    g.add(out["n"], ir.TokenCount(f"{p}.steps"), (1, 1), where, style="integer", order=3,
           title=f"tokens (at most {context}, the positions)", row_labels=["n"])
-    g.add(out["note"], ops.BpeNote(prompt, f"{p}.nbytes", f"{p}.steps", out["n"], b, context),
+    g.add(out["note"], ir.BpeNote(prompt, f"{p}.nbytes", f"{p}.steps", out["n"], b, context),
           (1, 1), where, title="status", row_labels=["status"], order=3)
-    g.add(out["ids"], ops.BpeIds(f"{p}.steps", out["note"], out["n"], m, context, pad),
+    g.add(out["ids"], ir.BpeIds(f"{p}.steps", out["note"], out["n"], m, context, pad),
           (context, 1), where, order=1 if outputs else 3,
           title=f"Tokens and ids (pad {pad} after the prompt)",
           row_labels=[f"t{k}" for k in range(context)], col_labels=["id"], style="integer",

@@ -36,8 +36,8 @@ from .optim import AdamMoment, AdamStep, MomentumBuffer, SgdStep
 from .mathfn import Cos, Exp, Log, Power, RmsNormalize, RowMeanSquare, Rsqrt, Sin, Where
 from .heads import CausalMask, Gather, ScaledScores, StackRows
 from .rotary import Rotary
-from .bpe import (BpeIds, BpeNote, ByteKeys, CharClasses, CodePoints, FirstSymbols, MergeSteps,
-                  Pretokenize, StepTokens, TokenCount, Utf8Bytes, Utf8Length)
+from .pretokenize import ByteKeys, CharClasses, CodePoints, Pretokenize, Utf8Bytes, Utf8Length
+from .bpe import BpeIds, BpeNote, FirstSymbols, MergeSteps, StepTokens, TokenCount
 
 __all__ = [*REGISTRY, "ELEMENTWISE", "REGISTRY", "ArrayText", "Example", "Op", "PerCellOnly", "Ref",
            "inputs", "number", "cell_text", "checked_id", "activation", "ACTIVATION_MODULES"]

@@ -28,9 +28,10 @@ from .sample import (CumulativeSum, KeptSumExp, KthLargest, MaskedSoftmax, Minst
                      MinstdStream, PickId, SampleProbs, TopKMask, Uniform, ValueAt)
 from .generate import (CausalMatMul, DrawIndex, JoinText, LargestSoftmax, NextInput, RowLargest,
                        RowTopIds, ShiftRows, TableAt)
-from .grad import (ColumnDots, ColumnSums, EluGrad, GeluGrad, LeakyReluGrad, MatMulT,
-                   NormalizeGrad, OuterSum, ReluGrad, RowsAt, RowVarGrad, SigmoidGrad, SiluGrad,
-                   SoftplusGrad, Spread, TanhGrad)
+from .grad import (ColumnDots, ColumnSums, MatMulT, NormalizeGrad, OuterSum, RowsAt, RowVarGrad,
+                   Spread)
+from .slopes import (EluGrad, GeluGrad, LeakyReluGrad, ReluGrad, SigmoidGrad, SiluGrad,
+                     SoftplusGrad, TanhGrad)
 from .loss import Mean, MseGrad, MseLoss, PickedNll, SoftmaxXentGrad, TakeRows
 from .optim import AdamMoment, AdamStep, MomentumBuffer, SgdStep
 from .mathfn import Cos, Exp, Log, Power, RmsNormalize, RowMeanSquare, Rsqrt, Sin, Where

@@ -49,7 +49,7 @@ class Relu(Unary):
         return "IF({x}>0,{x},0)".format(x=r.all(self.x))  # MAX(0, Z) would be one number
 
     def derivative(self, b, out, grad):
-        from .grad import ReluGrad  # the on/off mask times the gradient
+        from .slopes import ReluGrad  # the on/off mask times the gradient
         return [(self.x, b.add(ReluGrad(grad, self.x), b.shape(self.x)))]
 
     @staticmethod
@@ -75,7 +75,7 @@ class LeakyRelu(Unary):
         return "IF({x}>0,{x},{s}*{x})".format(x=r.cell(self.x, i, j), s=number(self.slope))
 
     def derivative(self, b, out, grad):
-        from .grad import LeakyReluGrad
+        from .slopes import LeakyReluGrad
         return [(self.x, b.add(LeakyReluGrad(grad, self.x, self.slope), b.shape(self.x)))]
 
     @staticmethod
@@ -95,7 +95,7 @@ class Tanh(Unary):
         return np.tanh(v[self.x])
 
     def derivative(self, b, out, grad):
-        from .grad import TanhGrad  # 1 - tanh^2, from the output's cells
+        from .slopes import TanhGrad  # 1 - tanh^2, from the output's cells
         return [(self.x, b.add(TanhGrad(grad, out), b.shape(self.x)))]
 
     @staticmethod
@@ -114,7 +114,7 @@ class Sigmoid(Unary):
         return 1.0 / (1.0 + np.exp(-v[self.x]))
 
     def derivative(self, b, out, grad):
-        from .grad import SigmoidGrad  # y (1 - y), from the output's cells
+        from .slopes import SigmoidGrad  # y (1 - y), from the output's cells
         return [(self.x, b.add(SigmoidGrad(grad, out), b.shape(self.x)))]
 
     @staticmethod
@@ -148,7 +148,7 @@ class Gelu(Unary):
         return f"0.5*{x}*(1+ERF({x}/SQRT(2)))"
 
     def derivative(self, b, out, grad):
-        from .grad import GeluGrad
+        from .slopes import GeluGrad
         return [(self.x, b.add(GeluGrad(grad, self.x, self.form), b.shape(self.x)))]
 
     @staticmethod
@@ -169,7 +169,7 @@ class Silu(Unary):
         return v[self.x] / (1.0 + np.exp(-v[self.x]))
 
     def derivative(self, b, out, grad):
-        from .grad import SiluGrad
+        from .slopes import SiluGrad
         return [(self.x, b.add(SiluGrad(grad, self.x), b.shape(self.x)))]
 
     @staticmethod
@@ -204,7 +204,7 @@ class Softplus(Unary):
         return f"IF({b}*{x}>{t},{x},LN(1+EXP({b}*{x}))/{b})"
 
     def derivative(self, b, out, grad):
-        from .grad import SoftplusGrad
+        from .slopes import SoftplusGrad
         return [(self.x, b.add(SoftplusGrad(grad, self.x, self.beta, self.threshold),
                                b.shape(self.x)))]
 
@@ -236,7 +236,7 @@ class Elu(Unary):
         return f"IF({x}>0,{x},{number(self.alpha)}*(EXP({x})-1))"
 
     def derivative(self, b, out, grad):
-        from .grad import EluGrad
+        from .slopes import EluGrad
         return [(self.x, b.add(EluGrad(grad, self.x, self.alpha), b.shape(self.x)))]
 
     @staticmethod

@@ -95,6 +95,7 @@ class SheetSpec:
     shades: list[str] = field(default_factory=list)  # A1 ranges whose cells equal to 1 get a fill
     state: str = "visible"             # or "hidden", "veryHidden"
     links: list[tuple[int, int, str]] = field(default_factory=list)  # (row, col, "'Sheet'!A1"): a cell linking there
+    print_rows: int | None = None      # a working sheet prints rows 1..print_rows only
 
     def put(self, row: int, col: int, value, kind: str = "text") -> None:
         self.cells[(row, col)] = (value, kind)

@@ -254,6 +254,10 @@ def write_xlsx(book, path, styles: dict, precision: str = "float64", compresslev
             if titles:  # rows and columns repeated on every printed page (the frozen ones)
                 names.append(f'<definedName name="_xlnm.Print_Titles" localSheetId="{k - 1}">'
                              f'{xml_text(titles)}</definedName>')
+            area = page.print_area(quote_sheet(spec.name))
+            if area:  # a working sheet: its head only (LibreOffice, Excel, Gnumeric read it)
+                names.append(f'<definedName name="_xlnm.Print_Area" localSheetId="{k - 1}">'
+                             f'{xml_text(area)}</definedName>')
             with zf.open(f"xl/worksheets/sheet{k}.xml", "w", force_zip64=True) as f:
                 f.write(_sheet_head(spec, k == 1, page.fit).encode())
                 _write_behind(f, _chunks(_rows(spec, st, fmt)))

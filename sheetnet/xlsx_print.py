@@ -38,6 +38,11 @@ class PageSetup:
     """
 
     def __init__(self, spec, last_col: int):
+        # a working sheet prints only its head (SheetSpec.print_rows): its first rows say what
+        # it is; the rest is working a reader follows on screen (the sqrt net's Breakpoints
+        # printed 69 pages)
+        self.rows = getattr(spec, "print_rows", None)
+        self.last_col = last_col
         width = sheet_points(spec, last_col)
         self.landscape = width > PRINTABLE[0]
         across = PRINTABLE[1] if self.landscape else PRINTABLE[0]
@@ -59,6 +64,12 @@ class PageSetup:
         if self.title_rows:
             parts.append(f"{sheet_ref}!$1:${self.title_rows}")
         return ",".join(parts) or None
+
+    def print_area(self, sheet_ref: str) -> str | None:
+        """The _xlnm.Print_Area text ('Sheet'!$A$1:$H$9) of a sheet that prints its head only."""
+        if not self.rows:
+            return None
+        return f"{sheet_ref}!$A$1:${col_letter(self.last_col)}${self.rows}"
 
     def xml(self) -> str:
         """pageMargins, pageSetup and rowBreaks, in the order CT_Worksheet wants them."""

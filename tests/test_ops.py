@@ -99,6 +99,8 @@ def test_ops_without_torch_are_text_ops():
     assert {cls.__name__ for cls in OPS} - set(_by_name(WITH_TORCH)) == {
         "PromptLength", "Chars", "TokenId", "PromptNote", "WordId", "FilledCount", "CheckedIds",
         "TokenText", "IdsNote",
+        # a number or "-" (a table's spare row): its number is Where's, compared with torch there
+        "ShownIf",
         # generation's: which positions are typed (blank cells) decides them; the loop itself is
         # compared with PyTorch's by verify and tests/test_generate.py
         "NextInput", "DrawIndex", "TableAt",

@@ -5,6 +5,7 @@ region y = a*x + b.  The workbook shows that three ways, every number a live for
     Input      x, y, sqrt(x), error; x's region (x from, x to) and the net's line there, a and b,
                from the weights and the on/off pattern at x (verify: PyTorch's dy/dx and y - a*x)
     Regions    every region of [lo, hi]: x from, x to, slope, intercept, on/off pattern; the chart
+               (spare rows, for regions an edit adds, read "-")
     Walk       x over a grid plus every region's middle: y, sqrt(x), on/off, z, a
 The breakpoints are found layer by layer, as formulas: layer 1's switch where w*x + b = 0; within
 each interval the layers before k keep their pattern, so layer k's z is affine there and its
@@ -47,6 +48,7 @@ def capture_sqrt(model: nn.Sequential, meta: dict, x: float = 2.0) -> ir.Graph:
     _shading(g, tags)
     g.sheets.remove(WORK)  # the working last: a reader meets the table and the walk first
     g.sheets.append(WORK)
+    g.meta["print_head"] = {WORK: "range.hi"}  # it prints only its head (the x range)
     return g
 
 
@@ -78,8 +80,9 @@ def _relu_tags(model: nn.Sequential) -> list[str] | None:
 def _constants(g: ir.Graph, lo: float, hi: float) -> None:
     sheet = WORK
     g.add("range.lo", ir.Const(np.array([[lo]])), (1, 1), sheet, row_labels=["x from"],
-          title="The x range shown (the range the net was trained on)")
-    g.add("range.hi", ir.Const(np.array([[hi]])), (1, 1), sheet, row_labels=["x to"])
+          title="The working behind the Regions table (printed: only this head). The x range "
+                "shown (the range the net was trained on)")
+    g.add("range.hi", ir.Const(np.array([[hi]])), (1, 1), sheet, row_labels=["x to"], title="")
     g.add("one", ir.Const(np.array([[1.0]])), (1, 1), sheet, row_labels=["1"], order=90,
           title="constants the formulas use")
     g.add("half", ir.Const(np.array([[0.5]])), (1, 1), sheet, row_labels=["1/2"], order=90)
@@ -258,27 +261,35 @@ def _affine_to(g: ir.Graph, tags: list[str], at: str, p: str, sheet: str) -> tup
 
 
 def _regions(g: ir.Graph, tags: list[str], bps: str, rows: int) -> None:
-    """The Regions table: the first ``rows`` intervals of the distinct breakpoints (the rest of
-    the row is hi repeated: such a row reads "from hi to hi", an empty region)."""
+    """The Regions table: the first ``rows`` intervals of the distinct breakpoints.  The rest of
+    the row is hi repeated: such a row is empty ("from hi to hi") and its cells read "-" (live
+    formulas: an edited weight that adds regions fills them)."""
     sheet, work = "Regions", WORK
-    left = g.add("regions.from", ir.Transpose(g.add("regions.l", ir.View(bps, (0, 1), (0, rows)),
-                                                    (1, rows), work)), (rows, 1), sheet,
-                 order=-4, title="Regions: y = a*x + b on each", col_labels=["x from"],
-                 row_labels=[str(k + 1) for k in range(rows)])
-    right = g.add("regions.to", ir.Transpose(g.add("regions.r", ir.View(bps, (0, 1), (1, rows + 1)),
-                                                   (1, rows), work)), (rows, 1), sheet,
-                  order=-4, beside=True, title="", col_labels=["x to"])
+    left = g.add("regions.from.x", ir.Transpose(g.add("regions.l", ir.View(bps, (0, 1), (0, rows)),
+                                                      (1, rows), work)), (rows, 1), work,
+                 order=96, title="each region's x from and x to", col_labels=["x from"])
+    right = g.add("regions.to.x", ir.Transpose(g.add("regions.r", ir.View(bps, (0, 1),
+                                                                          (1, rows + 1)),
+                                                     (1, rows), work)), (rows, 1), work,
+                  order=96, beside=True, title="", col_labels=["x to"])
+    live = g.add("regions.live", ir.Step(_sub(g, right, left, "regions.width", (rows, 1), work)),
+                 (rows, 1), work, order=96, beside=True, title="", col_labels=["a region?"])
+    g.add("regions.from", ir.ShownIf(live, left), (rows, 1), sheet, order=-4,
+          title="Regions: y = a*x + b on each", col_labels=["x from"],
+          row_labels=[str(k + 1) for k in range(rows)])
+    g.add("regions.to", ir.ShownIf(live, right), (rows, 1), sheet, order=-4, beside=True,
+          title="", col_labels=["x to"])
     mid = g.add("regions.mid", ir.Times(g.add("regions.sum", ir.Add(left, right), (rows, 1),
                                               work, order=96, title="x from + x to"), "half"),
                 (rows, 1), work, order=96, title="the middle of each region")
     slope, icpt = _line(g, tags, mid, "regions.", work, show=False)
     for name, label in ((slope, "a (slope)"), (icpt, "b (intercept)")):
-        g.add(f"{name}.shown", ir.Copy(name), (rows, 1), sheet, order=-4, beside=True,
+        g.add(f"{name}.shown", ir.ShownIf(live, name), (rows, 1), sheet, order=-4, beside=True,
               title="", col_labels=[label])
     for tag in tags:
-        g.add(f"regions.{tag}.shown", ir.Copy(f"regions.{tag}.on"), g.shape(f"regions.{tag}.on"),
-              sheet, order=-4, beside=True, style="flag", title=f"layer {tag[1:]} on/off",
-              col_labels=_neurons(g, tag))
+        g.add(f"regions.{tag}.shown", ir.ShownIf(live, f"regions.{tag}.on"),
+              g.shape(f"regions.{tag}.on"), sheet, order=-4, beside=True, style="flag",
+              title=f"layer {tag[1:]} on/off", col_labels=_neurons(g, tag))
     # x's own region (Input): from the largest breakpoint below x (lo if none) to the next one
     below = g.add("region.below", ir.Step(_sub(g, "x", bps, "region.gap", g.shape(bps), work)),
                   g.shape(bps), work, order=97, title="breakpoint < x?")
@@ -305,11 +316,18 @@ def _grid(g: ir.Graph, lo: float, hi: float) -> str:
 
 
 def _walk_x(g: ir.Graph, lo: float, hi: float, rows: int) -> str:
-    # the even grid and every region's middle, sorted: each region shows
+    # the even grid and every region's middle, sorted: each region shows.  A spare row of the
+    # Regions table (no region) has no middle: it adds a point halfway between two grid points
+    # instead, so the Walk never repeats an x
     grid = np.arange(lo, hi + WALK_STEP / 2, WALK_STEP)[None, :]  # (1, G)
     sheet = WORK
     even = g.add("walk.grid", ir.Const(grid), grid.shape, sheet, title="the even grid of x")
-    mids = g.add("walk.mids", ir.Transpose("regions.mid"), (1, rows), sheet, title="")
+    halves = grid[:, np.minimum(np.arange(rows), grid.shape[1] - 2)].T + WALK_STEP / 2  # (rows, 1)
+    spare = g.add("walk.halves", ir.Const(halves), halves.shape, sheet,
+                  title="halfway points, for the table's spare rows")
+    points = g.add("walk.mid_or_half", ir.Where("regions.live", "regions.mid", spare),
+                   (rows, 1), sheet, title="each region's middle (a halfway point where none)")
+    mids = g.add("walk.mids", ir.Transpose(points), (1, rows), sheet, title="")
     # not the breakpoints themselves: there some z is 0 up to rounding, its on/off a coin toss
     both = g.add("walk.points", ir.Concat((even, mids)), (1, grid.shape[1] + rows), sheet,
                  title="the grid and every region's middle")

@@ -64,6 +64,9 @@ def build_book(graph: ir.Graph, plan: Plan, guide: dict | None = None,
         keep = graph.meta.get("freeze_columns", {}).get(spec.name)  # a node that stays on screen
         if keep:
             spec.freeze = (spec.freeze[0], plan.regions[keep].col + plan.regions[keep].ncols)
+        head = graph.meta.get("print_head", {}).get(spec.name)  # prints down to this node only
+        if head:
+            spec.print_rows = plan.regions[head].row + plan.regions[head].nrows
     for chart in graph.meta.get("charts", []):
         _add_chart(sheets[chart["sheet"]], chart, plan.regions)
     for choice in graph.meta.get("lists", []):  # {"cell": input node, "source": node of choices}

@@ -34,7 +34,8 @@ from .slopes import (EluGrad, GeluGrad, LeakyReluGrad, ReluGrad, SigmoidGrad, Si
                      SoftplusGrad, TanhGrad)
 from .loss import Mean, MseGrad, MseLoss, PickedNll, SoftmaxXentGrad, TakeRows
 from .optim import AdamMoment, AdamStep, MomentumBuffer, SgdStep
-from .mathfn import Cos, Exp, Log, Power, RmsNormalize, RowMeanSquare, Rsqrt, Sin, Where
+from .mathfn import (Cos, Exp, Log, Power, RmsNormalize, RowMeanSquare, Rsqrt, ShownIf, Sin,
+                     Where)
 from .heads import CausalMask, Gather, ScaledScores, StackRows
 from .rotary import Rotary
 from .pretokenize import ByteKeys, CharClasses, CodePoints, Pretokenize, Utf8Bytes, Utf8Length

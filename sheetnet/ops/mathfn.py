@@ -1,5 +1,6 @@
 """Elementwise math the generic front end meets in modern decoders (RMSNorm's pow / rsqrt, exp,
-log, cos, sin), the row mean of squares RMSNorm divides by, and a select by a 0/1 condition.
+log, cos, sin), the row mean of squares RMSNorm divides by, and a select by a 0/1 condition
+(a number or another number, or a number or "-").
 
 Each cell reads the same cell of its input, so the array form is the cell formula over whole
 ranges (``ELEMENTWISE``), except the row reduction (one cell per row already).
@@ -151,6 +152,33 @@ class Where(Op):
         cond = np.array([[1.0, 0.0, 1.0], [0.0, 0.0, 1.0]])
         return Example({"cond": cond, "a": X, "b": np.array([[-7.5]])}, Where("cond", "a", "b"),
                        lambda T, c, a, b: T.where(c != 0, a, b))
+
+
+@register
+@dataclass(frozen=True)
+class ShownIf(Op):
+    """a where cond is not 0, else the text "-" (a table row that holds nothing now, such as
+    the sqrt net's spare region rows: still a live formula, so an edit that fills it shows);
+    cond broadcast as in Where."""
+    INPUTS = ("cond", "a")
+    BLANK = "-"
+    cond: Ref
+    a: Ref
+    array = ELEMENTWISE
+
+    def reference(self, v):
+        cond, a = np.broadcast_arrays(v[self.cond] != 0, np.asarray(v[self.a], dtype=np.float64))
+        out = np.full(a.shape, self.BLANK, dtype=object)
+        out[cond] = a[cond]
+        return out
+
+    def formula(self, r, i, j):
+        c, a = (broadcast_cell(r, n, i, j) for n in (self.cond, self.a))
+        return f'IF({c}<>0,{a},"{self.BLANK}")'
+
+    @staticmethod
+    def example():
+        return Example({"cond": np.array([[1.0], [0.0]]), "a": X}, ShownIf("cond", "a"))
 
 
 @register

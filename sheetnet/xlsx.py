@@ -21,7 +21,7 @@ import numpy as np
 
 from .a1 import cell_name, col_letter, quote_sheet
 from .errors import SheetnetError
-from .xlsx_numbers import NineDigits, number_text
+from .xlsx_numbers import NineDigits, block_format, number_text
 from .xlsx_parts import (CT, NS, NS_R, Styles, attr_text, chart_xml, drawing_xml, rels_xml,
                          xml_text)
 from .xlsx_print import PageSetup
@@ -84,10 +84,18 @@ def _spans(spec, styles: Styles, fmt):
     for a in spec.arrays:
         yield a.row, a.row + a.nrows, partial(_array_cells, a, styles.index.get(a.kind, 0))
     for r0, c0, arr, kind in spec.blocks:
-        style = styles.index.get(kind, 0)
+        style = styles.with_format(kind, _block_format(spec, styles, c0, arr, kind))
         yield r0, r0 + arr.shape[0], partial(
             _block_cells, r0, c0, arr, style, fmt, NineDigits(arr, fmt),
             _RowFormat(c0, arr.shape[1] if arr.ndim == 2 else 0, style, fmt))
+
+
+def _block_format(spec, styles: Styles, c0: int, arr, kind: str) -> str | None:
+    # a block of a kind marked "fit_decimals" (weights): fixed decimals that fit its columns
+    if not styles.spec.get(kind, {}).get("fit_decimals") or arr.ndim != 2 or not arr.size:
+        return None
+    width = min(spec.widths.get(c, spec.default_width) for c in range(c0, c0 + arr.shape[1]))
+    return block_format(arr, width)
 
 
 def _scattered(cells, cols, styles, fmt, r):

@@ -1,8 +1,61 @@
 """Numbers as cell text: the shortest text that reads back as the same float64, or as the same
-float32 (8 significant digits, 9 where 8 would not round-trip), decided for a whole row at once."""
+float32 (8 significant digits, 9 where 8 would not round-trip), decided for a whole row at once;
+and how a block of numbers shows: a fixed number of decimals that fits its column (the cell
+keeps the exact value; a format changes only what is shown)."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
+
+GAP = 2          # characters left blank between neighbouring numbers (General fills the column)
+SIGNIFICANT = 4  # digits shown of a block's largest value, when the column has room
+
+
+def block_format(values: np.ndarray, width: float) -> str | None:
+    """A fixed-decimals format ("0.000") for a block of numbers shown in columns ``width``
+    characters wide: every value's text leaves GAP characters blank; the smallest non-zero
+    value keeps two significant digits (one if two do not fit), so 2.6e-05 never reads 0.0000;
+    the largest shows SIGNIFICANT digits where there is room.
+
+    Args:
+        values: the block (any shape; non-finite values are ignored).
+        width: the narrowest of the block's columns, in characters.
+    Returns:
+        the format code, or None where no fixed format fits, or the block is whole numbers
+        or zeros (General shows those best, and shows an edit in full).
+    """
+    stats = _magnitudes(values)
+    if stats is None:
+        return None
+    lo, hi, negative = stats
+    room = width - GAP - (1 if negative else 0) - 1             # less the sign and the point
+    big = SIGNIFICANT - 1 - math.floor(math.log10(hi))          # decimals for the largest
+    for digits in (2, 1):                                       # of the smallest
+        decimals = max(digits - 1 - math.floor(math.log10(lo)), big, 1)
+        whole = len(f"{hi:.{decimals}f}".split(".")[0])         # after rounding: 9.99996 -> 10
+        if whole + decimals <= room:
+            return "0." + "0" * decimals
+    return None
+
+
+def _magnitudes(values) -> tuple[float, float, bool] | None:
+    """(smallest and largest non-zero |value|, any negative?) over the finite values, or None
+    when they are all whole numbers (zeros included).  Read a few rows at a time: a GPT-2
+    weight block is 38M float32 values, whose float64 copy alone would be 300 MB."""
+    arr = np.asarray(values)
+    arr = arr.reshape(len(arr), -1) if arr.ndim > 1 else arr.reshape(1, -1)
+    step = max(1, (1 << 16) // max(1, arr.shape[1]))
+    lo, hi, negative, whole = np.inf, 0.0, False, True
+    for k in range(0, len(arr), step):
+        a = arr[k:k + step].astype(np.float64).ravel()
+        a = a[np.isfinite(a) & (a != 0)]
+        negative = negative or bool((a < 0).any())
+        a = np.abs(a)
+        if a.size:
+            lo, hi = min(lo, float(a.min())), max(hi, float(a.max()))
+            whole = whole and bool((a == np.round(a)).all())
+    return None if whole else (lo, hi, negative)
 
 
 def number_text(precision: str):

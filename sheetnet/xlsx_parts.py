@@ -34,14 +34,30 @@ class Styles:
         self.kinds = list(styles["kinds"])
         self.index = {k: i + 1 for i, k in enumerate(self.kinds)}  # 0 is the default style
         self.spec = styles["kinds"]
+        self.variants: dict[tuple[str, str], int] = {}  # (kind, number format) -> index
+
+    def with_format(self, kind: str, number_format: str | None) -> int:
+        """The style index of ``kind`` with its number format replaced (a block's own format,
+        xlsx_numbers.block_format); None: the kind's own.  Variants are appended after every
+        kind's style, so no kind's index moves."""
+        if number_format is None or kind not in self.index:
+            return self.index.get(kind, 0)
+        key = (kind, number_format)
+        if key not in self.variants:
+            self.variants[key] = len(self.kinds) + 1 + len(self.variants)
+        return self.variants[key]
 
     def xml(self, shade: str | None = None) -> str:
         """styles.xml; ``shade`` (RRGGBB): one differential style (dxf 0), the fill of a cell a
         cellIs rule marks (a plain rule: Gnumeric ignores colour scales)."""
         fonts, fills, borders, xfs = [], [], [], []
         fmt_ids: dict[str, int] = {}
-        for kind in self.kinds:
-            s = self.spec[kind]
+        # a variant's fixed format leaves its own gap: right-aligned (the points line up), no
+        # indent (it would narrow the room)
+        looks = [self.spec[k] for k in self.kinds] + [
+            {**self.spec[k], "number_format": f, "align": "right", "indent": 0}
+            for k, f in self.variants]
+        for s in looks:
             color = f'<color rgb="FF{s["color"]}"/>' if "color" in s else ""
             fonts.append(f'<font>{"<b/>" if s.get("bold") else ""}{"<i/>" if s.get("italic") else ""}'
                          f'{"<u/>" if s.get("underline") else ""}'
@@ -57,7 +73,9 @@ class Styles:
             if fmt and fmt != "General":  # General is built in (id 0)
                 fmt_id = fmt_ids.setdefault(fmt, 164 + len(fmt_ids))
             n = len(fonts)  # font/fill/border k+1 (index 0 and, for fills, 1 are the defaults)
-            align = (f' applyAlignment="1"><alignment horizontal="{s["align"]}"/></xf>'
+            # an indent keeps a blank beside the number: General then rounds to the width left
+            indent = f' indent="{s["indent"]}"' if s.get("indent") else ""
+            align = (f' applyAlignment="1"><alignment horizontal="{s["align"]}"{indent}/></xf>'
                      if "align" in s else "/>")
             xfs.append(f'<xf numFmtId="{fmt_id}" fontId="{n}" fillId="{n + 1}" borderId="{n}" '
                        'applyNumberFormat="1" applyFont="1" applyFill="1" applyBorder="1"' + align)

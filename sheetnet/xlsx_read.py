@@ -32,6 +32,13 @@ RATIO_MAX, RATIO_FROM = 50, 4 * 2**20
 MIN_CELL_BYTES = 15           # the shortest cell with a value: <c><v>0</v></c>
 _CHUNK = 1 << 20
 _REF = re.compile(r"([A-Z]{1,3})([0-9]{1,7})")
+_ESCAPE = re.compile(r"_x([0-9A-Fa-f]{4})_")  # OOXML's escape of a character XML cannot hold
+
+
+def unescape(text: str) -> str:
+    """A cell's text as written: OOXML's _xHHHH_ escapes decoded (xlsx_parts.xml_text writes
+    them for control characters, and _x005F_ for a "_" that starts such a pattern)."""
+    return _ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), text)
 
 
 class Book:
@@ -187,6 +194,8 @@ class Book:
             elif tag == "c" and at["want"]:
                 at["want"] = False
                 text = None if at["text"] is None else "".join(at["text"])
+                if text is not None and at["type"] in ("inlineStr", "str"):
+                    text = unescape(text)
                 on_cell(at["row"], at["col"], at["type"], text)
             elif tag == "row" and on_row and r0 <= at["row"] < r1:
                 on_row(at["row"])
@@ -216,7 +225,7 @@ class Book:
 
         def end(tag):
             if tag == "si" and at["text"] is not None:
-                found[at["i"]] = "".join(at["text"])
+                found[at["i"]] = unescape("".join(at["text"]))
                 at["text"] = None
                 if len(found) == len(wanted):
                     raise StopIteration

@@ -17,6 +17,7 @@ from sheetnet.options import ExportOptions
 from sheetnet.layout import Numbers
 from sheetnet.spec import ArraySpec, BookSpec, Formula, SheetSpec, TextRun, load_styles
 from sheetnet.xlsx import write_xlsx
+from sheetnet.xlsx_read import Book
 from lo_helpers import validation_rule
 
 WORDS = ["=1+1", "@SUM(A1)", "+x", "-", "_x0041_", "a\x01b", "tab\there", "<&>", "  sp  ", "Ünï"]
@@ -32,6 +33,22 @@ def test_text_stays_text_whatever_it_looks_like(engine, tmp_path):
     assert got == WORDS
     cells = [c for (c,) in openpyxl.load_workbook(path)["S"].iter_rows()]
     assert all(c.data_type == "s" for c in cells)
+
+
+def test_our_reader_gives_back_the_text_written(tmp_path):
+    # "a\x01b" is written as a_x0001_b and "_x0041_" as _x005F_x0041_ (XML cannot hold the
+    # first; the second would read as "A"): the reader decodes both, as Excel and LibreOffice do
+    sheet = SheetSpec("S")
+    for i, w in enumerate(WORDS):
+        sheet.put(i, 0, w)
+    path = tmp_path / "w.xlsx"
+    write_xlsx(BookSpec([sheet], {}), path, load_styles())
+    found = {}
+    with Book(path) as book:
+        book.cells("S", (0, len(WORDS)), (0, 1), lambda r, c, t, text: found.update({r: (t, text)}))
+        shared = book.strings({int(text) for t, text in found.values() if t == "s"})
+    got = [shared[int(text)] if t == "s" else text for t, text in (found[r] for r in sorted(found))]
+    assert got == WORDS
 
 
 def test_numbers_formulas_arrays_and_hidden_sheets(engine, tmp_path):

@@ -14,7 +14,7 @@ from sheetnet.errors import SheetnetError
 from sheetnet.pipeline import export
 from sheetnet.models.gpt import GPT
 from sheetnet.options import ExportOptions
-from sheetnet.runner import input_edits, run
+from sheetnet.runner import input_edits, run, run_many
 from sheetnet.verifier import numeric, read_nodes, verify
 from sheetnet.manifest import read_manifest
 
@@ -63,8 +63,9 @@ def test_typed_prompts_give_torchs_logits_for_the_prompt_alone(engine, example, 
     _, payload, vocab = example
     stoi = {c: i for i, c in enumerate(vocab)}
     seen = {}
-    for prompt in ["T", FULL, "The Cell", "the cell"]:
-        out = run(books[style], engine=engine, prompt=prompt)
+    prompts = ["T", FULL, "The Cell", "the cell"]
+    outs = run_many(books[style], [{"prompt": p} for p in prompts], engine=engine)  # one load
+    for prompt, out in zip(prompts, outs, strict=True):
         ids = [stoi[c] for c in prompt]
         assert out["tokens"] == ids
         expected = torch_logits(payload, ids)  # the prompt alone: no pads

@@ -20,7 +20,7 @@ from sheetnet.ir.reference import evaluate
 from sheetnet.models.textnet import (MINSTD_M, TextNet, greedy_chain, minstd_states, sample_chain,
                                      sample_pick, train_textnet_checkpoint)
 from sheetnet.options import ExportOptions
-from sheetnet.runner import input_edits, run
+from sheetnet.runner import input_edits, run, run_many
 from sheetnet.verifier import read_nodes, verify
 from sheetnet.manifest import read_manifest
 from cli_helpers import invoke, one_line_error
@@ -102,8 +102,8 @@ def test_every_tensor_matches_torch(engine, examples, tmp_path, net, style):
 @pytest.mark.parametrize("net", NETS)
 def test_chain_for_every_start_word(engine, examples, books, net):
     model, vocab, _ = _load(examples / net)
-    for w in vocab:
-        out = run(books[net], prompt=w, engine=engine)
+    outs = run_many(books[net], [{"prompt": w} for w in vocab], engine=engine)  # one load
+    for w, out in zip(vocab, outs, strict=True):
         chain = greedy_chain(model, vocab, w, GENERATE_STEPS)
         assert out["inputs"] == [w]
         assert out["chain"] == chain and out["next_token"] == chain[1]
@@ -120,9 +120,11 @@ def test_temperature_cell_is_torch_softmax_of_logits_over_t(engine, examples, bo
     logits = _logits(model, list(range(len(vocab))))  # (V, V): every word's logits
     word = vocab.index("hello")
     peaks = []
-    for t in (0.1, 0.5, 1.0, 2.0, 10.0):
-        edits = input_edits(manifest, "temperature", [t])
-        cells = _cells(engine, book, ["probs", "all.probs", "next.word"], edits)
+    with engine.loaded(book) as doc:  # one load, each temperature typed into it
+        temperatures = (0.1, 0.5, 1.0, 2.0, 10.0)
+        read = [_cells(doc, book, ["probs", "all.probs", "next.word"],
+                       input_edits(manifest, "temperature", [t])) for t in temperatures]
+    for t, cells in zip(temperatures, read):
         expected = torch.softmax(logits / t, dim=-1).numpy()
         np.testing.assert_allclose(cells["all.probs"].astype(float), expected, rtol=0, atol=TOL)
         np.testing.assert_allclose(cells["probs"].astype(float), expected[word:word + 1], rtol=0,
@@ -237,8 +239,8 @@ def test_tricky_vocabulary_verifies_and_runs(engine, tricky):
     report = verify(book, model_path, engine=engine)
     assert report.ok and report.max_abs_err <= TOL, report.table()
     model, vocab, _ = _load(model_path)
-    for a, b in TRICKY_PAIRS:
-        out = run(book, prompt=a, engine=engine)
+    outs = run_many(book, [{"prompt": a} for a, _ in TRICKY_PAIRS], engine=engine)  # one load
+    for (a, b), out in zip(TRICKY_PAIRS, outs, strict=True):
         assert out["inputs"] == [a] and out["next_token"] == b
         assert out["chain"] == greedy_chain(model, vocab, a, GENERATE_STEPS)
 
@@ -343,12 +345,13 @@ def test_generate_sheet_samples_by_the_rule(engine, examples, books, rule):
     names = ["chain", "gen1.u", f"{last}.u", "gen1.probs", f"{last}.probs", "gen1.next.p",
              f"{last}.next.p"]
     differs = False
-    for w in vocab:
+    with engine.loaded(book) as doc:  # one load, each start word and rule typed into it
+        read = [_cells(doc, book, names, _sample_edits(manifest, w, cells_of)) for w in vocab]
+    for w, cells in zip(vocab, read):
         chain, steps = _sampled_steps(model, vocab, w, *rule)
         assert chain == sample_chain(model, vocab, w, GENERATE_STEPS, *rule)
         # a fair comparison: no u within 1e-12 of a cumulative p, where rounding could decide
         assert min(gap for *_, gap in steps) > 1e-12
-        cells = _cells(engine, book, names, _sample_edits(manifest, w, cells_of))
         assert list(cells["chain"][0]) == chain, w
         for k, (u, p, nid, _) in ((1, steps[0]), (GENERATE_STEPS, steps[-1])):
             assert cells[f"gen{k}.u"][0, 0] == u  # exact: one division of an exact state
@@ -364,12 +367,13 @@ def test_generate_sheet_samples_by_the_rule(engine, examples, books, rule):
 def test_temperature_zero_is_the_greedy_chain(engine, examples, books, net):
     model, vocab, _ = _load(examples / net)
     book, manifest = books[net], read_manifest(books[net])
-    for w in vocab[:3]:
+    rule = {"gen.temperature": 0, "gen.top_k": 2, "gen.seed": 12345}
+    with engine.loaded(book) as doc:  # one load, each start word typed into it
+        read = [_cells(doc, book, ["chain"], _sample_edits(manifest, w, rule)) for w in vocab[:3]]
+    for w, cells in zip(vocab[:3], read):
         greedy = greedy_chain(model, vocab, w, GENERATE_STEPS)
         for seed in (1, 42, 2**31 - 2):
             assert sample_chain(model, vocab, w, GENERATE_STEPS, 0.0, 3, seed) == greedy
-        rule = {"gen.temperature": 0, "gen.top_k": 2, "gen.seed": 12345}
-        cells = _cells(engine, book, ["chain"], _sample_edits(manifest, w, rule))
         assert list(cells["chain"][0]) == greedy
 
 

@@ -1,8 +1,9 @@
 """Render the README's pictures straight from exported workbooks: export -> LibreOffice PDF -> PNG.
 
 The exported file itself is printed (never a copy re-saved by another library, which would add
-parts the export lacks: a re-saved copy once hid that charts drew blank).  Every sheet prints one
-page wide (the writer sets fit-to-width); a picture is the part of a page between an anchor text
+parts the export lacks: a re-saved copy once hid that charts drew blank).  A sheet prints one
+page wide (the writer sets fit-to-width), or a wide one whole blocks a page (its print area's
+ranges, xlsx_print.py); a picture is the part of a page between an anchor text
 (a title on the sheet, found with pdftotext's word boxes) and a height below it.  Needs soffice
 and poppler-utils (pdftoppm, pdftotext).
 
@@ -28,7 +29,7 @@ DPI = 110
 
 # (picture, example, export options, anchor text (first match, in page order), height and width
 # in points (None: the page's width), dots per inch; the picture starts a little above the
-# anchor, at the page's left edge.  A wide sheet prints small (one page wide): more dpi)
+# anchor, at the page's left edge.  A wide sheet prints small: more dpi)
 PICTURES = [
     ("sqrt_layer", "sqrt_2x2.pt", [], "Layer 1: weights", 230, None, DPI),
     ("sqrt_walk", "sqrt_2x2.pt", [], "Walk", 330, 280, 3 * DPI),

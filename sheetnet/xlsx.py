@@ -232,7 +232,7 @@ def _sheet_tail(spec, has_drawing: bool, page: PageSetup | None = None) -> str:
         parts.append("<hyperlinks>" + "".join(
             f'<hyperlink ref="{cell_name(r, c)}" location="{attr_text(to)}"/>'
             for r, c, to in spec.links) + "</hyperlinks>")
-    parts.append((page or PageSetup(spec, _last_cell(spec)[1])).xml())
+    parts.append((page or PageSetup(spec, _last_cell(spec)[1], _last_cell(spec)[0])).xml())
     if has_drawing:
         parts.append('<drawing r:id="rId1"/>')
     parts.append("</worksheet>")
@@ -257,7 +257,8 @@ def write_xlsx(book, path, styles: dict, precision: str = "float64", compresslev
     n_charts = 0
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=compresslevel) as zf:
         for k, spec in enumerate(book.sheets, start=1):
-            page = PageSetup(spec, _last_cell(spec)[1])
+            last_row, last_col = _last_cell(spec)
+            page = PageSetup(spec, last_col, last_row)
             titles = page.print_titles(quote_sheet(spec.name))
             if titles:  # rows and columns repeated on every printed page (the frozen ones)
                 names.append(f'<definedName name="_xlnm.Print_Titles" localSheetId="{k - 1}">'

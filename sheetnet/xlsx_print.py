@@ -1,6 +1,14 @@
 """How a sheet prints: orientation, scaling, repeated title rows and columns, and page breaks
-that keep each chart on one page.  Estimated from the sheet's column widths and the charts'
-anchors (the writer knows both); LibreOffice, Excel and Gnumeric paginate from these settings.
+that keep each chart on one page.  Estimated from the sheet's column widths, its blocks and the
+charts' anchors (the writer knows them all); LibreOffice, Excel and Gnumeric paginate from these
+settings.
+
+A sheet one page wide at SCALE_FLOOR or more prints fit to that width.  A wider one (a GPT's
+blocks side by side) prints at the scale and orientation, BLOCK_FLOOR or more, that need the
+fewest pages when every page holds whole blocks: the rows are cut between blocks (at an empty
+row), and each band of rows is cut between the blocks side by side in it (a block wider than a
+page is cut in equal parts); the pieces are the ranges of its print area, each printed on a page
+of its own with the title rows and columns repeated (LibreOffice and Excel start a page per range).
 
 Page arithmetic, in points, for A4 (the smaller of A4 and Letter in each direction) with the
 writer's half-inch margins: 523 x 770 printable.
@@ -9,19 +17,28 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from .a1 import col_letter
 
 PRINTABLE = (523.0, 770.0)    # (short side, long side) in points, inside the margins
-SCALE_FLOOR = 55              # percent: below this, text is too small to read on paper
+SCALE_FLOOR = 55              # percent: a sheet one page wide at this or more prints so
+BLOCK_FLOOR = 45              # a wider one prints whole blocks down to this (5 pt type; its
+                              # titles and labels print beside the numbers, repeated per page)
+SCALES = range(BLOCK_FLOOR, 101, 5)  # the scales a wide sheet tries
 ROW_POINTS = 15.0             # the writer's default row height
 CHART_ROWS = 18               # a chart's anchor spans this many rows (xlsx_parts.drawing_xml)
+CHART_COLS = 8                # ... and this many columns
+ROOM = 0.97                   # of a page a range may fill: the widths are estimates
+MAX_AREA_CHARS = 8000         # a print area's text above this (Excel's limit is 8,192): no ranges
 MARGINS = ('<pageMargins left="0.5" right="0.5" top="0.5" bottom="0.5" header="0.3" '
            'footer="0.3"/>')
 
 
 def column_points(width_chars: float) -> float:
-    # a column of w characters is w*7+5 pixels in Calibri 11 at 96 dpi; 0.75 point per pixel
-    return (width_chars * 7 + 5) * 0.75
+    # LibreOffice prints a column of w characters 7*w points wide (measured on its PDFs: 77 pt
+    # for 11); Excel's (7*w+5)*0.75 is narrower, so a page that fits here fits there too
+    return width_chars * 7.0
 
 
 def sheet_points(spec, last_col: int) -> float:
@@ -37,24 +54,34 @@ class PageSetup:
         last_col: the last used column (0-based).
     """
 
-    def __init__(self, spec, last_col: int):
+    def __init__(self, spec, last_col: int, last_row: int = 0):
         # a working sheet prints only its head (SheetSpec.print_rows): its first rows say what
         # it is; the rest is working a reader follows on screen (the sqrt net's Breakpoints
         # printed 69 pages)
         self.rows = getattr(spec, "print_rows", None)
         self.last_col = last_col
-        width = sheet_points(spec, last_col)
-        self.landscape = width > PRINTABLE[0]
-        across = PRINTABLE[1] if self.landscape else PRINTABLE[0]
-        fit = min(100.0, 100.0 * across / width) if width else 100.0
-        # fit to one page wide unless that would print below the floor: then print at the
-        # floor, several pages wide (a GPT sheet's 100 columns at 15% is unreadable)
-        self.fit = fit >= SCALE_FLOOR
-        self.scale = fit if self.fit else float(SCALE_FLOOR)
         self.title_rows, self.title_cols = spec.freeze or (0, 0)
-        down = PRINTABLE[0] if self.landscape else PRINTABLE[1]
-        self.breaks = _chart_breaks([c.anchor[0] for c in spec.charts], self.title_rows,
-                                    down / (ROW_POINTS * self.scale / 100))
+        self.ranges: list[tuple[int, int, int, int]] = []  # (row, col, last row, last col)
+        width = sheet_points(spec, last_col)
+        anchors = [c.anchor[0] for c in spec.charts]
+        last_row = max([last_row] + [a + CHART_ROWS - 1 for a in anchors])  # a chart's rows too
+        # fit to one page wide, in the orientation of fewer pages (then the larger scale),
+        # unless that prints below the floor: then whole blocks per page (a GPT sheet's 100
+        # columns at 15% is unreadable)
+        options = []
+        for landscape in (False, True):
+            across, down = (PRINTABLE[1], PRINTABLE[0]) if landscape else PRINTABLE
+            scale = min(100.0, 100.0 * across / width) if width else 100.0
+            breaks = _chart_breaks(anchors, self.title_rows, down / (ROW_POINTS * scale / 100))
+            pages = _fit_pages(breaks, last_row, self.title_rows,
+                               down / (ROW_POINTS * scale / 100))
+            options.append(((pages, -scale), landscape, scale, breaks))
+        _, self.landscape, self.scale, self.breaks = min(options)
+        self.fit = self.scale >= SCALE_FLOOR or bool(self.rows)
+        if not self.fit:
+            self.landscape, self.scale, self.ranges = _pages(spec, self.title_rows,
+                                                             self.title_cols)
+            self.breaks = []
 
     def print_titles(self, sheet_ref: str) -> str | None:
         """The _xlnm.Print_Titles text ('Sheet'!$A:$A,'Sheet'!$1:$1), None without titles."""
@@ -66,10 +93,13 @@ class PageSetup:
         return ",".join(parts) or None
 
     def print_area(self, sheet_ref: str) -> str | None:
-        """The _xlnm.Print_Area text ('Sheet'!$A$1:$H$9) of a sheet that prints its head only."""
-        if not self.rows:
-            return None
-        return f"{sheet_ref}!$A$1:${col_letter(self.last_col)}${self.rows}"
+        """The _xlnm.Print_Area text: a sheet that prints its head only ('Sheet'!$A$1:$H$9), or
+        a wide sheet's ranges, a page each; None: the whole sheet."""
+        if self.rows:
+            return f"{sheet_ref}!$A$1:${col_letter(self.last_col)}${self.rows}"
+        text = ",".join(f"{sheet_ref}!${col_letter(c0)}${r0 + 1}:${col_letter(c1)}${r1 + 1}"
+                        for r0, c0, r1, c1 in self.ranges)
+        return text if text and len(text) <= MAX_AREA_CHARS else None
 
     def xml(self) -> str:
         """pageMargins, pageSetup and rowBreaks, in the order CT_Worksheet wants them."""
@@ -82,6 +112,18 @@ class PageSetup:
             out += (f'<rowBreaks count="{len(self.breaks)}" manualBreakCount='
                     f'"{len(self.breaks)}">{brks}</rowBreaks>')
         return out
+
+
+def _fit_pages(breaks: list[int], last_row: int, title_rows: int, rows_per_page: float) -> int:
+    # the pages a sheet one page wide takes: a page ends at a break or when it is full
+    body = max(1, math.floor(rows_per_page) - title_rows)
+    pages, end = 1, max(1, math.floor(rows_per_page))
+    for top in sorted(breaks) + [last_row + 1]:
+        while top > end:
+            pages, end = pages + 1, end + body
+        if top <= last_row:
+            pages, end = pages + 1, top + body
+    return pages
 
 
 def _chart_breaks(anchors: list[int], title_rows: int, rows_per_page: float) -> list[int]:
@@ -98,3 +140,113 @@ def _chart_breaks(anchors: list[int], title_rows: int, rows_per_page: float) -> 
             breaks.append(top)
             start, end = top, top + body
     return breaks
+
+
+# --- a wide sheet: whole blocks per page ---------------------------------------------------------
+def _pages(spec, title_rows: int, title_cols: int):
+    """(landscape, scale, ranges) of the fewest pages at BLOCK_FLOOR or more (a larger scale
+    on a tie: easier to read), each range one page of whole blocks (see the module's doc)."""
+    boxes = _boxes(spec)
+    best = None
+    for scale in SCALES:
+        for landscape in (True, False):
+            ranges = _ranges(spec, boxes, title_rows, title_cols, scale, landscape)
+            key = (len(ranges), -scale, not landscape)
+            if best is None or key < best[0]:
+                best = (key, landscape, float(scale), ranges)
+    return best[1:]
+
+
+def _boxes(spec) -> np.ndarray:
+    """(K, 5) int array: row, col, last row, last col of everything on the sheet, and 1 where it
+    is one block (numbers, an array formula, a label line over a block's columns, a chart) that
+    a page break should not cut, 0 for a single cell (a title, a formula of a block)."""
+    out = [(r0, c0, r0 + a.shape[0] - 1, c0 + a.shape[1] - 1, 1)
+           for r0, c0, a, _ in spec.blocks if a.ndim == 2 and a.size]
+    out += [(a.row, a.col, a.row + a.nrows - 1, a.col + a.ncols - 1, 1) for a in spec.arrays]
+    for run in spec.runs:
+        n = len(run.texts) - 1
+        out.append((run.row, run.col, run.row + (n if run.down else 0),
+                    run.col + (0 if run.down else n), 1))
+    out += [(c.anchor[0], c.anchor[1], c.anchor[0] + CHART_ROWS - 1,
+             c.anchor[1] + CHART_COLS - 1, 1) for c in spec.charts]
+    cells = np.array(list(spec.cells), dtype=np.int64).reshape(-1, 2)
+    singles = np.column_stack([cells, cells, np.zeros(len(cells), np.int64)])
+    return np.vstack([np.array(out, dtype=np.int64).reshape(-1, 5), singles])
+
+
+def _ranges(spec, boxes: np.ndarray, title_rows: int, title_cols: int, scale: float,
+            landscape: bool) -> list[tuple[int, int, int, int]]:
+    # the page's room at this scale, less the repeated title rows and columns
+    across, down = (PRINTABLE[1], PRINTABLE[0]) if landscape else PRINTABLE
+    width = across * 100 / scale * ROOM - sheet_points(spec, title_cols - 1)
+    height = down * 100 / scale * ROOM - title_rows * ROW_POINTS
+    # rows: everything below the title rows (a block's title sits in column A); columns:
+    # everything right of the title columns
+    down = boxes[boxes[:, 2] >= title_rows]
+    body = boxes[boxes[:, 3] >= title_cols]
+    if not len(down) or not len(body):
+        return []
+    rows = _cuts(down[:, [0, 2, 4]], title_rows, lambda r: ROW_POINTS, height, True)
+    out = []
+    for r0, r1 in rows:
+        band = body[(body[:, 0] <= r1) & (body[:, 2] >= r0)]
+        if not len(band):
+            continue
+        widths = lambda c: column_points(spec.widths.get(c, spec.default_width))  # noqa: E731
+        for c0, c1 in _cuts(band[:, [1, 3, 4]], title_cols, widths, width, False):
+            out.append((r0, c0, r1, c1))
+    return out
+
+
+def _cuts(spans: np.ndarray, first: int, size, room: float,
+          adjacent: bool) -> list[tuple[int, int]]:
+    """Cut one axis (rows or columns) into pieces of at most ``room`` points.
+
+    spans: (K, 3) start, end, whole? along the axis.  Lines stay together where a whole span
+    holds both (a block, its label line), and with ``adjacent`` (rows) wherever no blank line
+    parts them (a title, its labels and its block); a group longer than the room is cut in equal
+    parts.  The groups then fill the pieces in order.  Returns (first line, last line) pairs
+    over the used lines from ``first`` on; the blank lines inside a piece print with it.
+    """
+    last = int(spans[:, 1].max())
+    used = np.zeros(last + 2, bool)
+    crossed = np.zeros(last + 2, bool)  # crossed[k]: a whole span holds both k-1 and k
+    for start, end, whole in spans:
+        used[max(start, first):end + 1] = True
+        if whole and end > start:
+            crossed[max(start, first) + 1:end + 1] = True
+    lines = [k for k in np.flatnonzero(used[:last + 1]).tolist() if k >= first]
+    ends = np.cumsum([size(k) for k in range(last + 1)])  # ends[k]: lines 0..k, in points
+
+    def extent(a: int, b: int) -> float:  # lines a..b, in points
+        return float(ends[b] - (ends[a - 1] if a else 0.0))
+
+    groups: list[list[int]] = []
+    for k, line in enumerate(lines):
+        if k and lines[k - 1] == line - 1 and (adjacent or crossed[line]):
+            groups[-1].append(line)
+        else:
+            groups.append([line])
+    pieces: list[list[int]] = []
+    for group in groups:
+        for part in _equal_parts(group, extent, room):
+            if pieces and extent(pieces[-1][0], part[-1]) <= room:
+                pieces[-1][1] = part[-1]
+            else:
+                pieces.append([part[0], part[-1]])
+    return [(a, b) for a, b in pieces]
+
+
+def _equal_parts(group: list[int], extent, room: float) -> list[list[int]]:
+    # a group longer than the room in parts of about equal size (lines differ in size: a
+    # wide column), none longer than the room; a group that fits stays whole
+    target = extent(group[0], group[-1]) / max(1, math.ceil(extent(group[0], group[-1]) / room))
+    parts = [[group[0]]]
+    for line in group[1:]:
+        part = parts[-1]
+        if extent(part[0], line) > room or extent(part[0], part[-1]) >= target - 1e-9:
+            parts.append([line])
+        else:
+            part.append(line)
+    return parts

@@ -13,7 +13,7 @@ from sheetnet.options import ExportOptions
 from sheetnet.pipeline import export
 from sheetnet.spec import BookSpec, SheetSpec, load_styles
 from sheetnet.xlsx import write_xlsx
-from sheetnet.xlsx_print import CHART_ROWS, SCALE_FLOOR
+from sheetnet.xlsx_print import BLOCK_FLOOR, CHART_ROWS
 
 M = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
 R = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}"
@@ -94,7 +94,7 @@ def test_every_sheet_has_print_set_up_and_charts_stay_on_one_page(books, name):
         if fit:
             assert (setup.get("fitToWidth"), setup.get("fitToHeight")) == ("1", "0")
         else:
-            assert int(setup.get("scale")) >= SCALE_FLOOR, sheet
+            assert int(setup.get("scale")) >= BLOCK_FLOOR, sheet  # whole blocks a page
         anchors = _chart_rows(books[name], xml)
         for brk in xml.iter(f"{M}brk"):
             row = int(brk.get("id"))

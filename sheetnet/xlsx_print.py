@@ -15,6 +15,7 @@ writer's half-inch margins: 523 x 770 printable.
 """
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -31,6 +32,7 @@ CHART_ROWS = 18               # a chart's anchor spans this many rows (xlsx_part
 CHART_COLS = 8                # ... and this many columns
 ROOM = 0.97                   # of a page a range may fill: the widths are estimates
 MAX_AREA_CHARS = 8000         # a print area's text above this (Excel's limit is 8,192): no ranges
+MAX_PAGED_COLUMNS = 1000      # a sheet wider than this prints at the floor, cut where it falls
 MARGINS = ('<pageMargins left="0.5" right="0.5" top="0.5" bottom="0.5" header="0.3" '
            'footer="0.3"/>')
 
@@ -78,7 +80,9 @@ class PageSetup:
             options.append(((pages, -scale), landscape, scale, breaks))
         _, self.landscape, self.scale, self.breaks = min(options)
         self.fit = self.scale >= SCALE_FLOOR or bool(self.rows)
-        if not self.fit:
+        if not self.fit and last_col > MAX_PAGED_COLUMNS:  # a GPT-2 logits row: at the floor
+            self.scale, self.breaks = float(SCALE_FLOOR), []
+        elif not self.fit:
             self.landscape, self.scale, self.ranges = _pages(spec, self.title_rows,
                                                              self.title_cols)
             self.breaks = []
@@ -170,9 +174,21 @@ def _boxes(spec) -> np.ndarray:
                     run.col + (0 if run.down else n), 1))
     out += [(c.anchor[0], c.anchor[1], c.anchor[0] + CHART_ROWS - 1,
              c.anchor[1] + CHART_COLS - 1, 1) for c in spec.charts]
-    cells = np.array(list(spec.cells), dtype=np.int64).reshape(-1, 2)
-    singles = np.column_stack([cells, cells, np.zeros(len(cells), np.int64)])
-    return np.vstack([np.array(out, dtype=np.int64).reshape(-1, 5), singles])
+    return np.vstack([np.array(out, dtype=np.int64).reshape(-1, 5), _cell_runs(spec.cells)])
+
+
+def _cell_runs(cells) -> np.ndarray:
+    # single cells side by side in a row as one span (not whole: a break may fall between
+    # them): a cells-style GPT sheet's 10,000 formula cells become a few hundred rows
+    rc = np.array(sorted(cells), dtype=np.int64).reshape(-1, 2)
+    if not len(rc):
+        return np.zeros((0, 5), np.int64)
+    new = np.ones(len(rc), bool)
+    new[1:] = (rc[1:, 0] != rc[:-1, 0]) | (rc[1:, 1] != rc[:-1, 1] + 1)
+    first = np.flatnonzero(new)
+    last = np.append(first[1:], len(rc)) - 1
+    return np.column_stack([rc[first, 0], rc[first, 1], rc[last, 0], rc[last, 1],
+                            np.zeros(len(first), np.int64)])
 
 
 def _ranges(spec, boxes: np.ndarray, title_rows: int, title_cols: int, scale: float,
@@ -210,32 +226,44 @@ def _cuts(spans: np.ndarray, first: int, size, room: float,
     over the used lines from ``first`` on; the blank lines inside a piece print with it.
     """
     last = int(spans[:, 1].max())
-    used = np.zeros(last + 2, bool)
-    crossed = np.zeros(last + 2, bool)  # crossed[k]: a whole span holds both k-1 and k
-    for start, end, whole in spans:
-        used[max(start, first):end + 1] = True
-        if whole and end > start:
-            crossed[max(start, first) + 1:end + 1] = True
-    lines = [k for k in np.flatnonzero(used[:last + 1]).tolist() if k >= first]
-    ends = np.cumsum([size(k) for k in range(last + 1)])  # ends[k]: lines 0..k, in points
+    start, end = np.maximum(spans[:, 0], first), spans[:, 1]
+    used = _covered(start, end, last)
+    whole = (spans[:, 2] == 1) & (end > start)
+    crossed = _covered(start[whole] + 1, end[whole], last)  # a whole span holds k-1 and k
+    lines = np.flatnonzero(used[:last + 1])
+    lines = lines[lines >= first]
+    if not len(lines):
+        return []
+    ends = [0.0, *itertools.accumulate(size(k) for k in range(last + 1))]  # ends[k + 1]: 0..k
 
     def extent(a: int, b: int) -> float:  # lines a..b, in points
-        return float(ends[b] - (ends[a - 1] if a else 0.0))
+        return ends[b + 1] - ends[a]
 
-    groups: list[list[int]] = []
-    for k, line in enumerate(lines):
-        if k and lines[k - 1] == line - 1 and (adjacent or crossed[line]):
-            groups[-1].append(line)
-        else:
-            groups.append([line])
+    # a group starts where the line before is blank, or (columns) no whole span goes on
+    starts = np.ones(len(lines), bool)
+    joined = lines[1:] == lines[:-1] + 1
+    starts[1:] = ~(joined if adjacent else joined & crossed[lines[1:]])
     pieces: list[list[int]] = []
-    for group in groups:
-        for part in _equal_parts(group, extent, room):
+    for group in np.split(lines, np.flatnonzero(starts)[1:]):
+        group = group.tolist()
+        parts = ([[group[0], group[-1]]] if extent(group[0], group[-1]) <= room
+                 else _equal_parts(group, extent, room))
+        for part in parts:
             if pieces and extent(pieces[-1][0], part[-1]) <= room:
                 pieces[-1][1] = part[-1]
             else:
                 pieces.append([part[0], part[-1]])
     return [(a, b) for a, b in pieces]
+
+
+def _covered(start: np.ndarray, end: np.ndarray, last: int) -> np.ndarray:
+    # (last + 2,) bool: True on every line some [start, end] holds (a difference array: one
+    # pass over the spans in NumPy, not one slice assignment per span)
+    keep = end >= start
+    diff = np.zeros(last + 3, np.int64)
+    np.add.at(diff, start[keep], 1)
+    np.add.at(diff, end[keep] + 1, -1)
+    return np.cumsum(diff)[:last + 2] > 0
 
 
 def _equal_parts(group: list[int], extent, room: float) -> list[list[int]]:

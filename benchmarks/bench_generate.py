@@ -2,6 +2,7 @@
 
     python benchmarks/bench_generate.py              # the example GPT, both styles
     python benchmarks/bench_generate.py --gpt2       # also the GPT-2-small shape (long)
+    python benchmarks/bench_generate.py --gpt2 --layers 1 --skip-example   # its profile shape
 
 Example GPT (prompt "The cell", 24 characters generated into its 32 positions): export time,
 LibreOffice load + full recalculation (the profile recalculates on load: the 24 characters come
@@ -89,12 +90,12 @@ def example(folder: Path, engine: LibreOffice) -> None:
               f"{r['text']!r} -> after the edit {r['edited']!r}")
 
 
-def gpt2(folder: Path, engine: LibreOffice, style: str) -> None:
+def gpt2(folder: Path, engine: LibreOffice, style: str, layers: int = 12) -> None:
     import torch
     from sheetnet.checkpoint import save_checkpoint
     from sheetnet.models.gpt import GPT, GPTConfig
     torch.manual_seed(0)
-    model = GPT(GPTConfig(**GPT2))  # nanoGPT's initialisation, seeded
+    model = GPT(GPTConfig(**{**GPT2, "n_layer": layers}))  # nanoGPT's initialisation, seeded
     path = folder / "gpt2_shape.pt"
     save_checkpoint(path, "gpt", model.config.to_dict(), model.state_dict(), {})
     del model
@@ -103,7 +104,7 @@ def gpt2(folder: Path, engine: LibreOffice, style: str) -> None:
     t0 = time.perf_counter()
     res = export(path, book, ExportOptions(style=style, tokens=prompt, context=16, force=True))
     export_s = time.perf_counter() - t0
-    print(f"GPT-2-small shape ({style}): export {export_s:.0f} s, "
+    print(f"GPT-2-small shape, {layers} layer(s) ({style}): export {export_s:.0f} s, "
           f"{book.stat().st_size / 1e9:.2f} GB, {res.formula_cells:,} formula cells; "
           f"python peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
     edited = prompt[:-1] + [1000]
@@ -117,12 +118,19 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--gpt2", action="store_true", help="also the GPT-2-small shape")
     ap.add_argument("--gpt2-style", default="arrays", choices=["cells", "arrays"])
+    ap.add_argument("--layers", type=int, default=12,
+                    help="blocks of the GPT-2 shape (1 or 2 to profile; 12 is GPT-2 small)")
+    ap.add_argument("--skip-example", action="store_true", help="only the GPT-2 shape")
+    ap.add_argument("--keep", type=Path, help="write the workbooks here and keep them")
     ap.add_argument("--timeout", type=float, default=3600.0)
     args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp, LibreOffice(timeout=args.timeout) as engine:
-        example(Path(tmp), engine)
+        folder = args.keep or Path(tmp)
+        folder.mkdir(parents=True, exist_ok=True)
+        if not args.skip_example:
+            example(folder, engine)
         if args.gpt2:
-            gpt2(Path(tmp), engine, args.gpt2_style)
+            gpt2(folder, engine, args.gpt2_style, args.layers)
 
 
 if __name__ == "__main__":

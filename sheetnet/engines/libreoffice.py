@@ -27,6 +27,7 @@ import threading
 import time
 import uuid
 import weakref
+import zipfile
 from pathlib import Path
 from typing import Sequence
 
@@ -35,6 +36,7 @@ import numpy as np
 from ..a1 import cell_name
 from .base import (DEFAULT_TIMEOUT, MAX_LISTED, Block, CellError, EngineError, FormulaError,
                    book_path, check_timeout, quote_sheet)
+from .workbook import patched
 
 _INSTALL_HINT = ("LibreOffice (soffice) is not installed: "
                  "apt-get install libreoffice-calc-nogui python3-uno")
@@ -124,6 +126,8 @@ class LibreOffice:
         self._proc: subprocess.Popen | None = None
         self._desktop = None
         self._finalizer = None
+        self._profile = ""  # the running soffice's profile directory (its tmp/ holds edited copies)
+        self.timed_out = False  # the last watched call ran out of time (its soffice was killed)
         self.timings: dict[str, float] = {}  # seconds of the last recalculate: load, scan, read
 
     def __enter__(self) -> LibreOffice:
@@ -158,7 +162,7 @@ class LibreOffice:
             proc = subprocess.Popen(
                 cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                 env={**os.environ, "TMPDIR": f"{profile}/tmp"}, start_new_session=True)
-            self._proc = proc
+            self._proc, self._profile = proc, profile
             self._finalizer = weakref.finalize(self, _cleanup, proc, profile, pipe)
             with self._watchdog("starting up"):
                 self._desktop = self._connect(pipe, time.monotonic() + self.timeout)
@@ -205,7 +209,10 @@ class LibreOffice:
 
         def bite():
             fired.set()
+            self.timed_out = True
             _kill_group(proc)
+
+        self.timed_out = False
 
         timer = threading.Timer(self.timeout, bite)
         timer.daemon = True
@@ -252,10 +259,15 @@ class LibreOffice:
         self.start()  # restarts soffice if it died since the last call
         with self._watchdog(f"recalculating {path.name}"):
             clock = time.perf_counter()
-            doc = self._load(path)
+            edited = self._edited_copy(path, edits)
+            try:
+                doc = self._load(edited or path)
+            finally:
+                if edited:
+                    edited.unlink(missing_ok=True)
             self.timings = {"load": time.perf_counter() - clock}
             try:
-                if edits:
+                if edits and not edited:
                     self._apply_edits(doc, edits, path.name)
                     # Auto-calc already updated dependents; calculateAll makes it certain.
                     doc.calculateAll()
@@ -273,6 +285,26 @@ class LibreOffice:
                 with contextlib.suppress(Exception):  # dead soffice: the real error is already raised
                     doc.close(True)
 
+    def _edited_copy(self, path: Path, edits) -> Path | None:
+        """A copy of ``path`` with the edits written into its cells (loading it recalculates
+        everything), or None when there are no edits or a cell is not in the file.
+
+        LibreOffice 7.4 crashes now and then inside setValue on a loaded GPT workbook (exit 134,
+        a SIGSEGV under ScCellObj::setValue, autocalc on or off, threaded calculation on or
+        off): an edit made in the file before the load never calls it, and costs one
+        recalculation instead of the load's plus calculateAll's.
+        """
+        if not edits:
+            return None
+        out = Path(self._profile, "tmp", f"edited-{uuid.uuid4().hex[:8]}{path.suffix}")
+        try:
+            return patched(path, edits, out)
+        except (EngineError, OSError, ValueError, KeyError, zipfile.BadZipFile):
+            # a cell the writer left out, or not an .xlsx: set after loading, as before (the
+            # load then says what is wrong with the file)
+            out.unlink(missing_ok=True)
+            return None
+
     @contextlib.contextmanager
     def loaded(self, path: str | os.PathLike):
         """The workbook loaded once (``sheetnet run --inputs``, a person typing into an open
@@ -281,12 +313,12 @@ class LibreOffice:
         path = book_path(path)
         self.start()
         with self._watchdog(f"loading {path.name}"):
-            doc = self._load(path)
+            book = LoadedBook(self, self._load(path), path)
         try:
-            yield LoadedBook(self, doc, path)
+            yield book
         finally:
             with contextlib.suppress(Exception):
-                doc.close(True)
+                book.doc.close(True)  # the document of the last reload, if there was one
 
     def _load(self, path: Path):
         """Open ``path`` hidden and read-only (no lock file); the profile makes this recalculate."""
@@ -315,6 +347,9 @@ class LibreOffice:
                 raise TypeError(f"edit value must be a number or str, not {type(value).__name__}")
 
 
+RELOADS = 2  # times a LoadedBook loads its workbook again after soffice crashed on an edit
+
+
 class LoadedBook:
     """One workbook open in a running LibreOffice, recalculated edit by edit (see
     ``LibreOffice.loaded``); ``recalculate`` takes the engine's arguments, so run and verify
@@ -329,9 +364,27 @@ class LoadedBook:
     def recalculate(self, path, reads: Sequence[Block], edits=(), check_errors: bool = True):
         """As LibreOffice.recalculate on the loaded document (``path`` must be it): only the
         cells the edits reach are recalculated; the edited cells are put back afterwards, so each
-        call starts from the workbook as it was loaded."""
+        call starts from the workbook as it was loaded.
+
+        When soffice crashes on an edit (LibreOffice 7.4 now and then does inside setValue on a
+        GPT workbook: see LibreOffice._edited_copy), a fresh soffice loads the workbook again
+        and the edits are made again, up to RELOADS times: each call starts from the workbook
+        as saved, so the answer is the same."""
         if book_path(path) != self.path:
             raise EngineError(f"{path} is not the loaded workbook {self.path.name}")
+        for attempt in range(RELOADS + 1):
+            try:
+                return self._recalculate(reads, edits, check_errors)
+            except FormulaError:
+                raise
+            except EngineError:
+                if self.engine.alive() or self.engine.timed_out or attempt == RELOADS:
+                    raise  # a refusal or a timeout, not a crash: reloading would not help
+                self.engine.start()
+                with self.engine._watchdog(f"loading {self.path.name} again"):
+                    self.doc = self.engine._load(self.path)
+
+    def _recalculate(self, reads, edits, check_errors):
         with self.engine._watchdog(f"recalculating {self.path.name}"):
             cells = [_sheet(self.doc, s, self.path.name).getCellByPosition(c, r)
                      for s, r, c, _ in edits]

@@ -215,33 +215,73 @@ def _one(r, x: str, i: int) -> str:
     return r.cell(x, i if r.shape(x)[0] > 1 else 0, 0)
 
 
+# The running sum's cells form a chain: a cell that adds its x to the cell before it waits for
+# that cell, so a (T, 1,000) table was a 1,000-deep chain per row.  LibreOffice 7.4 then crashed
+# (a SIGSEGV under ScCellObj::setValue, exit 134) on 4 of 6 edits of a cells-style token-id GPT
+# after load; with chains of at most 63 cells, on 2 of 20 (engines/libreoffice.py avoids or
+# survives the rest).  Three levels keep every chain short and the work linear:
+CUM_BLOCK = 32      # a cell adds its x to the cell before it, within a block of 32 ids ...
+CUM_SPAN = 1024     # ... a block's first cell adds the block before it, within 1,024 ids ...
+# ... and a span's first cell is the SUM of the row so far: no cell waits on more than 63 others,
+# and a row costs V + V^2 / 2,048 additions (GPT-2's 50,257 ids: 1.3 million).
+
+
+def blocked_cumsum(row: np.ndarray, block: int = CUM_BLOCK, span: int = CUM_SPAN) -> np.ndarray:
+    """A (V,) row's cumulative sums added in CumulativeSum's order (the formulas' own): SUMs as
+    math.fsum, the correctly rounded sum that LibreOffice's compensated SUM gives for p >= 0."""
+    import math
+    out = np.empty(len(row))
+    for j, x in enumerate(np.asarray(row, dtype=np.float64)):
+        if j % span == 0:
+            out[j] = math.fsum(row[:j + 1])
+        elif j % block == 0:
+            out[j] = out[j - block] + math.fsum(row[j - block + 1:j + 1])
+        else:
+            out[j] = out[j - 1] + x
+    return out
+
+
 @register
 @dataclass(frozen=True)
 class CumulativeSum(Op):
     """(N, V): c_ij = x_i0 + ... + x_ij, summed in id order along each row.
 
-    ``running``: each cell adds its own x to the cell before it (c_i(j-1) + x_ij), one addition
-    per cell and numpy's cumsum order exactly; otherwise SUM of the row's first j + 1 cells (the
-    text net's (1, V) steps), quadratic in V.
+    ``running`` (a GPT's (T, V) draws): each cell adds its own x to the cell before it
+    (c_i(j-1) + x_ij), except at the first id of a block of ``block`` ids, which adds the SUM of
+    that block's x to the block's start before it (c_i(j-block) + SUM), and at the first id of
+    a span of ``span`` ids, the SUM of the row so far: chains of at most block + span / block
+    cells (see CUM_BLOCK); the reference adds in the same order (blocked_cumsum).  Otherwise
+    SUM of the row's first j + 1 cells (the text net's (1, V) steps), quadratic in V.
     """
     INPUTS = ("x",)
     x: Ref
     running: bool = False
+    block: int = CUM_BLOCK
+    span: int = CUM_SPAN
     array = PerCellOnly("a growing range per cell: SUM of the row's first j + 1 cells")
 
     def reference(self, v):
-        return np.cumsum(np.asarray(v[self.x], dtype=np.float64), axis=1)
+        x = np.asarray(v[self.x], dtype=np.float64)
+        if not self.running:
+            return np.cumsum(x, axis=1)
+        return np.array([blocked_cumsum(row, self.block, self.span) for row in x])
 
     def formula(self, r, i, j):
-        if self.running:
-            x = r.cell(self.x, i, j)
-            return x if j == 0 else f"{r.mine(i, j - 1)}+{x}"
+        if self.running and j % self.span:
+            if j % self.block:
+                return f"{r.mine(i, j - 1)}+{r.cell(self.x, i, j)}"
+            since = r.span(self.x, (i, i + 1), (j - self.block + 1, j + 1))
+            return f"{r.mine(i, j - self.block)}+SUM({since})"
+        if self.running and j == 0:
+            return r.cell(self.x, i, 0)
         return f"SUM({r.span(self.x, (i, i + 1), (0, j + 1))})"
 
     @staticmethod
     def example():
+        # blocks of 2 ids in spans of 4 over 6 ids: every kind of cell, twice each
         p = np.vstack([masked_softmax(LOGITS, top_k_mask(LOGITS, k), 0.5) for k in (3, 0)])
-        return Example({"x": p}, CumulativeSum("x", running=True), lambda T, x: x.cumsum(1))
+        return Example({"x": p}, CumulativeSum("x", running=True, block=2, span=4),
+                       lambda T, x: x.cumsum(1))
 
 
 @register

@@ -46,10 +46,11 @@ def pytest_xdist_auto_num_workers(config):
 # hands a worker a whole file at a time in collection order: starting with these, the last files
 # handed out are short ones and the two workers finish close together, instead of one running a
 # 5-minute file alone at the end. The files not listed follow, in their usual order.
-LONGEST_FIRST = ["test_ops.py", "test_generate.py", "test_bpe_sheet.py", "test_gpt_tokens_e2e.py",
-                 "hostile/test_signals.py", "test_gpt_e2e.py", "test_textnet_e2e.py",
-                 "test_engines.py", "test_bpe_gpt.py", "hostile/test_cli_limits.py",
-                 "test_gpt_cli.py", "test_import.py", "test_sqrt_e2e.py"]
+LONGEST_FIRST = ["test_ops.py", "test_gpt_tokens_e2e.py", "test_generate.py", "test_bpe_sheet.py",
+                 "test_gpt_e2e.py", "test_engines.py", "hostile/test_checkpoints.py",
+                 "test_bpe_gpt.py", "test_live_labels.py", "test_textnet_e2e.py", "test_import.py",
+                 "test_llama.py", "hostile/test_signals.py", "test_logit_lens.py",
+                 "hostile/test_cli_limits.py"]
 
 
 def pytest_collection_modifyitems(config, items):

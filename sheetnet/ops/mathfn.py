@@ -164,7 +164,9 @@ class ShownIf(Op):
     BLANK = "-"
     cond: Ref
     a: Ref
-    array = ELEMENTWISE
+    # Gnumeric gives #VALUE! where a (N, 1) cond broadcast over an (N, F) block picks the text
+    # inside an array formula (the sqrt net's on/off pattern, measured): a formula per cell
+    array = PerCellOnly("a number or text per cell: Gnumeric's array IF fails its broadcast text")
 
     def reference(self, v):
         cond, a = np.broadcast_arrays(v[self.cond] != 0, np.asarray(v[self.a], dtype=np.float64))

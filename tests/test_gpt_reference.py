@@ -160,11 +160,12 @@ def test_captured_gpt_matches_its_trace_every_node(cfg, prompt):
             compared += 1
     # per block: 2 layer norms (4 each), q k v scores probs y per head, y, out, res1, fc, gelu,
     # out, res2; then the ids, tok_emb, x0, ln_f (4), logits and 4 at the last position; and
-    # generation's: the input ids, each position's u, p, drawn id and its p; the Logit lens's
-    # ln_f output, logits, top id and p per stream (the embedding and each block), and its table
+    # generation's: the input ids, each position's u, p, drawn id and its p, and the top
+    # candidates' own p (T = 1); the Logit lens's ln_f output, logits, top id and p per stream
+    # (the embedding and each block), and its table
     per_block = 8 + 6 * model.config.n_head + 7
     lens = 4 * (model.config.n_layer + 1) + 1
-    assert compared == model.config.n_layer * per_block + 12 + 5 + lens
+    assert compared == model.config.n_layer * per_block + 12 + 6 + lens
 
 
 def test_prompt_positions_do_not_see_the_pads():

@@ -42,7 +42,7 @@ CELL_CASES = [
     (ir.IdsNote("ids", "x"), (0, 0),
      'IF(COUNT(C17:C19)<3,"a token id is not valid: see the id column",'
      'IF(SUMPRODUCT((B17:B18="")*(B18:B19<>""))>0,"a blank cell before the last typed id: type '
-     'the ids from t0 on, without gaps",IF(COUNTA(B17:B19)=0,'
+     'the ids from t0 on, without gaps",IF(SUMPRODUCT((B17:B19<>"")*1)=0,'
      '"type token ids in the yellow cells, from t0 on","ok")))'),
     # a transposed tensor: element (i, j) at sheet row j, column i; INDEX swaps its arguments
     (ir.Copy("wide"), (1, 3), "'O'!C14"),

@@ -133,7 +133,7 @@ class IdsNote(Op):
         gap = "0" if t < 2 else 'SUMPRODUCT(({}="")*({}<>""))'.format(
             r.span(self.typed, (0, t - 1), (0, 1)), r.span(self.typed, (1, t), (0, 1)))
         return ('IF(COUNT({ids})<{size},"{bad}",IF({gap}>0,"{gapm}",'
-                'IF(COUNTA({typed})=0,"{empty}","ok")))').format(
+                'IF(SUMPRODUCT(({typed}<>"")*1)=0,"{empty}","ok")))').format(
             ids=r.all(self.ids), size=r.shape(self.ids)[0] * r.shape(self.ids)[1], gap=gap,
             typed=r.all(self.typed), bad=self.BAD, gapm=self.GAP, empty=self.EMPTY)
 

@@ -3,34 +3,15 @@
 an indent; an input is a cell alone, General as typed) prints with a gap between neighbours, so
 pdftotext finds one word per cell, each the cell's value to its shown digits; small values never
 read 0.0000."""
-import html
 import re
-import subprocess
-from pathlib import Path
 
 import numpy as np
 import pytest
 
+from pdf_helpers import page_lines, printout
 from sheetnet.spec import BookSpec, Formula, SheetSpec, load_styles
 from sheetnet.xlsx import write_xlsx
 from sheetnet.xlsx_numbers import GAP, block_format
-
-
-def _pdf(book: Path, tmp_path: Path) -> Path:
-    profile = (tmp_path / "profile").as_uri()
-    subprocess.run(["soffice", f"-env:UserInstallation={profile}", "--headless", "--convert-to",
-                    "pdf", "--outdir", str(tmp_path), str(book)], check=True, capture_output=True,
-                   timeout=600)
-    return tmp_path / (book.stem + ".pdf")
-
-
-def _page_lines(pdf: Path) -> list[list[list[str]]]:
-    # each page's lines, each line its words (pdftotext's word boxes: a gap splits words)
-    out = subprocess.run(["pdftotext", "-bbox-layout", str(pdf), "-"], check=True,
-                         capture_output=True, text=True).stdout
-    return [[[html.unescape(w) for w in re.findall(r"<word [^>]*>(.*?)</word>", line)]
-             for line in re.findall(r"<line[^>]*>(.*?)</line>", page, re.S)]
-            for page in out.split("<page ")[1:]]
 
 
 @pytest.mark.parametrize("values, width", [
@@ -72,7 +53,7 @@ def test_neighbouring_numbers_print_apart(tmp_path, kind, as_formulas):
         sheet.blocks.append((0, 0, np.array([ROW]), kind))
     book = tmp_path / "n.xlsx"
     write_xlsx(BookSpec([sheet]), book, load_styles())
-    words = [w for line in _page_lines(_pdf(book, tmp_path))[0] for w in line]
+    words = [w for line in page_lines(printout(book, tmp_path))[0] for w in line]
     assert len(words) == len(ROW), words          # one word per cell: none ran together
     for value, text in zip(ROW, words):
         shown = float(text)

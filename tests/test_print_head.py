@@ -7,6 +7,7 @@ import zipfile
 
 import pytest
 
+from pdf_helpers import printout
 from sheetnet.capture.sqrt import WORK
 from sheetnet.manifest import read_manifest
 from sheetnet.options import ExportOptions
@@ -47,12 +48,8 @@ def test_the_working_sheets_print_area_is_its_head(book):
 
 def test_libreoffice_prints_the_working_sheet_on_one_page(book, tmp_path):
     # the whole book to PDF: the Breakpoints sheet's pages are those after the Walk's last
-    profile = (tmp_path / "profile").as_uri()
-    subprocess.run(["soffice", f"-env:UserInstallation={profile}", "--headless", "--convert-to",
-                    "pdf", "--outdir", str(tmp_path), str(book)], check=True, capture_output=True,
-                   timeout=300)
-    text = subprocess.run(["pdftotext", "-layout", str(tmp_path / "sqrt.pdf"), "-"], check=True,
-                          capture_output=True, text=True).stdout
+    text = subprocess.run(["pdftotext", "-layout", str(printout(book, tmp_path)), "-"],
+                          check=True, capture_output=True, text=True).stdout
     firsts = [p.strip().splitlines()[0] for p in text.split("\f") if p.strip()]
     assert sum(line.startswith(WORK) for line in firsts) == 1, firsts
     assert "printed: only this head" in text

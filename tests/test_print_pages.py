@@ -3,34 +3,17 @@ ranges a page each, whole blocks on each (a block longer than a page in equal pa
 adds no page of its own (its PDF has a page per range)."""
 import html
 import re
-import subprocess
 import zipfile
 from pathlib import Path
 
 import pytest
 
+from pdf_helpers import page_lines, printout
 from sheetnet.a1 import col_letter
 from sheetnet.manifest import read_manifest
 from sheetnet.options import ExportOptions
 from sheetnet.pipeline import export
 from sheetnet.xlsx_print import PRINTABLE, ROW_POINTS, column_points
-
-
-def _pdf(book: Path, tmp_path: Path) -> Path:
-    profile = (tmp_path / "profile").as_uri()
-    subprocess.run(["soffice", f"-env:UserInstallation={profile}", "--headless", "--convert-to",
-                    "pdf", "--outdir", str(tmp_path), str(book)], check=True, capture_output=True,
-                   timeout=600)
-    return tmp_path / (book.stem + ".pdf")
-
-
-def _page_lines(pdf: Path) -> list[list[list[str]]]:
-    # each page's lines, each line its words (pdftotext's word boxes: a gap splits words)
-    out = subprocess.run(["pdftotext", "-bbox-layout", str(pdf), "-"], check=True,
-                         capture_output=True, text=True).stdout
-    return [[[html.unescape(w) for w in re.findall(r"<word [^>]*>(.*?)</word>", line)]
-             for line in re.findall(r"<line[^>]*>(.*?)</line>", page, re.S)]
-            for page in out.split("<page ")[1:]]
 
 
 @pytest.fixture(scope="module")
@@ -91,6 +74,6 @@ def test_wide_sheets_print_a_page_per_range_and_never_cut_a_block_that_fits(gpt_
     # LibreOffice prints each range on a page of its own and adds none: a page's first line is
     # its sheet's heading (row 1 repeats), so a wide sheet has as many pages as ranges
     firsts = [" ".join(lines[0]) if lines else "" for lines in
-              _page_lines(_pdf(gpt_book, tmp_path))]
+              page_lines(printout(gpt_book, tmp_path))]
     for sheet, (_, _, ranges, _) in wide.items():
         assert firsts.count(sheet) == len(ranges), (sheet, firsts.count(sheet), len(ranges))

@@ -33,6 +33,9 @@ CHART_COLS = 8                # ... and this many columns
 ROOM = 0.97                   # of a page a range may fill: the widths are estimates
 MAX_AREA_CHARS = 8000         # a print area's text above this (Excel's limit is 8,192): no ranges
 MAX_PAGED_COLUMNS = 1000      # a sheet wider than this prints at the floor, cut where it falls
+MAX_PAGED_ROWS = 5000         # ... or taller: its ranges would pass MAX_AREA_CHARS anyway (about
+#                               260 of them), and finding them is O(pages x boxes): a GPT-2
+#                               Sampling sheet (50,257 ids down the rows) took minutes
 MARGINS = ('<pageMargins left="0.5" right="0.5" top="0.5" bottom="0.5" header="0.3" '
            'footer="0.3"/>')
 
@@ -80,7 +83,8 @@ class PageSetup:
             options.append(((pages, -scale), landscape, scale, breaks))
         _, self.landscape, self.scale, self.breaks = min(options)
         self.fit = self.scale >= SCALE_FLOOR or bool(self.rows)
-        if not self.fit and last_col > MAX_PAGED_COLUMNS:  # a GPT-2 logits row: at the floor
+        if not self.fit and (last_col > MAX_PAGED_COLUMNS or last_row > MAX_PAGED_ROWS):
+            # a GPT-2 logits row, or its 50,257 ids down a sheet: at the floor
             self.scale, self.breaks = float(SCALE_FLOOR), []
         elif not self.fit:
             self.landscape, self.scale, self.ranges = _pages(spec, self.title_rows,

@@ -6,6 +6,7 @@ import re
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from pdf_helpers import page_lines, printout
@@ -13,7 +14,9 @@ from sheetnet.a1 import col_letter
 from sheetnet.manifest import read_manifest
 from sheetnet.options import ExportOptions
 from sheetnet.pipeline import export
-from sheetnet.xlsx_print import PRINTABLE, ROW_POINTS, column_points
+from sheetnet.spec import SheetSpec
+from sheetnet.xlsx_print import (BLOCK_FLOOR, MAX_PAGED_ROWS, PRINTABLE, ROW_POINTS, SCALE_FLOOR,
+                                 PageSetup, column_points)
 
 
 @pytest.fixture(scope="module")
@@ -77,3 +80,14 @@ def test_wide_sheets_print_a_page_per_range_and_never_cut_a_block_that_fits(gpt_
               page_lines(printout(gpt_book, tmp_path))]
     for sheet, (_, _, ranges, _) in wide.items():
         assert firsts.count(sheet) == len(ranges), (sheet, firsts.count(sheet), len(ranges))
+
+
+@pytest.mark.parametrize("rows, paged", [(600, True), (MAX_PAGED_ROWS + 1, False)])
+def test_a_sheet_too_tall_to_page_by_ranges_prints_at_the_floor(rows, paged):
+    # 40 columns of numbers: too wide for one page at the floor; a GPT-2 Sampling sheet lays
+    # 50,257 ids down its rows, too many ranges for a print area (and slow to find)
+    spec = SheetSpec("S", freeze=(1, 1))
+    spec.blocks.append((1, 1, np.zeros((rows, 40)), "weight"))
+    setup = PageSetup(spec, last_col=40, last_row=rows)
+    assert bool(setup.ranges) == paged
+    assert setup.scale >= BLOCK_FLOOR and (paged or setup.scale == SCALE_FLOOR)

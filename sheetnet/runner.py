@@ -113,7 +113,10 @@ def run_many(book, rows: list[dict], engine="libreoffice", timeout: float = DEFA
     read_manifest(book)  # a file sheetnet did not write is refused before any engine reads it
 
     def each(eng):
-        if not hasattr(eng, "loaded"):  # Gnumeric, IronCalc: a load per input
+        # Gnumeric, IronCalc: a load per input.  One row: LibreOffice loads a copy with the
+        # edits written in (engine.recalculate), never setting cells in a loaded document
+        # (LibreOffice 7.4 now and then crashes there: see LibreOffice._edited_copy)
+        if not hasattr(eng, "loaded") or len(rows) == 1:
             return [run(book, engine=eng, **{**common, **row}) for row in rows]
         with eng.loaded(book) as doc:  # LibreOffice: one load, then edits
             return [run(book, engine=doc, **{**common, **row}) for row in rows]

@@ -228,6 +228,21 @@ def test_crash_mid_call_raises_and_engine_recovers(lo, tmp_path):
     assert lo.recalculate(small, [Block("S", 0, 0, 1, 1)])[0].tolist() == [[7.0]]
 
 
+def test_a_loaded_book_reloads_when_soffice_dies_during_an_edit(lo, tmp_path):
+    # LibreOffice 7.4 now and then crashes setting a cell of a loaded GPT book: the loaded book
+    # starts a fresh soffice, loads the workbook again and makes the edits again
+    slow = "=SUM(MMULT(ROW(B1:B4000)*C1,TRANSPOSE(ROW(B1:B4000))))"   # seconds, reads C1
+    book = _book(tmp_path / "slow.xlsx", {"S": {"C1": 1, "A1": slow}})
+    with lo.loaded(book) as doc:
+        pgid = lo._proc.pid
+        killer = threading.Timer(0.3, os.killpg, (pgid, signal.SIGKILL))
+        killer.start()
+        (got,) = doc.recalculate(book, [Block("S", 0, 0, 1, 1)], edits=[("S", 0, 2, 2.0)])
+        killer.join()
+    assert got[0, 0] == 2.0 * sum(range(1, 4001)) ** 2
+    assert _live_group_members(pgid) == [] and lo._proc.pid != pgid
+
+
 def test_one_engine_reused_for_three_books(lo, tmp_path, capsys):
     lo.start()  # an earlier test may have killed it; keep restarts out of the timing
     times = []

@@ -224,7 +224,9 @@ class LibreOffice:
                 raise EngineError(f"LibreOffice did not finish {doing} within {self.timeout:g} s") from None
             if isinstance(exc, FormulaError):
                 raise
-            if not self.alive() or type(exc).__name__ == "DisposedException":
+            # pyuno names the class in full (com.sun.star.lang.DisposedException): the bridge
+            # is gone while soffice may not have exited yet
+            if not self.alive() or type(exc).__name__.endswith("DisposedException"):
                 code = self._proc.poll()
                 _kill_group(self._proc)  # a half-dead group must not linger
                 raise EngineError(f"LibreOffice crashed while {doing}"

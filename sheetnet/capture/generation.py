@@ -27,7 +27,7 @@ import numpy as np
 from ..errors import SheetnetError
 from ..ir import graph as ir
 
-MINSTD_M = 2147483647   # the stream's modulus (ops/sample.py MODULUS): seeds 1 .. m - 1
+MINSTD_M = 2147483647   # the stream's modulus (ops/minstd.py MODULUS): seeds 1 .. m - 1
 CANDIDATES = 3          # top candidates listed per step
 TIE = 1e-12             # a u this close to a cumulative p is a tie: either id is the rule's
 

@@ -24,8 +24,9 @@ from .tokens import CheckedIds, FilledCount, IdsNote, TokenText, checked_id
 from .arith import Add, Negate, Over, Reshape, Sub, Times, Transpose
 from .reduce import BatchNorm, ColMean, ColSum, LogSoftmax, RowSum
 from .conv import AvgPool2d, Conv2d, MaxPool2d, Pad2d
-from .sample import (CumulativeSum, KeptSumExp, KthLargest, MaskedSoftmax, MinstdNext,
-                     MinstdStream, PickId, SampleProbs, TopKMask, Uniform, ValueAt)
+from .minstd import MinstdNext, MinstdStream, Uniform
+from .sample import (CumulativeSum, KeptSumExp, KthLargest, MaskedSoftmax, PickId, SampleProbs,
+                     TopKMask, ValueAt)
 from .generate import (CausalMatMul, DrawIndex, JoinText, LargestSoftmax, NextInput, RowLargest,
                        RowTopIds, ShiftRows, TableAt)
 from .grad import (ColumnDots, ColumnSums, MatMulT, NormalizeGrad, OuterSum, RowsAt, RowVarGrad,

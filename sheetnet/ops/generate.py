@@ -2,7 +2,7 @@
 drawn from the previous position's logits, so one recalculation continues the prompt.
 
     NextInput    the id each position reads: the prompt's, then the draw of the row above
-    DrawIndex    which u of the MINSTD stream (ops/sample.py) a position's draw uses
+    DrawIndex    which u of the MINSTD stream (ops/minstd.py) a position's draw uses
     ShiftRows    the steps as a table: row j is position max(n, 1) - 1 + j (step j + 1)
     JoinText     cells joined into one text (the prompt and its continuation)
     RowTopIds, RowLargest   each row's top candidates and their values

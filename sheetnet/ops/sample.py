@@ -7,7 +7,7 @@ largest (ties kept), p = softmax(logits / T) over them (0 elsewhere), and picks 
 whose cumulative p, summed in id order, reaches u_j.  T = 0 is greedy: p is 1 at the argmax (the
 smallest id among equal maxima), so the same pick returns the argmax whatever u_j in (0, 1).
 
-One unit per step a reader follows down the sheet:
+One unit per step a reader follows down the sheet (the stream's units are in minstd.py):
     MinstdNext -> Uniform              state_j, u_j
     TopKMask -> MaskedSoftmax -> CumulativeSum -> PickId -> ValueAt   kept, p, cumulative p, id, p(id)
 """
@@ -17,108 +17,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .base import ELEMENTWISE, Example, Op, PerCellOnly, Ref, as_array_text, register
-
-MODULUS, MULTIPLIER = 2147483647, 48271   # MINSTD (Park and Miller, 1993): m = 2^31 - 1
-SCHRAGE_Q, SCHRAGE_R = 44488, 3399        # m = a*q + r with r < q: nothing passes 2^31 * 48271
+from .base import Example, Op, PerCellOnly, Ref, as_array_text, register
 
 # (1, 6) logits with a tie at the 3rd largest (0.5 twice) and a tie at the max (2.0 twice)
 LOGITS = np.array([[0.5, 2.0, -1.0, 0.5, 2.0, 0.25]])
 _ONE_PER_ROW = PerCellOnly("one number from a whole (1, V) row: a cell formula already")
-
-
-def minstd_next(state: int) -> int:
-    """The next MINSTD state, in exact integer arithmetic (the rule's definition)."""
-    return state * MULTIPLIER % MODULUS
-
-
-def minstd_text(s: str) -> str:
-    """The formula text of the next state after the state in cell ``s`` (see MinstdNext)."""
-    low = f"MOD({s},{SCHRAGE_Q})"        # s mod q, exact
-    high = f"({s}-{low})/{SCHRAGE_Q}"    # s div q: an exact division of an exact multiple
-    # a*(s mod q) - r*(s div q) lies in (-m, m) and is never 0: MOD(., m) adds m if negative
-    return f"MOD({MULTIPLIER}*{low}-{SCHRAGE_R}*{high},{MODULUS})"
-
-
-@register
-@dataclass(frozen=True)
-class MinstdNext(Op):
-    """state * 48271 mod 2147483647, each cell of x a MINSTD state (an integer 1 .. 2^31 - 2).
-
-    Schrage's method in the formula: with m = a*q + r, a*s mod m = a*(s mod q) - r*(s div q),
-    plus m when that is negative.  Both products stay below 2^31, so every intermediate is an
-    exact integer and no MOD sees a large quotient (Excel's MOD gives #NUM! once the quotient
-    reaches 2^27).  The direct MOD(s*48271, m), s*48271 < 2^47, measured exact in LibreOffice
-    7.4 too; the split does not rely on any engine's MOD precision.
-    """
-    INPUTS = ("x",)
-    x: Ref
-    array = ELEMENTWISE
-
-    def reference(self, v):
-        states = np.asarray(v[self.x], dtype=np.float64)
-        return np.vectorize(lambda s: float(minstd_next(int(s))))(states).reshape(states.shape)
-
-    def formula(self, r, i, j):
-        return minstd_text(r.cell(self.x, i, j))
-
-    @staticmethod
-    def example():
-        states = np.array([[1.0, 42.0, 2147483646.0], [44488.0, 123456789.0, 1043618065.0]])
-        return Example({"x": states}, MinstdNext("x"),
-                       lambda T, x: (x.long() * MULTIPLIER % MODULUS).double())
-
-
-@register
-@dataclass(frozen=True)
-class MinstdStream(Op):
-    """(n, 1): state_1 .. state_n of the MINSTD stream from the seed cell (a (1, 1) node):
-    row 0 is the seed's next state, each row after it the next state of the row above."""
-    INPUTS = ("seed",)
-    seed: Ref
-    n: int
-    array = PerCellOnly("each state reads the cell above it: a chain of cells")
-
-    def reference(self, v):
-        out, state = [], int(np.asarray(v[self.seed], dtype=np.float64)[0, 0])
-        for _ in range(self.n):
-            state = minstd_next(state)
-            out.append(float(state))
-        return np.array(out)[:, None]
-
-    def formula(self, r, i, j):
-        return minstd_text(r.cell(self.seed, 0, 0) if i == 0 else r.mine(i - 1, 0))
-
-    @staticmethod
-    def example():
-        def stream(T, seed):
-            out, s = [], seed.long()
-            for _ in range(4):
-                s = s * MULTIPLIER % MODULUS
-                out.append(s)
-            return T.cat(out, 0).double()
-        return Example({"seed": np.array([[2147483646.0]])}, MinstdStream("seed", 4), stream)
-
-
-@register
-@dataclass(frozen=True)
-class Uniform(Op):
-    """u = state / 2147483647, in (0, 1): the number the pick compares with (exact in float64
-    up to its last bit: one correctly rounded division)."""
-    INPUTS = ("x",)
-    x: Ref
-    array = ELEMENTWISE
-
-    def reference(self, v):
-        return np.asarray(v[self.x], dtype=np.float64) / MODULUS
-
-    def formula(self, r, i, j):
-        return f"{r.cell(self.x, i, j)}/{MODULUS}"
-
-    @staticmethod
-    def example():
-        return Example({"x": np.array([[1.0, 48271.0, 2147483646.0]])}, Uniform("x"),
-                       lambda T, x: x / MODULUS)
 
 
 def kth_largest(row: np.ndarray, k: int) -> float:

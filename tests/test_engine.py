@@ -16,6 +16,7 @@ import pytest
 from openpyxl.worksheet.formula import ArrayFormula
 
 from sheetnet.engines import libreoffice as eng
+from sheetnet.engines import uno_doc
 from sheetnet.engines.base import Block, CellError, EngineError, FormulaError
 from sheetnet.engines.libreoffice import LibreOffice as Engine
 from sheetnet.engines.libreoffice import recalculate, soffice_path
@@ -157,7 +158,7 @@ def test_error_cells_raise_formula_error_naming_sheet_and_cell(lo, tmp_path, mon
     fix_diagonal = [("Layer 1", i, i, 1.0) for i in range(1, 8)]
     with pytest.raises(FormulaError, match=r"^5 formula cells compute to errors: 'It''s'!"):
         lo.recalculate(path, [], edits=fix_diagonal)
-    monkeypatch.setattr(eng, "MAX_LISTED", 3)  # huge error regions are counted, not listed
+    monkeypatch.setattr(uno_doc, "MAX_LISTED", 3)  # huge error regions are counted, not listed
     with pytest.raises(FormulaError) as info:
         lo.recalculate(path, [])
     assert len(info.value.errors) == 3 and info.value.total == 12

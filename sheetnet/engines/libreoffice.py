@@ -9,19 +9,17 @@ Every call into soffice runs under a watchdog: when the engine's timeout
 passes, the whole soffice process group is killed, the blocked UNO call
 returns with an exception, and the caller gets an :class:`EngineError`.
 If soffice died (crash or watchdog), the next call starts a fresh one.
-It is not thread-safe: use one per thread or process.
+It is not thread-safe: use one per thread or process.  What is done with a loaded document
+(edits, reads, error scan, a document kept open) is uno_doc.py's.
 """
 from __future__ import annotations
 
 import contextlib
 import hashlib
-import itertools
-import numbers
 import os
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -33,16 +31,13 @@ from typing import Sequence
 
 import numpy as np
 
-from ..a1 import cell_name
-from .base import (DEFAULT_TIMEOUT, MAX_LISTED, Block, CellError, EngineError, FormulaError,
-                   book_path, check_timeout, quote_sheet)
+from .base import (DEFAULT_TIMEOUT, Block, EngineError, FormulaError, book_path,
+                   check_timeout)
+from .uno_doc import (INSTALL_HINT, LoadedBook, apply_edits, doc_sheet, formula_errors,
+                      read_block, uno_module)
 from .workbook import patched
 
-_INSTALL_HINT = ("LibreOffice (soffice) is not installed: "
-                 "apt-get install libreoffice-calc-nogui python3-uno")
 _FALLBACK_SOFFICE = "/usr/lib/libreoffice/program/soffice"
-# Debian's python3-uno lives outside any venv; its .so matches Python 3.11.
-_UNO_DIRS = ("/usr/lib/python3/dist-packages", "/usr/lib/libreoffice/program")
 # OOXMLRecalcMode=0 means "always recalculate": cached <v> values are ignored.
 _RECALC_ALWAYS = """<?xml version="1.0" encoding="UTF-8"?>
 <oor:items xmlns:oor="http://openoffice.org/2001/registry"
@@ -51,10 +46,6 @@ _RECALC_ALWAYS = """<?xml version="1.0" encoding="UTF-8"?>
  oor:op="fuse"><value>0</value></prop></item>
 </oor:items>
 """
-# LibreOffice error codes that it displays with an Excel-style name; every
-# other code it displays as "Err:NNN" (502 = invalid argument, e.g. SQRT(-1)).
-_ERROR_NAMES = {503: "#NUM!", 519: "#VALUE!", 521: "#NULL!", 524: "#REF!",
-                525: "#NAME?", 532: "#DIV/0!", 32767: "#N/A"}
 
 
 def soffice_path() -> str:
@@ -70,7 +61,7 @@ def soffice_path() -> str:
         return found
     if os.access(_FALLBACK_SOFFICE, os.X_OK):
         return _FALLBACK_SOFFICE
-    raise EngineError(_INSTALL_HINT)
+    raise EngineError(INSTALL_HINT)
 
 
 def _soffice_command(profile: str, pipe: str) -> list[str]:
@@ -78,18 +69,6 @@ def _soffice_command(profile: str, pipe: str) -> list[str]:
     return [soffice_path(), f"-env:UserInstallation={Path(profile).as_uri()}",
             "--headless", "--invisible", "--nologo", "--norestore", "--nodefault",
             "--nofirststartwizard", f"--accept=pipe,name={pipe};urp;StarOffice.ComponentContext"]
-
-
-def _uno():
-    """Import pyuno lazily, so sheetnet imports fine without LibreOffice."""
-    for d in _UNO_DIRS:
-        if d not in sys.path:
-            sys.path.append(d)
-    try:
-        import uno
-    except ImportError as exc:
-        raise EngineError(f"cannot import LibreOffice's Python bridge ({exc}); {_INSTALL_HINT}") from None
-    return uno
 
 
 def _kill_group(proc: subprocess.Popen) -> None:
@@ -175,7 +154,7 @@ class LibreOffice:
 
     def _connect(self, pipe: str, deadline: float):
         """Poll-connect to soffice's pipe (it appears ~1-3 s after launch); return its Desktop."""
-        uno = _uno()
+        uno = uno_module()
         no_connect = uno.getClass("com.sun.star.connection.NoConnectException")
         local = uno.getComponentContext()
         resolver = local.ServiceManager.createInstanceWithContext("com.sun.star.bridge.UnoUrlResolver", local)
@@ -203,7 +182,7 @@ class LibreOffice:
         A UNO call into a hung soffice never returns on its own; killing the
         process group from a timer thread makes it raise, so we can report.
         """
-        uno_exception = _uno().getClass("com.sun.star.uno.Exception")
+        uno_exception = uno_module().getClass("com.sun.star.uno.Exception")
         fired = threading.Event()
         proc = self._proc  # close() may clear self._proc while the timer fires
 
@@ -270,17 +249,17 @@ class LibreOffice:
             self.timings = {"load": time.perf_counter() - clock}
             try:
                 if edits and not edited:
-                    self._apply_edits(doc, edits, path.name)
+                    apply_edits(doc, edits, path.name)
                     # Auto-calc already updated dependents; calculateAll makes it certain.
                     doc.calculateAll()
                 clock = time.perf_counter()
                 if check_errors:
-                    errors, total = _formula_errors(doc)
+                    errors, total = formula_errors(doc)
                     if total:
                         raise FormulaError(errors, total)
                 self.timings["scan"] = time.perf_counter() - clock
                 clock = time.perf_counter()
-                out = [_read_block(_sheet(doc, b.sheet, path.name), b) for b in reads]
+                out = [read_block(doc_sheet(doc, b.sheet, path.name), b) for b in reads]
                 self.timings["read"] = time.perf_counter() - clock
                 return out
             finally:
@@ -324,7 +303,7 @@ class LibreOffice:
 
     def _load(self, path: Path):
         """Open ``path`` hidden and read-only (no lock file); the profile makes this recalculate."""
-        props = tuple(_uno().createUnoStruct("com.sun.star.beans.PropertyValue", name, 0, True, 0)
+        props = tuple(uno_module().createUnoStruct("com.sun.star.beans.PropertyValue", name, 0, True, 0)
                       for name in ("Hidden", "ReadOnly"))
         doc = self._desktop.loadComponentFromURL(path.as_uri(), "_blank", 0, props)
         if doc is None:
@@ -334,138 +313,6 @@ class LibreOffice:
             raise EngineError(f"LibreOffice did not open {path} as a spreadsheet")
         return doc
 
-    @staticmethod
-    def _apply_edits(doc, edits, book: str) -> None:
-        """Set cells: numbers with setValue, strings with setString (never parsed as formulas)."""
-        for sheet_name, row, col, value in edits:
-            cell = _sheet(doc, sheet_name, book).getCellByPosition(col, row)
-            if isinstance(value, str):
-                # the read-only document ignores setString("") and clearContents (the old text
-                # stays): the empty text is written as a formula that gives ""
-                cell.setString(value) if value else cell.setFormula('=""')
-            elif isinstance(value, numbers.Real):
-                cell.setValue(float(value))
-            else:
-                raise TypeError(f"edit value must be a number or str, not {type(value).__name__}")
-
-
-RELOADS = 2  # times a LoadedBook loads its workbook again after soffice crashed on an edit
-
-
-class LoadedBook:
-    """One workbook open in a running LibreOffice, recalculated edit by edit (see
-    ``LibreOffice.loaded``); ``recalculate`` takes the engine's arguments, so run and verify
-    read it as they read an engine."""
-
-    name = "libreoffice"
-
-    def __init__(self, engine: LibreOffice, doc, path: Path):
-        self.engine, self.doc, self.path = engine, doc, path
-        self.timings: dict[str, float] = {}
-
-    def recalculate(self, path, reads: Sequence[Block], edits=(), check_errors: bool = True):
-        """As LibreOffice.recalculate on the loaded document (``path`` must be it): only the
-        cells the edits reach are recalculated; the edited cells are put back afterwards, so each
-        call starts from the workbook as it was loaded.
-
-        When soffice crashes on an edit (LibreOffice 7.4 now and then does inside setValue on a
-        GPT workbook: see LibreOffice._edited_copy), a fresh soffice loads the workbook again
-        and the edits are made again, up to RELOADS times: each call starts from the workbook
-        as saved, so the answer is the same."""
-        if book_path(path) != self.path:
-            raise EngineError(f"{path} is not the loaded workbook {self.path.name}")
-        for attempt in range(RELOADS + 1):
-            try:
-                return self._recalculate(reads, edits, check_errors)
-            except FormulaError:
-                raise
-            except EngineError:
-                if self.engine.alive() or self.engine.timed_out or attempt == RELOADS:
-                    raise  # a refusal or a timeout, not a crash: reloading would not help
-                self.engine.start()
-                with self.engine._watchdog(f"loading {self.path.name} again"):
-                    self.doc = self.engine._load(self.path)
-
-    def _recalculate(self, reads, edits, check_errors):
-        with self.engine._watchdog(f"recalculating {self.path.name}"):
-            cells = [_sheet(self.doc, s, self.path.name).getCellByPosition(c, r)
-                     for s, r, c, _ in edits]
-            saved = [_contents(cell) for cell in cells]
-            try:
-                clock = time.perf_counter()
-                LibreOffice._apply_edits(self.doc, edits, self.path.name)
-                self.doc.calculate()  # the dirty cells only: what the edits reach
-                self.timings = {"recalc": time.perf_counter() - clock}
-                if check_errors:
-                    errors, total = _formula_errors(self.doc)
-                    if total:
-                        raise FormulaError(errors, total)
-                return [_read_block(_sheet(self.doc, b.sheet, self.path.name), b) for b in reads]
-            finally:
-                for cell, (kind, value) in zip(cells, saved):
-                    _restore(cell, kind, value)
-
-
-def _contents(cell) -> tuple[str, object]:
-    # what a cell holds, to put back: ("formula", text), ("value", x), ("text", s) or ("empty", "")
-    kind = cell.getType().value
-    if kind == "FORMULA":
-        return "formula", cell.getFormula()
-    if kind == "VALUE":
-        return "value", cell.getValue()
-    return ("text", cell.getString()) if kind == "TEXT" else ("empty", "")
-
-
-def _restore(cell, kind: str, value) -> None:
-    if kind == "formula":
-        cell.setFormula(value)
-    elif kind == "value":
-        cell.setValue(value)
-    elif kind == "text":
-        cell.setString(value)
-    else:  # the read-only document ignores clearContents: an empty text reads as blank
-        cell.setFormula('=""')
-
-
-def _sheet(doc, name: str, book: str):
-    """The sheet called ``name``, or EngineError naming the book."""
-    sheets = doc.Sheets
-    if not sheets.hasByName(name):
-        raise EngineError(f"{book} has no sheet {quote_sheet(name)}")
-    return sheets.getByName(name)
-
-
-def _read_block(sheet, b: Block) -> np.ndarray:
-    """Read one Block with a single getDataArray call; '' (empty or error) -> None."""
-    if not (b.nrows and b.ncols):
-        return np.empty((b.nrows, b.ncols), dtype=object)
-    rng = sheet.getCellRangeByPosition(b.col, b.row, b.col + b.ncols - 1, b.row + b.nrows - 1)
-    out = np.array(rng.getDataArray(), dtype=object)  # a rectangle of float / str
-    out[out == ""] = None
-    return out
-
-
-def _formula_errors(doc) -> tuple[list[CellError], int]:
-    """Find formula cells whose result is an error, on every sheet.
-
-    Returns:
-        (the first MAX_LISTED of them, the total count); each listed cell costs a UNO round trip.
-    """
-    error = _uno().getConstantByName("com.sun.star.sheet.FormulaResult.ERROR")
-    found: list[CellError] = []
-    total = 0
-    sheets = doc.Sheets
-    for i in range(sheets.getCount()):
-        sheet = sheets.getByIndex(i)
-        name = sheet.getName()
-        for a in sheet.queryFormulaCells(error).getRangeAddresses():
-            total += (a.EndRow - a.StartRow + 1) * (a.EndColumn - a.StartColumn + 1)
-            cells = ((r, c) for r in range(a.StartRow, a.EndRow + 1)
-                     for c in range(a.StartColumn, a.EndColumn + 1))
-            for r, c in itertools.islice(cells, max(0, MAX_LISTED - len(found))):
-                code = sheet.getCellByPosition(c, r).getError()
-                found.append(CellError(name, cell_name(r, c), _ERROR_NAMES.get(code, f"Err:{code}")))
-    return found, total
 
 
 def recalculate(path: str | os.PathLike, reads: Sequence[Block],

@@ -17,7 +17,7 @@ from cli_helpers import invoke
 from foreign import hf_gpt2
 from sheetnet.capture import logit_lens
 from sheetnet.capture.generation import generate_ids
-from sheetnet.capture.gpt_body import PAD, char_label, position_labels
+from sheetnet.capture.gpt_body import PAD, char_label
 from sheetnet.capture.gpt_tokens import token_label
 from sheetnet.engines import ENGINES, Block, open_engine
 from sheetnet.loaders import load, load_checkpoint
@@ -109,11 +109,10 @@ def test_labels_name_the_edited_prompts_tokens(example, edited, style, edit):
     ids = _torch_ids(model, vocab, edit, sheet_ids)
     assert sheet_ids == [float(i) for i in ids]  # the sheet computed on these tokens
     want = [f"t{i} {char_label(vocab[j])}" for i, j in enumerate(ids)]
-    # the labels at export said something else: an edit that left them would fail here
-    t = len(ids)
-    exported = [vocab.index(c) for c in EXPORTED]
-    assert want != position_labels(model, exported + [PAD] * (t - len(exported)),
-                                   len(exported), lambda j: char_label(vocab[j]))
+    # the labels as the exported book first computed them (its prompt, greedy) said something
+    # else: an edit that left them would fail here
+    exported = _torch_ids(model, vocab, (EXPORTED, 0.0, 0, 1), None)
+    assert want != [f"t{i} {char_label(vocab[j])}" for i, j in enumerate(exported)]
     for node, _ in LABELLED:
         assert got["labels"][node] == want, node
 

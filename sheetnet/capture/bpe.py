@@ -188,8 +188,7 @@ def capture_gpt_bpe(model, bpe: Bpe, prompt: str, context: int | None = None) ->
                   "max_bytes": MAX_BYTES, "merges": len(bpe.merges)}})
     front = _bpe_inputs(g, bpe, strings, prompt, t)
     # the body's positions read their tokens live ("t3 "&the Prompt sheet's token): as gpt.py's
-    pos = position_labels(model, ids + [PAD] * (t - len(ids)), len(ids),
-                          lambda j: token_label(strings[j]))
+    pos = position_labels(ids + [PAD] * (t - len(ids)), len(ids), lambda j: token_label(strings[j]))
     build_body(g, model, front, pos)
     report = {"tokens": "tokens.id", "next_token": "next.text", "top_ids": "top.id",
               "top_probs": "top.prob", "top_tokens": "top.text", "note": "prompt.note",

@@ -50,8 +50,6 @@ def sample_inputs(g: ir.Graph, sheet: str = "Prompt") -> None:
 def generated_ids(g: ir.Graph, front, pos):
     """The ids every position computes on: the prompt's, then the draws (node "gen.id"), and
     their strings and labels beside the prompt's table.  Returns the Front the body reads."""
-    if front.typed is None:
-        raise ValueError("a GPT front must name its per-position typed node (Front.typed)")
     sample_inputs(g)
     t = len(pos)
     ids = g.add("gen.id", ir.NextInput(front.ids, front.typed, "sample.id"), (t, 1), "Prompt",

@@ -138,7 +138,7 @@ def capture_gpt(model, vocab: list[str], prompt: str = DEFAULT_PROMPT,
     pos = [f"t{i}" for i in range(t)]  # the Prompt sheet's table shows the characters live
     _prompt(g, vocab, prompt, t, pos)
     ids, n = _read_prompt(np.array([[prompt]], dtype=object), vocab, t)
-    pos = position_labels(model, ids, n, lambda j: char_label(vocab[j]))  # "t3 ␣" on the body
+    pos = position_labels(ids, n, lambda j: char_label(vocab[j]))  # "t3 ␣" on the body
     build_body(g, model, Front("tokens.id", "tokens.char", "character",
                                [char_label(ch) for ch in vocab], "vocab.char", "vocab.label",
                                "char", "character", typed="tokens.char"), pos, lens)

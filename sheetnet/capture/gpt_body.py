@@ -33,21 +33,18 @@ def char_label(ch: str) -> str:
     return {" ": SPACE, "\n": "\\n", "\t": "\\t", "\r": "\\r"}.get(ch, ch)
 
 
-def position_labels(model, ids: list, n: int, shown) -> list[str]:
-    """Each position's row label, "t3 ␣", as it reads at export: the exported prompt's tokens,
-    then the continuation the default rule (Temperature 0: greedy) draws from them, in PyTorch
-    float64 as verify does.  The sheets' label cells are formulas (``live_labels``) that read
-    the same text from the Prompt sheet, so they follow an edit; these strings are what the
-    graph's readers see (Plan.label_at).
+def position_labels(ids: list, n: int, shown) -> list[str]:
+    """Each position's row label as the graph's readers see it (Plan.label_at): "t3 ␣" for the
+    prompt's n positions, "t3" for those a draw fills.  The sheets' label cells are formulas
+    (``live_labels``) that read each position's token from the Prompt sheet, drawn ones too, so
+    they follow an edit; no label is computed by running the model at export.
 
     Args:
-        ids: the T ids (the prompt's n, then pads); ``shown``: id -> its label.
+        ids: the T ids (the prompt's n, then pads; a text is an unknown character's message);
+            ``shown``: id -> its label.
     """
-    import copy
-    if any(isinstance(i, str) for i in ids):  # an unknown character: the sheet shows its message
-        return [f"t{i}" for i in range(len(ids))]
-    drawn, _ = generation.generate_ids(copy.deepcopy(model).double(), ids, n, 0.0, 0, 1)
-    return [f"t{i} {shown(j)}" for i, j in enumerate(drawn)]
+    return [f"t{i} {shown(j)}" if i < n and not isinstance(j, str) else f"t{i}"
+            for i, j in enumerate(ids)]
 
 
 def live_labels(node: str, pos) -> ir.CellLabels:
@@ -69,8 +66,8 @@ class Front:
     label_table: str | None  # (V, 1) text node: each id's label (the top candidates)
     key: str                 # the next token's string is node "next.<key>"
     unit: str                # "character" or "token", for titles
-    typed: str | None = None  # (T, 1) node, "" (blank) at each position after the prompt: there
-    #                           generation feeds in the draw (a per-position cell: edits stay local)
+    typed: str               # (T, 1) node, "" (blank) at each position after the prompt: there
+    #                          generation feeds in the draw (a per-position cell: edits stay local)
 
 
 def check_context(model, context: int | None, needed: int = 1) -> int:

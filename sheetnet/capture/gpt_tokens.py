@@ -72,7 +72,7 @@ def capture_gpt_tokens(model, tokens: list[int], strings: list[str] | None = Non
     front = _token_inputs(g, tokens, strings, v, pos)
     shown = (lambda j: token_label(strings[j])) if strings else str
     ids = tokens + [PAD] * (t - len(tokens))
-    build_body(g, model, front, position_labels(model, ids, len(tokens), shown), lens)
+    build_body(g, model, front, position_labels(ids, len(tokens), shown), lens)
     report = {"tokens": "tokens.id", "next_token": "next.text" if strings else "next.id",
               "top_ids": "top.id", "top_probs": "top.prob", "note": "prompt.note"}
     if strings:

@@ -7,6 +7,7 @@ import numpy as np
 from .errors import SheetnetError
 from .engines import DEFAULT_TIMEOUT
 from .manifest import Manifest, Positions, RunSpec, read_manifest
+from .ops.text import blank
 from .ops.tokens import CheckedIds
 from .verifier import numeric, read_nodes, with_engine
 
@@ -176,7 +177,7 @@ def _blank_filled(manifest: Manifest, name: str, key: str, values: list) -> list
     if len(values) > rows * cols:
         raise SheetnetError(f"{len(values)} {key} given; the workbook holds {rows * cols} "
                             "(its context)")
-    filled = [i for i, v in enumerate(values) if v is not None and v != ""]
+    filled = [i for i, v in enumerate(values) if not blank(v)]
     gaps = [i for i in range(filled[-1] if filled else 0) if i not in filled]
     if gaps:  # the sheet would fill it with a draw; a prompt has no holes (CheckedIds.GAP)
         raise SheetnetError(CheckedIds.GAP.format(gaps[0]))

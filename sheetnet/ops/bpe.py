@@ -19,7 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from .base import Example, Op, Ref, register
-from .pretokenize import _ROWS, _blank, _col, _table
+from .pretokenize import _ROWS, _col, _table
+from .text import blank
 
 @register
 @dataclass(frozen=True)
@@ -35,7 +36,7 @@ class FirstSymbols(Op):
 
     def reference(self, v):
         ids, words = v[self.byte_ids][:, 0], v[self.words][:, 2]
-        return _col(["" if _blank(b) else float(words[int(row) - 1] * self.scale + ids[int(b)])
+        return _col(["" if blank(b) else float(words[int(row) - 1] * self.scale + ids[int(b)])
                      for b, row in v[self.bytes]])
 
     def formula(self, r, i, j):
@@ -99,7 +100,7 @@ class MergeSteps(Op):
         return np.array(out, dtype=object).reshape(self.steps + 1, 7 + 2 * width - 1)
 
     def _key(self, a, b, codes):
-        if _blank(b) or a // self.scale != b // self.scale:
+        if blank(b) or a // self.scale != b // self.scale:
             return ""
         rank = codes.get(int(a % self.scale) * self.vocab + int(b % self.scale))
         return "" if rank is None else float(a // self.scale * self.rank_scale + rank)
@@ -161,7 +162,7 @@ class StepTokens(Op):
 
     def reference(self, v):
         labels = v[self.labels][:, 0]
-        return np.array([["" if _blank(row[4 + j]) else labels[int(row[4 + j])] for j in range(3)]
+        return np.array([["" if blank(row[4 + j]) else labels[int(row[4 + j])] for j in range(3)]
                          for row in v[self.steps]], dtype=object)
 
     def formula(self, r, i, j):
@@ -192,7 +193,7 @@ class TokenCount(Op):
     def reference(self, v):
         last = v[self.steps][-1]
         width = (len(last) - 6) // 2
-        return np.array([[float(sum(not _blank(x) for x in last[7:7 + width]))]])
+        return np.array([[float(sum(not blank(x) for x in last[7:7 + width]))]])
 
     def formula(self, r, i, j):
         rows, cols = r.shape(self.steps)
@@ -224,7 +225,7 @@ class BpeNote(Op):
     array = _ROWS
 
     def reference(self, v):
-        text = "" if _blank(v[self.text][0, 0]) else str(v[self.text][0, 0])
+        text = "" if blank(v[self.text][0, 0]) else str(v[self.text][0, 0])
         total, n = float(np.sum(np.asarray(v[self.nbytes], dtype=np.float64))), v[self.n][0, 0]
         rows = v[self.steps].shape[0]
         note = (self.EMPTY if not text else

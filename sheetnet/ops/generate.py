@@ -21,7 +21,7 @@ import numpy as np
 
 from .base import Example, Op, PerCellOnly, Ref, as_array_text, register
 from .select import kth_largest_id
-from .text import cell_text
+from .text import blank, cell_text
 
 _IDS = np.array([[5.0], [2.0], [0.0], [0.0]])     # (T=4, 1) the prompt's ids, then pads
 _PICKS = np.array([[1.0], [3.0], [4.0], [2.0]])   # (4, 1) each position's draw
@@ -33,10 +33,6 @@ _ROWS = np.array([[0.5, 2.0, -1.0, 0.5], [3.0, 3.0, 1.0, -2.0], [0.0, 1.0, 2.0, 
 def _n(v, n: Ref) -> int:
     # the prompt's length as the draws count it: an empty prompt draws from position 0
     return max(int(np.asarray(v[n], dtype=np.float64)[0, 0]), 1)
-
-
-def _blank(c) -> bool:
-    return c is None or (isinstance(c, str) and c == "")
 
 
 @register
@@ -62,7 +58,7 @@ class NextInput(Op):
         picks = v[self.picks] if self.picks in v else None
         if picks is not None:  # before the first pass computes them the ids are the prompt's
             for i in range(1, len(ids)):
-                if _blank(typed[i]):
+                if blank(typed[i]):
                     ids[i] = np.asarray(picks, dtype=object)[i - 1, 0]
         numbers = all(isinstance(i, float) for i in ids)
         return np.array(ids, dtype=np.float64 if numbers else object)[:, None]
@@ -92,7 +88,7 @@ class DrawIndex(Op):
 
     def reference(self, v):
         typed = np.asarray(v[self.typed], dtype=object)[:, 0]
-        blanks = [0.0] + [float(_blank(c)) for c in typed[1:]]
+        blanks = [0.0] + [float(blank(c)) for c in typed[1:]]
         return np.cumsum(blanks)[:, None]
 
     def formula(self, r, i, j):

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .base import Example, Op, PerCellOnly, Ref, register
+from .text import blank
 
 _ROWS = PerCellOnly("a tokenizer row reads its neighbours and the row above: one formula per cell")
 HIGH, LOW, END = 55296, 56320, 57343   # UTF-16 surrogates D800, DC00, DFFF
@@ -24,10 +25,6 @@ def _col(values) -> np.ndarray:
 
 def _table(rows) -> np.ndarray:
     return np.array(rows, dtype=object)
-
-
-def _blank(x) -> bool:
-    return x is None or (isinstance(x, str) and x == "")
 
 
 def _unit(t: str, k: int) -> str:
@@ -47,7 +44,7 @@ class CodePoints(Op):
     array = _ROWS
 
     def reference(self, v):
-        text = "" if _blank(v[self.text][0, 0]) else str(v[self.text][0, 0])
+        text = "" if blank(v[self.text][0, 0]) else str(v[self.text][0, 0])
         text = text.replace(LO_TAB, "\t")
         return np.array([[text[i], float(ord(text[i]))] if i < len(text) else ["", ""]
                          for i in range(self.count)], dtype=object)
@@ -83,7 +80,7 @@ class CharClasses(Op):
         classes = v[self.classes][:, 0]
         out = []
         for c in v[self.code][:, 1]:
-            out.append("" if _blank(c) else out[-1] if c == 0 else
+            out.append("" if blank(c) else out[-1] if c == 0 else
                        classes[np.searchsorted(starts, c, side="right") - 1])
         return _col(out)
 
@@ -129,7 +126,7 @@ class Pretokenize(Op):
         code, cls = v[self.code][:, 1], v[self.cls][:, 0]
         n, out = len(code), []
         for i in range(n):
-            if _blank(cls[i]):
+            if blank(cls[i]):
                 out.append(["", "", ""])
                 continue
             prev = out[i - 1] if i else None
@@ -146,7 +143,7 @@ class Pretokenize(Op):
     def _start(code, cls, i):
         after = cls[i + 1] if i + 1 < len(cls) else ""
         if cls[i] == "S":
-            return 1.0 if cls[i - 1] != "S" or not (_blank(after) or after == "S") else 0.0
+            return 1.0 if cls[i - 1] != "S" or not (blank(after) or after == "S") else 0.0
         return 0.0 if code[i - 1] == 32.0 else 1.0 if cls[i - 1] == "S" or cls[i] != cls[i - 1] \
             else 0.0
 
@@ -192,7 +189,7 @@ class Utf8Length(Op):
     array = _ROWS
 
     def reference(self, v):
-        return _col([0.0 if _blank(c) or c == 0 else 1.0 if c < 128 else 2.0 if c < 2048 else
+        return _col([0.0 if blank(c) or c == 0 else 1.0 if c < 128 else 2.0 if c < 2048 else
                      3.0 if c < 65536 else 4.0 for c in v[self.code][:, 1]])
 
     def formula(self, r, i, j):
@@ -220,7 +217,7 @@ class ByteKeys(Op):
         n = np.asarray(v[self.nbytes], dtype=np.float64)[:, 0]
         before = np.concatenate([[0.0], np.cumsum(n)[:-1]])
         codes = v[self.code][:, 1]
-        return _col([float(b + i if _blank(c) else b - 0.5 if c == 0 else b)
+        return _col([float(b + i if blank(c) else b - 0.5 if c == 0 else b)
                      for i, (b, c) in enumerate(zip(before, codes))])
 
     def formula(self, r, i, j):

@@ -22,6 +22,11 @@ def _text(cells) -> str:
     return "" if value is None else str(value)
 
 
+def blank(value) -> bool:
+    """A cell as engines read it back that holds nothing: None (empty) or "" (a formula's "")."""
+    return value is None or (isinstance(value, str) and value == "")
+
+
 def cell_text(value) -> str:
     """A cell as EXACT reads it: blank -> "", a whole number without ".0", text as it is."""
     if value is None:

@@ -6,14 +6,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from .base import Example, Op, PerCellOnly, Ref, as_array_text, register
-from .text import _numbers_or_text, cell_text, message
+from .text import _numbers_or_text, blank, cell_text, message
 
 _TEXT = PerCellOnly("typed ids and messages: each cell's formula checks one cell")
 TYPED = np.array([[2.0], [None], [7.0], [1.5], ["x"], [None]], dtype=object)  # (6, 1) as typed
-
-
-def _blank(value) -> bool:
-    return value is None or (isinstance(value, str) and value == "")
 
 
 @register
@@ -25,7 +21,7 @@ class FilledCount(Op):
     array = _TEXT
 
     def reference(self, v):
-        return np.array([[float(sum(not _blank(c) for c in v[self.x].flat))]])
+        return np.array([[float(sum(not blank(c) for c in v[self.x].flat))]])
 
     @as_array_text
     def formula(self, r, i, j):
@@ -39,7 +35,7 @@ class FilledCount(Op):
 
 def checked_id(value, i: int, n: int, size: int, pad: int):
     """One typed id cell as the sheet checks it: a float id, or the message text."""
-    if _blank(value):
+    if blank(value):
         return CheckedIds.GAP.format(i) if i < n else float(pad)
     number = isinstance(value, (int, float)) and not isinstance(value, bool)
     if number and 0 <= value < size and float(value).is_integer():
@@ -120,7 +116,7 @@ class IdsNote(Op):
     array = _TEXT
 
     def reference(self, v):
-        typed = [not _blank(c) for c in v[self.typed][:, 0]]
+        typed = [not blank(c) for c in v[self.typed][:, 0]]
         if any(isinstance(i, str) for i in v[self.ids].flat):
             return np.array([[self.BAD]], dtype=object)
         gap = any(b and not a for a, b in zip(typed, typed[1:]))  # blank, then filled

@@ -27,6 +27,8 @@ from .conv import AvgPool2d, Conv2d, MaxPool2d, Pad2d
 from .minstd import MinstdNext, MinstdStream, Uniform
 from .sample import (CumulativeSum, KeptSumExp, KthLargest, MaskedSoftmax, PickId, SampleProbs,
                      TopKMask, ValueAt)
+from .sample_blocks import (BlockIds, BlockMass, BlockStart, IdProbs, PickInBlock,
+                            RunningFrom)
 from .generate import (CausalMatMul, DrawIndex, JoinText, LargestSoftmax, NextInput, RowLargest,
                        RowTopIds, ShiftRows, TableAt)
 from .grad import (ColumnDots, ColumnSums, MatMulT, NormalizeGrad, OuterSum, RowsAt, RowVarGrad,

@@ -192,20 +192,25 @@ class CumulativeSum(Op):
 class PickId(Op):
     """(N, 1): per row, the smallest id whose cumulative p reaches u: the count of ids with
     c_j < u (c never decreases).  u < 1 - 4.6e-10 and the total is 1 within V ulps, so an id
-    always reaches u.  u is (N, 1), or (1, 1) for every row."""
+    always reaches u.  u is (N, 1), or (1, 1) for every row.  ``clamp``: at most the last column
+    (the two-level draw's block, whose cumulative masses are added in another order than the
+    per-id p's: a u within rounding of the total would otherwise count past the end)."""
     INPUTS = ("cum", "u")
     cum: Ref
     u: Ref
+    clamp: bool = False
     array = _ONE_PER_ROW
 
     def reference(self, v):
         cum, u = np.asarray(v[self.cum], dtype=np.float64), np.asarray(v[self.u], dtype=np.float64)
-        return np.sum(cum < u, axis=1, keepdims=True).astype(np.float64)
+        count = np.sum(cum < u, axis=1, keepdims=True).astype(np.float64)
+        return np.minimum(count, cum.shape[1] - 1) if self.clamp else count
 
     @as_array_text  # a comparison over a range inside SUMPRODUCT: see ArrayText
     def formula(self, r, i, j):
         # not COUNTIF(range, "<"&u): that turns u into text, 15 digits, and the pick may move
-        return f"SUMPRODUCT(({_row(r, self.cum, i)}<{_one(r, self.u, i)})*1)"
+        count = f"SUMPRODUCT(({_row(r, self.cum, i)}<{_one(r, self.u, i)})*1)"
+        return f"MIN({count},{r.shape(self.cum)[1] - 1})" if self.clamp else count
 
     @staticmethod
     def example():
@@ -315,6 +320,19 @@ class KeptSumExp(Op):
                        lambda T, x, k, m, t: ((x - m) / t).exp().mul(x >= k).sum(1, keepdim=True))
 
 
+def rule_probs(x, kth, max_, sum_, argmax, t) -> np.ndarray:
+    """masked_softmax's rule on (N, V) rows, with each row's threshold, max, kept sum and argmax
+    (N, 1) given (their cells): T = 0 one-hot at the argmax, else the kept ids' exp / sum."""
+    x, t = np.asarray(x, dtype=np.float64), float(np.asarray(t, dtype=np.float64).flat[0])
+    hot = np.asarray(argmax, dtype=np.float64)[:, 0].astype(int)
+    if t == 0:
+        out = np.zeros_like(x)
+        out[np.arange(len(hot)), hot] = 1.0
+        return out
+    kept = x >= np.asarray(kth, dtype=np.float64)
+    return kept * np.exp((x - np.asarray(max_, dtype=np.float64)) / t) / np.asarray(sum_)
+
+
 @register
 @dataclass(frozen=True)
 class SampleProbs(Op):
@@ -331,15 +349,8 @@ class SampleProbs(Op):
     array = PerCellOnly("a greedy case (T = 0) beside the softmax: one formula per probability")
 
     def reference(self, v):
-        # masked_softmax's rule, with the row's max, sum and argmax read from their cells
-        x, t = np.asarray(v[self.x], dtype=np.float64), float(v[self.t][0, 0])
-        hot = np.asarray(v[self.argmax], dtype=np.float64)[:, 0].astype(int)
-        if t == 0:
-            out = np.zeros_like(x)
-            out[np.arange(len(hot)), hot] = 1.0
-            return out
-        kept = x >= np.asarray(v[self.kth], dtype=np.float64)
-        return kept * np.exp((x - v[self.max]) / t) / v[self.sum]
+        return rule_probs(*(v[n] for n in (self.x, self.kth, self.max, self.sum, self.argmax,
+                                           self.t)))
 
     def formula(self, r, i, j):
         x, t = r.cell(self.x, i, j), r.cell(self.t, 0, 0)

@@ -26,10 +26,19 @@ import numpy as np
 
 from ..errors import SheetnetError
 from ..ir import graph as ir
+from ..ops.sample_blocks import DRAW_BLOCK  # noqa: F401 (generation's default block)
 
 MINSTD_M = 2147483647   # the stream's modulus (ops/minstd.py MODULUS): seeds 1 .. m - 1
 CANDIDATES = 3          # top candidates listed per step
 TIE = 1e-12             # a u this close to a cumulative p is a tie: either id is the rule's
+# Up to PER_ID_MAX ids, each position's draw writes (T, V) tables of p and cumulative p, which a
+# reader can follow id by id: 2 T V cells, at most 262k at the default context of 64 (a few
+# seconds of LibreOffice).  Above it they outgrow the model they sample (GPT-2's 50,257 ids at
+# 16 positions: 1.6M cells, 2.5 GB and ~5 s per edit on their own), so the draw goes in two
+# levels, blocks of DRAW_BLOCK ids then the id inside one (ops/sample_blocks.py).
+PER_ID_MAX = 2048
+# the rule's inputs after the logits, as SampleProbs, BlockMass and IdProbs read them
+RULE_HELPERS = ("sample.kth", "sample.max", "sample.sum", "sample.argmax", "temperature")
 
 
 def sample_inputs(g: ir.Graph, sheet: str = "Prompt") -> None:
@@ -80,9 +89,17 @@ def generated_ids(g: ir.Graph, front, pos):
     return replace(front, ids=ids, shown=shown)
 
 
-def sample(g: ir.Graph, logits: str, front, pos) -> None:
+def sample(g: ir.Graph, logits: str, front, pos, per_id_max: int | None = None,
+           block: int | None = None) -> None:
     """The Sampling sheet: each position's draw from its logits row (T, V), by the rule.  Every
-    per-position cell reads its own row (and the rows above), never the prompt's length."""
+    per-position cell reads its own row (and the rows above), never the prompt's length.
+
+    Args:
+        per_id_max: the largest V drawn with (T, V) tables of p and cumulative p, which a
+            reader can follow id by id; above it, the two-level draw (``_block_draw``).  None:
+            PER_ID_MAX.
+        block: ids to a block of the two-level draw; None: DRAW_BLOCK.
+    """
     sheet, (t, v) = "Sampling", g.shape(logits)
     labels = front.labels
     g.add("sample.max", ir.RowMax(logits), (t, 1), sheet, row_labels=pos, col_labels=["max"],
@@ -102,21 +119,20 @@ def sample(g: ir.Graph, logits: str, front, pos) -> None:
           col_labels=["u_j"], beside=True)
     g.add("sample.u", ir.Lookup("sample.stream_u", "sample.draw"), (t, 1), sheet, title="",
           col_labels=["u used"], beside=True, ref="sample.u")
-    probs = g.add("sample.probs", ir.SampleProbs(logits, "sample.kth", "sample.max", "sample.sum",
-                                                 "sample.argmax", "temperature"), (t, v), sheet,
-                  ref="sample.probs", row_labels=pos, col_labels=labels,
-                  title="p = softmax(logits / T) over the kept ids (T = 0: 1 at the argmax)")
-    g.add("sample.cum", ir.CumulativeSum(probs, running=True), (t, v), sheet,
-          row_labels=pos, col_labels=labels, title="cumulative p, summed in id order")
-    g.add("sample.id", ir.PickId("sample.cum", "sample.u"), (t, 1), sheet, ref="sample.id",
-          title="the draw: the smallest id whose cumulative p reaches u", row_labels=pos,
-          col_labels=["id"], style="integer")
-    g.add("sample.p", ir.ValueAt(probs, "sample.id"), (t, 1), sheet, title="",
-          col_labels=["its p"], beside=True, ref="sample.p")
+    per_id_max = PER_ID_MAX if per_id_max is None else per_id_max
+    if v <= per_id_max:
+        probs = _per_id_draw(g, logits, labels, pos)
+    else:
+        _block_draw(g, logits, pos, DRAW_BLOCK if block is None else block)
     g.add("sample.top", ir.RowTopIds(logits, CANDIDATES), (t, CANDIDATES), sheet, title="",
           col_labels=[f"#{k + 1} id" for k in range(CANDIDATES)], beside=True, style="integer")
-    g.add("sample.top_p", ir.RowLargest(probs, CANDIDATES), (t, CANDIDATES), sheet, title="",
-          col_labels=[f"#{k + 1} p" for k in range(CANDIDATES)], beside=True)
+    top_p = [f"#{k + 1} p" for k in range(CANDIDATES)]
+    if v <= per_id_max:
+        g.add("sample.top_p", ir.RowLargest(probs, CANDIDATES), (t, CANDIDATES), sheet, title="",
+              col_labels=top_p, beside=True)
+    else:  # the rule's p at the top ids: the same numbers, without a (T, V) table of p
+        g.add("sample.top_p", ir.IdProbs(logits, "sample.top", *RULE_HELPERS), (t, CANDIDATES),
+              sheet, title="", col_labels=top_p, beside=True, ref="sample.top_p")
     # the model's own p of the candidates (T = 1, every id): at T = 0 the rule's p is one-hot
     g.add("sample.sum1", ir.RowSumExp(logits, "sample.max"), (t, 1), sheet, title="",
           col_labels=["sum exp (T = 1)"], beside=True)
@@ -128,6 +144,77 @@ def sample(g: ir.Graph, logits: str, front, pos) -> None:
         g.add("sample.top_label", ir.TableAt(front.label_table, "sample.top"), (t, CANDIDATES),
               sheet, title="", col_labels=[f"#{k + 1} {front.unit}" for k in range(CANDIDATES)],
               beside=True)
+
+
+def _per_id_draw(g: ir.Graph, logits: str, labels, pos) -> str:
+    # (T, V) tables of p and cumulative p, the id and its p; returns the p table's node
+    sheet, (t, v) = "Sampling", g.shape(logits)
+    probs = g.add("sample.probs", ir.SampleProbs(logits, *RULE_HELPERS), (t, v), sheet,
+                  ref="sample.probs", row_labels=pos, col_labels=labels,
+                  title="p = softmax(logits / T) over the kept ids (T = 0: 1 at the argmax)")
+    g.add("sample.cum", ir.CumulativeSum(probs, running=True), (t, v), sheet,
+          row_labels=pos, col_labels=labels, title="cumulative p, summed in id order")
+    g.add("sample.id", ir.PickId("sample.cum", "sample.u"), (t, 1), sheet, ref="sample.id",
+          title="the draw: the smallest id whose cumulative p reaches u", row_labels=pos,
+          col_labels=["id"], style="integer")
+    g.add("sample.p", ir.ValueAt(probs, "sample.id"), (t, 1), sheet, title="",
+          col_labels=["its p"], beside=True, ref="sample.p")
+    return probs
+
+
+def _block_draw(g: ir.Graph, logits: str, pos, size: int) -> None:
+    # the same rule in two levels (ops/sample_blocks.py): the block whose cumulative p reaches
+    # u, then the id inside it; ~nb + 3 B cells a position instead of 2 V
+    sheet, (t, v) = "Sampling", g.shape(logits)
+    nb = -(-v // size)
+    spans = [f"ids {b * size}-{min(v, (b + 1) * size) - 1}" for b in range(nb)]
+    inside = [f"+{j}" for j in range(size)]
+    g.add("sample.block_p", ir.BlockMass(logits, *RULE_HELPERS, size=size),
+          (t, nb), sheet, ref="sample.block_p", row_labels=pos, col_labels=spans,
+          title=f"p summed over each block of {size} ids (T = 0: 1 for the argmax's block)")
+    g.add("sample.block_cum", ir.CumulativeSum("sample.block_p", running=True), (t, nb), sheet,
+          ref="sample.block_cum", row_labels=pos, col_labels=spans,
+          title="cumulative p at each block's end, summed in id order")
+    g.add("sample.block", ir.PickId("sample.block_cum", "sample.u", clamp=True), (t, 1), sheet,
+          ref="sample.block", row_labels=pos, col_labels=["block"], style="integer",
+          title="the block drawn: the first whose cumulative p reaches u, and the p before it")
+    g.add("sample.block_start", ir.BlockStart("sample.block_cum", "sample.block"), (t, 1),
+          sheet, ref="sample.block_start", title="", col_labels=["cum before it"], beside=True)
+    g.add("sample.block_ids", ir.BlockIds("sample.block", size), (t, size), sheet,
+          ref="sample.block_ids", row_labels=pos, col_labels=inside, style="integer",
+          title=f"the block's ids: block * {size} + j")
+    g.add("sample.block_probs", ir.IdProbs(logits, "sample.block_ids", *RULE_HELPERS),
+          (t, size), sheet, ref="sample.block_probs", row_labels=pos, col_labels=inside,
+          title=f"their p by the rule (0 past id {v - 1})")
+    g.add("sample.block_run", ir.RunningFrom("sample.block_probs", "sample.block_start"),
+          (t, size), sheet, ref="sample.block_run", row_labels=pos, col_labels=inside,
+          title="cumulative p: the p before the block, plus its ids' p in id order")
+    g.add("sample.in_block", ir.PickInBlock("sample.block_run", "sample.u", "sample.block", v,
+                                            size), (t, 1), sheet, ref="sample.in_block",
+          row_labels=pos, col_labels=["place in block"], style="integer",
+          title="the draw: the smallest id whose cumulative p reaches u")
+    g.add("sample.id", ir.ValueAt("sample.block_ids", "sample.in_block"), (t, 1), sheet,
+          title="", col_labels=["id"], beside=True, ref="sample.id", style="integer")
+    g.add("sample.p", ir.ValueAt("sample.block_probs", "sample.in_block"), (t, 1), sheet,
+          title="", col_labels=["its p"], beside=True, ref="sample.p")
+
+
+def next_probs(g: ir.Graph, logits: str, sheet: str, labels) -> str:
+    """The Output sheet's (1, V) p at the prompt's last position (the row ``logits`` of the
+    logits): the Sampling sheet's row when it has a p table, else its own SampleProbs row, from
+    the Sampling sheet's helper cells picked at that position."""
+    v = g.shape(logits)[1]
+    kw = dict(ref="next.probs", row_labels=["p"], col_labels=labels,
+              title="p there, by the sampling rule (Temperature, Top-k on the Prompt sheet)")
+    if "sample.probs" in g.nodes:
+        return g.add("next.probs", ir.PickRow("sample.probs", "prompt.n"), (1, v), sheet, **kw)
+    helpers = []
+    for helper, label in zip(RULE_HELPERS, ("threshold", "max", "kept sum exp", "argmax")):
+        helpers.append(g.add(helper.replace("sample.", "next."), ir.PickRow(helper, "prompt.n"),
+                             (1, 1), sheet, col_labels=[label], beside=bool(helpers),
+                             title="" if helpers else "the draw's row cells there"))
+    return g.add("next.probs", ir.SampleProbs(logits, *helpers, "temperature"), (1, v), sheet,
+                 **kw)
 
 
 def steps(g: ir.Graph, front, pos) -> None:
@@ -225,8 +312,11 @@ def generate_ids(model, ids: list[int], n: int, temperature: float, top_k: int, 
     return ids, notes
 
 
-def trace_draws(model, logits, ids: list[int], n: int, rule) -> dict[str, np.ndarray]:
-    """Each position's draw from its (T, V) float64 logits, as the Sampling sheet computes it."""
+def trace_draws(model, logits, ids: list[int], n: int, rule,
+                block: int | None = None) -> dict[str, np.ndarray]:
+    """Each position's draw from its (T, V) float64 logits, as the Sampling sheet computes it:
+    "sample.probs" (T, V) always, and with ``block`` (ids to a block of the two-level draw) its
+    nodes too (``block_draws``).  "sample.id" is the rule's id (models.textnet.sample_pick)."""
     import torch
     from ..models.textnet import minstd_states, sample_pick
     temperature, top_k, seed = rule
@@ -237,7 +327,35 @@ def trace_draws(model, logits, ids: list[int], n: int, rule) -> dict[str, np.nda
     probs = torch.stack([p for _, p in draws]).numpy()
     picks = np.array([[float(i)] for i, _ in draws])
     own = torch.softmax(torch.as_tensor(logits, dtype=torch.float64), dim=-1)  # (T, V), T = 1
-    return {"gen.id": np.array(ids, dtype=np.float64)[:, None], "sample.probs": probs,
-            "sample.top_model_p": own.topk(CANDIDATES, dim=-1).values.numpy(),
-            "sample.id": picks, "sample.u": np.array(us)[:, None],
-            "sample.p": probs[np.arange(t), picks[:, 0].astype(int)][:, None]}
+    out = {"gen.id": np.array(ids, dtype=np.float64)[:, None], "sample.probs": probs,
+           "sample.top_model_p": own.topk(CANDIDATES, dim=-1).values.numpy(),
+           "sample.id": picks, "sample.u": np.array(us)[:, None],
+           "sample.p": probs[np.arange(t), picks[:, 0].astype(int)][:, None],
+           # the rule's p of the top ids: p falls as the logit does, so p's largest
+           "sample.top_p": -np.sort(-probs, axis=1)[:, :CANDIDATES]}
+    if block:
+        out.update(block_draws(probs, np.array(us), block))
+    return out
+
+
+def block_draws(probs: np.ndarray, us: np.ndarray, size: int) -> dict[str, np.ndarray]:
+    """The two-level draw's nodes from the rule's p (T, V) and each position's u (T,), in
+    float64 as the sheet adds them: block masses, their cumulative sums, the block drawn and the
+    p before it, the block's ids, p and running sum from that start, the place of the id."""
+    t, v = probs.shape
+    nb = -(-v // size)
+    padded = np.zeros((t, nb * size))
+    padded[:, :v] = probs
+    mass = padded.reshape(t, nb, size).sum(axis=2)                        # (T, nb)
+    cum = np.cumsum(mass, axis=1)                                          # (T, nb)
+    block = np.minimum((cum < us[:, None]).sum(axis=1), nb - 1)            # (T,)
+    start = np.where(block > 0, cum[np.arange(t), block - 1], 0.0)         # (T,)
+    ids = block[:, None] * size + np.arange(size)                          # (T, B)
+    p = padded[np.arange(t)[:, None], ids]                                 # (T, B): 0 past V
+    run = np.cumsum(np.hstack([start[:, None], p]), axis=1)[:, 1:]         # (T, B): from start
+    last = np.minimum(size - 1, v - 1 - block * size)                      # the block's last id
+    place = np.minimum((run < us[:, None]).sum(axis=1), last)              # (T,)
+    col = lambda a: a.astype(np.float64)[:, None]  # noqa: E731
+    return {"sample.block_p": mass, "sample.block_cum": cum, "sample.block": col(block),
+            "sample.block_start": col(start), "sample.block_ids": ids.astype(np.float64),
+            "sample.block_probs": p, "sample.block_run": run, "sample.in_block": col(place)}

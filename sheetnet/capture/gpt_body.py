@@ -241,9 +241,7 @@ def _output(g: ir.Graph, model, front: Front, x: str, pos) -> str:
     # the answer first (order=-1): the prompt's last position, its draw and the top candidates
     g.add("next.logits", ir.PickRow(logits, "prompt.n"), (1, v), sheet, ref="next.logits",
           title="logits at the prompt's last position", row_labels=["logits"], col_labels=labels)
-    g.add("next.probs", ir.PickRow("sample.probs", "prompt.n"), (1, v), sheet, ref="next.probs",
-          title="p there, by the sampling rule (Temperature, Top-k on the Prompt sheet)",
-          row_labels=["p"], col_labels=labels)
+    generation.next_probs(g, "next.logits", sheet, labels)  # p there, by the sampling rule
     g.add("next.id", ir.PickRow("sample.id", "prompt.n"), (1, 1), sheet, ref="next.id", order=-1,
           title=f"next {unit}: drawn by the sampling rule (Temperature 0: the largest logit)",
           row_labels=["id"], style="integer")
@@ -284,7 +282,8 @@ def trace_ids(model, graph: ir.Graph, leaves: dict, ids: list[int], n: int) -> d
     trace: dict = {}
     with torch.no_grad():
         logits = model(torch.tensor([ids]), trace=trace)[0]  # (T, V)
-    trace.update(generation.trace_draws(model, logits, ids, n, rule))
+    block = graph.nodes["sample.block_p"].op.size if "sample.block_p" in graph.nodes else None
+    trace.update(generation.trace_draws(model, logits, ids, n, rule, block))
     last = max(n, 1) - 1
     k = graph.shape("top.prob")[0]
     probs = trace["sample.probs"][last]

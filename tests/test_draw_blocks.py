@@ -17,6 +17,7 @@ from foreign import random_gpt
 from sheetnet.capture import generation
 from sheetnet.capture.generation import MINSTD_M, block_draws, generate_ids
 from sheetnet.checkpoint import save_checkpoint
+from sheetnet.engines import ENGINES, open_engine
 from sheetnet.manifest import read_manifest
 from sheetnet.models.textnet import minstd_states, sample_pick
 from sheetnet.options import ExportOptions
@@ -111,6 +112,19 @@ def test_blocks_draw_the_ids_the_torch_loop_and_the_per_id_book_draw(engine, mod
             assert want != expected(model, 0.0, 0)[1]
         else:
             assert got[64]["step_probs"] == [1.0] * len(want)
+
+
+@pytest.mark.parametrize("name", [n for n in ENGINES if n != "libreoffice"])
+@pytest.mark.parametrize("style", ["cells", "arrays"])
+def test_other_engines_draw_the_same_through_the_blocks(model_path, books, style, name):
+    # EXP over a block inside SUMPRODUCT, INDEX into the logits row by a computed id
+    _, model = model_path
+    with open_engine(name, timeout=600) as other:
+        for temperature, top_k in RULES:
+            seed, want = expected(model, temperature, top_k)
+            out = run(books[(style, 8)], engine=other, tokens=PROMPT, temperature=temperature,
+                      top_k=top_k, seed=seed)
+            assert out["generated_ids"] == want, (name, temperature, top_k)
 
 
 def _typed(book, out, values: dict):

@@ -13,7 +13,9 @@ A prompt of n tokens draws step 1 at position max(n, 1) - 1.
 Sheets: the Prompt sheet gets the Temperature, Top-k and Seed cells, each position's input id and
 token beside the prompt's, the prompt and its continuation as one text, and the table of steps;
 a Sampling sheet (after Output) each position's draw: threshold, max, kept sum, p, cumulative p,
-u, the id and its p.  ``generate_ids`` is the same loop in PyTorch float64, for verify and run.
+u, the id and its p.  Above PER_ID_MAX ids the p and cumulative p tables give way to the same rule
+in two levels (blocks of 64 ids, then the id inside the block drawn: ops/sample_blocks.py).
+``generate_ids`` is the same loop in PyTorch float64, for verify and run.
 
 A tokenizer sheet plugs in before this: it hands the body a Front whose ``ids`` node is the
 tokenized prompt (T, 1) and a ``prompt.n`` count; nothing here reads how they were made.

@@ -1,4 +1,4 @@
-"""The two-level draw, for a large vocabulary (issue 16): sample.py's rule without its (T, V) tables.
+"""The two-level draw for a large vocabulary (issue 16): sample.py's rule without (T, V) tables.
 
 The per-id draw writes two (T, V) tables, p and cumulative p: at GPT-2's 50,257 ids and 16
 positions, 1.6 million formula cells.  The same rule in two levels, with B ids to a block

@@ -6,6 +6,7 @@ from foreign import random_gpt
 
 from sheetnet.emit.a1 import Refs, cell_name, col_letter, number, quote_sheet
 from sheetnet.emit.arrays import ARRAY_FORMULAS
+from sheetnet.emit.book import transposed
 from sheetnet.emit.formulas import cell_formula
 from sheetnet.ir import graph as ir
 from sheetnet.layout import Region
@@ -50,7 +51,8 @@ def test_cell_formula(op, cell, expected):
 
 
 ARRAY_CASES = [
-    (ir.Linear("x", "w", "b"), "MMULT(B5:D5,TRANSPOSE('Layer 1'!B10:D11))+TRANSPOSE('Layer 1'!E10:E11)"),
+    (ir.Linear("x", "w", "b"),
+     "TRANSPOSE(MMULT('Layer 1'!B10:D11,TRANSPOSE(B5:D5)))+TRANSPOSE('Layer 1'!E10:E11)"),
     (ir.Relu("z"), "IF(C21:D22>0,C21:D22,0)"),
     (ir.Tanh("z"), "TANH(C21:D22)"),
     (ir.Add("z", "y"), "C21:D22+C31:D32"),
@@ -63,6 +65,18 @@ ARRAY_CASES = [
 @pytest.mark.parametrize("op, expected", ARRAY_CASES, ids=lambda v: str(v)[:40])
 def test_array_formula(op, expected):
     assert ARRAY_FORMULAS[type(op)](op, R) == expected
+
+
+@pytest.mark.parametrize("text, expected", [
+    # one whole TRANSPOSE(...) loses it; anything else gains one
+    ("TRANSPOSE(MMULT(A1:B2,TRANSPOSE(C1:D1)))", "MMULT(A1:B2,TRANSPOSE(C1:D1))"),
+    ("TRANSPOSE(A1:B2)+TRANSPOSE(C1:D2)", "TRANSPOSE(TRANSPOSE(A1:B2)+TRANSPOSE(C1:D2))"),
+    ("MMULT(A1:B2,C1:D2)", "TRANSPOSE(MMULT(A1:B2,C1:D2))"),
+    ('TRANSPOSE(A1&")")&TRANSPOSE(B1)', 'TRANSPOSE(TRANSPOSE(A1&")")&TRANSPOSE(B1))'),
+    ('TRANSPOSE(A1&"(")', 'A1&"("'),  # a text's parenthesis is not the formula's
+])
+def test_transposed_unwraps_a_whole_transpose(text, expected):
+    assert transposed(text) == expected
 
 
 @pytest.mark.parametrize("col, letters", [(0, "A"), (25, "Z"), (26, "AA"), (701, "ZZ"),

@@ -171,7 +171,7 @@ def _emit_node(sheet: SheetSpec, node: ir.Node, regions: dict[str, Region], arra
         return
     if type(node.op) in array_ops and node.name not in positions:
         text = _checked(node, array_ops[type(node.op)](node.op, refs))
-        text = f"TRANSPOSE({text})" if region.transposed else text  # computed as the tensor lies
+        text = transposed(text) if region.transposed else text  # computed as the tensor lies
         sheet.arrays.append(ArraySpec(region.row, region.col, region.nrows, region.ncols, text,
                                       kind))
         return
@@ -191,9 +191,27 @@ def _row_arrays(sheet: SheetSpec, node: ir.Node, region: Region, rows: list[str]
         text = _checked(node, text)
         top, left = region.at(i, 0)
         if region.transposed:
-            sheet.arrays.append(ArraySpec(top, left, width, 1, f"TRANSPOSE({text})", kind))
+            sheet.arrays.append(ArraySpec(top, left, width, 1, transposed(text), kind))
         else:
             sheet.arrays.append(ArraySpec(top, left, 1, width, text, kind))
+
+
+def transposed(text: str) -> str:
+    """TRANSPOSE(text), or text's own argument when text is one whole TRANSPOSE(...): a Linear's
+    position row is computed as a column and turned into a row (ops.Linear.array), so a
+    transposed region (the LM head's logits, one column per position) takes the column as it is
+    instead of turning 50,257 numbers over twice."""
+    head = "TRANSPOSE("
+    if text.startswith(head) and text.endswith(")"):
+        depth, quoted = 0, False
+        for k, ch in enumerate(text[len(head) - 1:], len(head) - 1):
+            quoted ^= ch == '"'  # a text literal's parentheses are not the formula's
+            depth += 0 if quoted else {"(": 1, ")": -1}.get(ch, 0)
+            if depth == 0:  # the parenthesis that closes the head's
+                if k == len(text) - 1:
+                    return text[len(head):-1]
+                break
+    return f"TRANSPOSE({text})"
 
 
 def _checked(node: ir.Node, text: str) -> str:

@@ -11,8 +11,10 @@ the loaded document (as a person typing would: set the cell, recalculate what it
 the next character).
 
 GPT-2-small shape (12 layers, 768 wide, 12 heads, 50,257 ids, seeded random weights; context 16,
-8 prompt token ids, 8 generated): export, file size, LibreOffice load + recalculation (soffice's
-peak resident memory beside it), the 8 new tokens, and the edit of only the last prompt token.
+8 prompt token ids, 8 generated): export, file size, then in one loaded document (see ``typing``)
+the load with its recalculation (soffice's peak resident memory beside it), a full
+recalculation, and the edit of only the last prompt token: its new next token, then the rest of
+the continuation.  --layers, --width and --vocab shrink it for profiles.
 """
 from __future__ import annotations
 
@@ -26,7 +28,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from sheetnet.engines.base import Block  # noqa: E402
 from sheetnet.engines.libreoffice import LibreOffice  # noqa: E402
+from sheetnet.engines.uno_doc import apply_edits, doc_sheet, read_block  # noqa: E402
 from sheetnet.manifest import read_manifest  # noqa: E402
 from sheetnet.options import ExportOptions  # noqa: E402
 from sheetnet.pipeline import export  # noqa: E402
@@ -76,6 +80,46 @@ def measure(book: Path, engine: LibreOffice, edit_value) -> dict:
             "ids": [int(v) for v in ids[:, 0] if v is not None], "peak_mb": soffice_peak_mb(engine)}
 
 
+def typing(book: Path, engine: LibreOffice, prompt: list[int], edited: list[int]) -> dict:
+    """The GPT-2 figures in one loaded document, as a person working in it would see them:
+
+    load      open the workbook; the profile recalculates on load, so this is the parse and the
+              first computation of every position (the 8 new tokens included)
+    full      a full recalculation (calculateAll), everything computed again: 8 new tokens
+    next      set the last prompt token (setValue: LibreOffice marks what it reaches dirty), then
+              read that position's draw, the new next token: LibreOffice computes a dirty cell
+              when it is read, so this is position n - 1's rows of every sheet and its draw
+    rest      then calculate() the other dirty cells: the positions after it, i.e. the new
+              continuation
+    """
+    m = read_manifest(book)
+    n = len(prompt)
+    steps = block(m.nodes["steps.id"])
+    drawn = block(m.nodes["sample.id"])
+    at = Block(drawn.sheet, drawn.row + (n - 1 if drawn.nrows > 1 else 0),
+               drawn.col + (n - 1 if drawn.ncols > 1 else 0), 1, 1)  # position n - 1's draw
+    t0 = time.perf_counter()
+    with engine.loaded(book) as loaded:
+        doc, name = loaded.doc, book.name
+        out = {"load_s": time.perf_counter() - t0}
+        read = lambda b: read_block(doc_sheet(doc, b.sheet, name), b)  # noqa: E731
+        out["ids"] = [int(v) for v in read(steps)[:, 0] if v is not None]
+        t0 = time.perf_counter()
+        doc.calculateAll()
+        out["full_s"] = time.perf_counter() - t0
+        out["peak_mb"] = soffice_peak_mb(engine)
+        t0 = time.perf_counter()
+        apply_edits(doc, input_edits(m, "prompt", edited + [""] * (len(prompt))), name)
+        out["set_s"] = time.perf_counter() - t0
+        out["next_id"] = int(read(at)[0, 0])
+        out["next_s"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        doc.calculate()
+        out["rest_s"] = time.perf_counter() - t0
+        out["edited_ids"] = [int(v) for v in read(steps)[:, 0] if v is not None]
+    return out
+
+
 def example(folder: Path, engine: LibreOffice) -> None:
     model = ROOT / "examples" / "gpt.pt"
     print("example GPT: prompt 'The cell', 24 characters generated in one recalculation")
@@ -90,28 +134,35 @@ def example(folder: Path, engine: LibreOffice) -> None:
               f"{r['text']!r} -> after the edit {r['edited']!r}")
 
 
-def gpt2(folder: Path, engine: LibreOffice, style: str, layers: int = 12) -> None:
+def gpt2(folder: Path, engine: LibreOffice, style: str, layers: int = 12, width: int = 768,
+         vocab: int = 50257) -> None:
     import torch
     from sheetnet.checkpoint import save_checkpoint
     from sheetnet.models.gpt import GPT, GPTConfig
     torch.manual_seed(0)
-    model = GPT(GPTConfig(**{**GPT2, "n_layer": layers}))  # nanoGPT's initialisation, seeded
+    shape = {**GPT2, "n_layer": layers, "n_embd": width, "n_head": max(1, width // 64),
+             "vocab_size": vocab}
+    model = GPT(GPTConfig(**shape))  # nanoGPT's initialisation, seeded
     path = folder / "gpt2_shape.pt"
     save_checkpoint(path, "gpt", model.config.to_dict(), model.state_dict(), {})
     del model
-    prompt = [464, 2685, 318, 257, 1310, 286, 262, 995]  # 8 token ids
+    prompt = [i % vocab for i in (464, 2685, 318, 257, 1310, 286, 262, 995)]  # 8 token ids
     book = folder / f"gpt2_{style}.xlsx"
     t0 = time.perf_counter()
     res = export(path, book, ExportOptions(style=style, tokens=prompt, context=16, force=True))
     export_s = time.perf_counter() - t0
-    print(f"GPT-2-small shape, {layers} layer(s) ({style}): export {export_s:.0f} s, "
+    print(f"GPT-2-small shape, {layers} layer(s), {width} wide, {vocab:,} ids ({style}): "
+          f"export {export_s:.0f} s, "
           f"{book.stat().st_size / 1e9:.2f} GB, {res.formula_cells:,} formula cells; "
           f"python peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
-    edited = prompt[:-1] + [1000]
-    r = measure(book, engine, lambda m: input_edits(m, "prompt", edited + [""] * 8))
+    edited = prompt[:-1] + [1000 % vocab]
+    r = typing(book, engine, prompt, edited)
     print(f"  LibreOffice load + recalculation (8 new tokens): {r['load_s']:.0f} s, soffice peak "
           f"{r['peak_mb']:.0f} MB; new ids {r['ids'][:8]}")
-    print(f"  edit of only the last prompt token -> its new next token: {r['edit_s']:.1f} s")
+    print(f"  full recalculation (calculateAll), 8 new tokens: {r['full_s']:.1f} s")
+    print(f"  edit of only the last prompt token -> its new next token {r['next_id']}: "
+          f"{r['next_s']:.1f} s (setValue {r['set_s']:.1f} s); the rest of the continuation "
+          f"(calculate): {r['rest_s']:.1f} s more; new ids {r['edited_ids'][:8]}")
 
 
 def main(argv=None) -> None:
@@ -120,6 +171,8 @@ def main(argv=None) -> None:
     ap.add_argument("--gpt2-style", default="arrays", choices=["cells", "arrays"])
     ap.add_argument("--layers", type=int, default=12,
                     help="blocks of the GPT-2 shape (1 or 2 to profile; 12 is GPT-2 small)")
+    ap.add_argument("--width", type=int, default=768, help="n_embd of the GPT-2 shape")
+    ap.add_argument("--vocab", type=int, default=50257, help="vocabulary of the GPT-2 shape")
     ap.add_argument("--skip-example", action="store_true", help="only the GPT-2 shape")
     ap.add_argument("--keep", type=Path, help="write the workbooks here and keep them")
     ap.add_argument("--timeout", type=float, default=3600.0)
@@ -130,7 +183,7 @@ def main(argv=None) -> None:
         if not args.skip_example:
             example(folder, engine)
         if args.gpt2:
-            gpt2(folder, engine, args.gpt2_style, args.layers)
+            gpt2(folder, engine, args.gpt2_style, args.layers, args.width, args.vocab)
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ from sheetnet.pipeline import export
 from sheetnet.runner import run
 from sheetnet.verifier import verify
 from test_edit_locality import DISPLAYS, dependents, dirty_from, position_rows
+from test_formulas import EXCEL_2010, _functions
 
 V, CONTEXT = 300, 12
 PROMPT = [7, 299, 256, 64, 3]
@@ -93,6 +94,11 @@ def test_the_book_has_blocks_not_per_id_tables(books):
         assert nodes["sample.block_run"].shape == (CONTEXT, block)
         assert nodes["next.probs"].shape == (1, V) and nodes["next.probs"].op == "SampleProbs"
         assert nodes["sample.id"].shape == nodes["sample.p"].shape == (CONTEXT, 1)
+
+
+def test_the_blocks_use_only_functions_excel_2010_computes(books):
+    for key, book in books.items():
+        assert _functions(book) <= EXCEL_2010, key
 
 
 @pytest.mark.parametrize("style", ["cells", "arrays"])

@@ -28,7 +28,7 @@ import numpy as np
 
 from ..errors import SheetnetError
 from ..ir import graph as ir
-from ..ops.sample_blocks import DRAW_BLOCK  # noqa: F401 (generation's default block)
+from ..ops.sample_blocks import DRAW_BLOCK
 
 MINSTD_M = 2147483647   # the stream's modulus (ops/minstd.py MODULUS): seeds 1 .. m - 1
 CANDIDATES = 3          # top candidates listed per step
@@ -36,8 +36,9 @@ TIE = 1e-12             # a u this close to a cumulative p is a tie: either id i
 # Up to PER_ID_MAX ids, each position's draw writes (T, V) tables of p and cumulative p, which a
 # reader can follow id by id: 2 T V cells, at most 262k at the default context of 64 (a few
 # seconds of LibreOffice).  Above it they outgrow the model they sample (GPT-2's 50,257 ids at
-# 16 positions: 1.6M cells, 2.5 GB and ~5 s per edit on their own), so the draw goes in two
-# levels, blocks of DRAW_BLOCK ids then the id inside one (ops/sample_blocks.py).
+# 16 positions: 1.6M cells), so the draw goes in two levels, blocks of DRAW_BLOCK ids then the id
+# inside one (ops/sample_blocks.py).  Measured on a 1-layer, 16-wide GPT of 50,257 ids (cells):
+# LibreOffice load 36.9 s -> 21.8 s, 3.5 GB -> 1.0 GB, the edit of a prompt token 11 s -> 6.7 s.
 PER_ID_MAX = 2048
 # the rule's inputs after the logits, as SampleProbs, BlockMass and IdProbs read them
 RULE_HELPERS = ("sample.kth", "sample.max", "sample.sum", "sample.argmax", "temperature")
@@ -121,15 +122,15 @@ def sample(g: ir.Graph, logits: str, front, pos, per_id_max: int | None = None,
           col_labels=["u_j"], beside=True)
     g.add("sample.u", ir.Lookup("sample.stream_u", "sample.draw"), (t, 1), sheet, title="",
           col_labels=["u used"], beside=True, ref="sample.u")
-    per_id_max = PER_ID_MAX if per_id_max is None else per_id_max
-    if v <= per_id_max:
+    per_id = v <= (PER_ID_MAX if per_id_max is None else per_id_max)
+    if per_id:
         probs = _per_id_draw(g, logits, labels, pos)
     else:
         _block_draw(g, logits, pos, DRAW_BLOCK if block is None else block)
     g.add("sample.top", ir.RowTopIds(logits, CANDIDATES), (t, CANDIDATES), sheet, title="",
           col_labels=[f"#{k + 1} id" for k in range(CANDIDATES)], beside=True, style="integer")
     top_p = [f"#{k + 1} p" for k in range(CANDIDATES)]
-    if v <= per_id_max:
+    if per_id:
         g.add("sample.top_p", ir.RowLargest(probs, CANDIDATES), (t, CANDIDATES), sheet, title="",
               col_labels=top_p, beside=True)
     else:  # the rule's p at the top ids: the same numbers, without a (T, V) table of p

@@ -80,8 +80,9 @@ def measure(book: Path, engine: LibreOffice, edit_value) -> dict:
             "ids": [int(v) for v in ids[:, 0] if v is not None], "peak_mb": soffice_peak_mb(engine)}
 
 
-def typing(book: Path, engine: LibreOffice, prompt: list[int], edited: list[int]) -> dict:
-    """The GPT-2 figures in one loaded document, as a person working in it would see them:
+def typing(book: Path, engine: LibreOffice, prompt: list[int], edited: list[int]) -> None:
+    """The GPT-2 figures in one loaded document, as a person working in it would see them,
+    printed as each comes (a phase can take minutes):
 
     load      open the workbook; the profile recalculates on load, so this is the parse and the
               first computation of every position (the 8 new tokens included)
@@ -101,23 +102,30 @@ def typing(book: Path, engine: LibreOffice, prompt: list[int], edited: list[int]
     t0 = time.perf_counter()
     with engine.loaded(book) as loaded:
         doc, name = loaded.doc, book.name
-        out = {"load_s": time.perf_counter() - t0}
+        load_s = time.perf_counter() - t0
         read = lambda b: read_block(doc_sheet(doc, b.sheet, name), b)  # noqa: E731
-        out["ids"] = [int(v) for v in read(steps)[:, 0] if v is not None]
+        ids = [int(v) for v in read(steps)[:, 0] if v is not None]
+        say(f"  LibreOffice load + recalculation (8 new tokens): {load_s:.0f} s, soffice peak "
+            f"{soffice_peak_mb(engine):.0f} MB; new ids {ids[:8]}")
         t0 = time.perf_counter()
         doc.calculateAll()
-        out["full_s"] = time.perf_counter() - t0
-        out["peak_mb"] = soffice_peak_mb(engine)
+        say(f"  full recalculation (calculateAll), 8 new tokens: {time.perf_counter() - t0:.1f} s")
         t0 = time.perf_counter()
         apply_edits(doc, input_edits(m, "prompt", edited + [""] * (len(prompt))), name)
-        out["set_s"] = time.perf_counter() - t0
-        out["next_id"] = int(read(at)[0, 0])
-        out["next_s"] = time.perf_counter() - t0
+        set_s = time.perf_counter() - t0
+        next_id = int(read(at)[0, 0])
+        say(f"  edit of only the last prompt token -> its new next token {next_id}: "
+            f"{time.perf_counter() - t0:.1f} s (setValue {set_s:.1f} s)")
         t0 = time.perf_counter()
         doc.calculate()
-        out["rest_s"] = time.perf_counter() - t0
-        out["edited_ids"] = [int(v) for v in read(steps)[:, 0] if v is not None]
-    return out
+        rest_s = time.perf_counter() - t0
+        ids = [int(v) for v in read(steps)[:, 0] if v is not None]
+        say(f"  the rest of the new continuation (calculate): {rest_s:.1f} s more; new ids "
+            f"{ids[:8]}; soffice peak {soffice_peak_mb(engine):.0f} MB")
+
+
+def say(line: str) -> None:
+    print(line, flush=True)
 
 
 def example(folder: Path, engine: LibreOffice) -> None:
@@ -151,18 +159,12 @@ def gpt2(folder: Path, engine: LibreOffice, style: str, layers: int = 12, width:
     t0 = time.perf_counter()
     res = export(path, book, ExportOptions(style=style, tokens=prompt, context=16, force=True))
     export_s = time.perf_counter() - t0
-    print(f"GPT-2-small shape, {layers} layer(s), {width} wide, {vocab:,} ids ({style}): "
-          f"export {export_s:.0f} s, "
-          f"{book.stat().st_size / 1e9:.2f} GB, {res.formula_cells:,} formula cells; "
-          f"python peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
+    say(f"GPT-2-small shape, {layers} layer(s), {width} wide, {vocab:,} ids ({style}): "
+        f"export {export_s:.0f} s, {book.stat().st_size / 1e9:.2f} GB, "
+        f"{res.formula_cells:,} formula cells; "
+        f"python peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
     edited = prompt[:-1] + [1000 % vocab]
-    r = typing(book, engine, prompt, edited)
-    print(f"  LibreOffice load + recalculation (8 new tokens): {r['load_s']:.0f} s, soffice peak "
-          f"{r['peak_mb']:.0f} MB; new ids {r['ids'][:8]}")
-    print(f"  full recalculation (calculateAll), 8 new tokens: {r['full_s']:.1f} s")
-    print(f"  edit of only the last prompt token -> its new next token {r['next_id']}: "
-          f"{r['next_s']:.1f} s (setValue {r['set_s']:.1f} s); the rest of the continuation "
-          f"(calculate): {r['rest_s']:.1f} s more; new ids {r['edited_ids'][:8]}")
+    typing(book, engine, prompt, edited)
 
 
 def main(argv=None) -> None:

@@ -116,3 +116,21 @@ def test_an_edited_prompt_token_dirties_only_its_position_and_later(checkpoint, 
     for name in ("logits", "sample.id", "gen.id"):
         assert position_rows(m.nodes[name], dirty) >= set(range(edited + 1, T)), name
     assert position_rows(m.nodes["logits"], dirty) >= {edited}
+
+
+def test_arrays_style_writes_attention_outputs_one_array_per_position_row(checkpoint, tmp_path):
+    # y = probs @ v (ops.CausalMatMul) has no whole-node array, only its row form: each
+    # position's (1, head size) row is one MMULT of that row's probabilities and v's rows up to
+    # it, not one per-cell MMULT per number (LibreOffice compiles and listens to each of those)
+    book = tmp_path / "gpt.xlsx"
+    export(checkpoint, book, ExportOptions(tokens=PROMPT, context=T, style="arrays"))
+    m = read_manifest(book)
+    ws = openpyxl.load_workbook(book)[m.nodes["h0.attn.y0"].sheet]
+    y = m.nodes["h0.attn.y0"]
+    arrays = []
+    for i in range(T):
+        value = ws.cell(y.row + 1 + i, y.col + 1).value
+        assert hasattr(value, "ref") and value.text.startswith("=MMULT("), (i, value)
+        arrays.append(value.ref)
+    width = y.shape[1]
+    assert [len(list(_cells(ref))) for ref in arrays] == [width] * T  # a row each, whole width

@@ -164,8 +164,10 @@ def _emit_node(sheet: SheetSpec, node: ir.Node, regions: dict[str, Region], arra
                 sheet.put(*region.at(i, j), v if v is None or isinstance(v, float) else str(v), kind)
         return
     refs = Refs(regions, here=node.sheet, names=names, node=node.name)
+    # an op with a row form of its own (ops.CausalMatMul) has it though it has no whole-node array
+    row_form = type(node.op) in array_ops or hasattr(node.op, "row_array")
     rows = (row_formulas(node.op, refs, region.shape[0], positions)
-            if node.name in positions and array_ops and type(node.op) in array_ops else None)
+            if node.name in positions and array_ops and row_form else None)
     if rows is not None:
         _row_arrays(sheet, node, region, rows, kind)
         return

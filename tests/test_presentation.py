@@ -47,9 +47,10 @@ def test_array_formulas_read_through_names(books):
     ws = wb["B1 Attention"]
     texts = [c.value.text for row in ws.iter_rows() for c in row
              if type(c.value).__name__ == "ArrayFormula"]
-    # the weights by name; a position's row as its range (one array per position: generation)
+    # the weights by name, read as they lie; a position's row as its range (one array per
+    # position: generation)
     import re
-    row = re.compile(r"MMULT\(\$?[A-Z]+\$?\d+:\$?[A-Z]+\$?\d+,TRANSPOSE\(h0_attn_Wq0\)\)")
+    row = re.compile(r"TRANSPOSE\(MMULT\(h0_attn_Wq0,TRANSPOSE\(\$?[A-Z]+\$?\d+:\$?[A-Z]+\$?\d+\)\)\)")
     assert any(row.search(t) for t in texts), texts[:5]
 
 

@@ -26,6 +26,7 @@ from sheetnet.runner import run
 from sheetnet.verifier import verify
 from test_edit_locality import DISPLAYS, dependents, dirty_from, position_rows
 from test_formulas import EXCEL_2010, _functions
+from test_generate_cells import margin
 
 V, CONTEXT = 300, 12
 PROMPT = [7, 299, 256, 64, 3]
@@ -61,21 +62,9 @@ def books(model_path, tmp_path_factory):
             for style in ("cells", "arrays") for block in (64, 8, None)}
 
 
-def margin(model, ids, temperature, top_k, seed) -> float:
-    # the smallest |u_j - cumulative p| over the loop's steps (a draw no rounding can flip)
-    n = len(ids)
-    out, _ = generate_ids(model, ids + [0] * (CONTEXT - n), n, temperature, top_k, seed)
-    with torch.no_grad():
-        logits = model(torch.tensor([out]))[0]
-    states = minstd_states(seed, CONTEXT)
-    return min(float((sample_pick(logits[i], temperature, top_k, states[j] / MINSTD_M)[1]
-                      .cumsum(0) - states[j] / MINSTD_M).abs().min())
-               for j, i in enumerate(range(n - 1, CONTEXT - 1)))
-
-
 def expected(model, temperature, top_k) -> tuple[int, list[int]]:
     """A seed whose every u lies at least 1e-6 from every cumulative p, and the loop's new ids."""
-    seed = next(s for s in range(1, 100) if margin(model, PROMPT, temperature, top_k, s) > 1e-6)
+    seed = next(s for s in range(1, 100) if margin(model, PROMPT, temperature, top_k, s, CONTEXT) > 1e-6)
     n = len(PROMPT)
     out, _ = generate_ids(model, PROMPT + [0] * (CONTEXT - n), n, temperature, top_k, seed)
     return seed, out[n:]

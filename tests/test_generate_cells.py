@@ -69,16 +69,17 @@ def book(tmp_path_factory):
     return out, model
 
 
-def margin(model, ids: list[int], temperature: float, top_k: int, seed: int) -> float:
+def margin(model, ids: list[int], temperature: float, top_k: int, seed: int,
+           context: int = CONTEXT) -> float:
     # the smallest |u_j - cumulative p| over the loop's steps (a draw no rounding can flip)
     n = len(ids)
-    out, _ = generate_ids(model, ids + [0] * (CONTEXT - n), n, temperature, top_k, seed)
+    out, _ = generate_ids(model, ids + [0] * (context - n), n, temperature, top_k, seed)
     with torch.no_grad():
         logits = model(torch.tensor([out]))[0]
-    states = minstd_states(seed, CONTEXT)
+    states = minstd_states(seed, context)
     return min(float((sample_pick(logits[i], temperature, top_k, states[j] / MINSTD_M)[1]
                       .cumsum(0) - states[j] / MINSTD_M).abs().min())
-               for j, i in enumerate(range(n - 1, CONTEXT - 1)))
+               for j, i in enumerate(range(n - 1, context - 1)))
 
 
 def expected(model, ids, temperature, top_k) -> tuple[int, list[int]]:

@@ -333,6 +333,12 @@ def rule_probs(x, kth, max_, sum_, argmax, t) -> np.ndarray:
     return kept * np.exp((x - np.asarray(max_, dtype=np.float64)) / t) / np.asarray(sum_)
 
 
+def rule_cell(t: str, is_argmax: str, x: str, kth: str, m: str, s: str) -> str:
+    """The rule's p of one id as a cell formula (SampleProbs, sample_blocks.IdProbs): T = 0,
+    1 where ``is_argmax`` holds; else exp((x - max) / T) / the kept sum where x is kept."""
+    return f"IF({t}=0,IF({is_argmax},1,0),IF({x}>={kth},EXP(({x}-{m})/{t})/{s},0))"
+
+
 @register
 @dataclass(frozen=True)
 class SampleProbs(Op):
@@ -355,8 +361,7 @@ class SampleProbs(Op):
     def formula(self, r, i, j):
         x, t = r.cell(self.x, i, j), r.cell(self.t, 0, 0)
         kth, m, s = (r.cell(n, i, 0) for n in (self.kth, self.max, self.sum))
-        greedy = f"IF({r.cell(self.argmax, i, 0)}={j},1,0)"
-        return f"IF({t}=0,{greedy},IF({x}>={kth},EXP(({x}-{m})/{t})/{s},0))"
+        return rule_cell(t, f"{r.cell(self.argmax, i, 0)}={j}", x, kth, m, s)
 
     @staticmethod
     def example():

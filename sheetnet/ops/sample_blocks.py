@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .base import Example, Op, PerCellOnly, Ref, as_array_text, register
-from .sample import ROWS, _kth_of, rule_probs
+from .sample import ROWS, _kth_of, rule_cell, rule_probs
 
 # 64 ids to a block: a block's running sum is a chain of 63 additions after its start, as the
 # per-id cumulative p's chains (sample.CUM_BLOCK), and GPT-2's 50,257 ids make 786 blocks, so
@@ -153,7 +153,7 @@ class IdProbs(Op):
         v, t, k = r.shape(self.x)[1], r.cell(self.t, 0, 0), r.cell(self.ids, i, j)
         kth, m, s, arg = (r.cell(n, i, 0) for n in (self.kth, self.max, self.sum, self.argmax))
         x = _at(r, self.x, i, f"{k}+1")
-        rule = f"IF({t}=0,IF({arg}={k},1,0),IF({x}>={kth},EXP(({x}-{m})/{t})/{s},0))"
+        rule = rule_cell(t, f"{arg}={k}", x, kth, m, s)
         return f"IF({k}>={v},0,{rule})"  # IF first: INDEX past the row is an error
 
     @staticmethod

@@ -187,6 +187,19 @@ class CumulativeSum(Op):
                        lambda T, x: x.cumsum(1))
 
 
+def counts_below(cum, u) -> np.ndarray:
+    """(N, 1): per row, how many cumulative p's (N, W) lie below u ((N, 1) or (1, 1)): the place
+    of the first that reaches u (c never decreases)."""
+    cum, u = np.asarray(cum, dtype=np.float64), np.asarray(u, dtype=np.float64)
+    return np.sum(cum < u, axis=1, keepdims=True).astype(np.float64)
+
+
+def count_below(cum: str, u: str) -> str:
+    """counts_below as a cell formula over one row's range.  Not COUNTIF(range, "<"&u): that
+    turns u into text, 15 digits, and the pick may move."""
+    return f"SUMPRODUCT(({cum}<{u})*1)"
+
+
 @register
 @dataclass(frozen=True)
 class PickId(Op):
@@ -202,14 +215,12 @@ class PickId(Op):
     array = _ONE_PER_ROW
 
     def reference(self, v):
-        cum, u = np.asarray(v[self.cum], dtype=np.float64), np.asarray(v[self.u], dtype=np.float64)
-        count = np.sum(cum < u, axis=1, keepdims=True).astype(np.float64)
-        return np.minimum(count, cum.shape[1] - 1) if self.clamp else count
+        count = counts_below(v[self.cum], v[self.u])
+        return np.minimum(count, np.shape(v[self.cum])[1] - 1) if self.clamp else count
 
     @as_array_text  # a comparison over a range inside SUMPRODUCT: see ArrayText
     def formula(self, r, i, j):
-        # not COUNTIF(range, "<"&u): that turns u into text, 15 digits, and the pick may move
-        count = f"SUMPRODUCT(({_row(r, self.cum, i)}<{_one(r, self.u, i)})*1)"
+        count = count_below(_row(r, self.cum, i), _one(r, self.u, i))
         return f"MIN({count},{r.shape(self.cum)[1] - 1})" if self.clamp else count
 
     @staticmethod

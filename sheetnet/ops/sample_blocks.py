@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .base import Example, Op, PerCellOnly, Ref, as_array_text, register
-from .sample import ROWS, _kth_of, rule_cell, rule_probs
+from .sample import ROWS, _kth_of, _one, count_below, counts_below, rule_cell, rule_probs
 
 # 64 ids to a block: a block's running sum is a chain of 63 additions after its start, as the
 # per-id cumulative p's chains (sample.CUM_BLOCK), and GPT-2's 50,257 ids make 786 blocks, so
@@ -243,17 +243,14 @@ class PickInBlock(Op):
     array = _PER_ROW
 
     def reference(self, v):
-        cum = np.asarray(v[self.cum], dtype=np.float64)
-        u = np.asarray(v[self.u], dtype=np.float64)
         b = np.asarray(v[self.block], dtype=np.float64)
-        count = np.sum(cum < u, axis=1, keepdims=True).astype(np.float64)
+        count = counts_below(v[self.cum], v[self.u])
         return np.minimum(count, np.minimum(self.size - 1, self.v - 1 - b * self.size))
 
     @as_array_text  # a comparison over a range inside SUMPRODUCT: see ArrayText
     def formula(self, r, i, j):
-        u = r.cell(self.u, i if r.shape(self.u)[0] > 1 else 0, 0)
         b = r.cell(self.block, i, 0)
-        count = f"SUMPRODUCT(({r.row(self.cum, i)}<{u})*1)"
+        count = count_below(r.row(self.cum, i), _one(r, self.u, i))
         return f"MIN({count},{self.size - 1},{self.v - 1}-{b}*{self.size})"
 
     @staticmethod

@@ -293,13 +293,12 @@ class LibreOffice:
         edits touch and reads, then puts the edited cells back."""
         path = book_path(path)
         self.start()
-        with self._watchdog(f"loading {path.name}"):
-            book = LoadedBook(self, self._load(path), path)
+        book = LoadedBook(self, path)
+        book.open()
         try:
             yield book
         finally:
-            with contextlib.suppress(Exception):
-                book.doc.close(True)  # the document of the last reload, if there was one
+            book.close()  # the document of the last load, if there was one
 
     def _load(self, path: Path):
         """Open ``path`` hidden and read-only (no lock file); the profile makes this recalculate."""

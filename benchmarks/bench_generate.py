@@ -5,7 +5,7 @@
     python benchmarks/bench_generate.py --gpt2 --layers 1 --skip-example   # its profile shape
 
 Example GPT (prompt "The cell", 24 characters generated into its 32 positions): export time,
-LibreOffice load + full recalculation (the profile recalculates on load: the 24 characters come
+LibreOffice load + full recalculation (the engine recalculates on load: the 24 characters come
 out of that one recalculation), and the time for an edit of only the prompt's last character in
 the loaded document (as a person typing would: set the cell, recalculate what it reaches, read
 the next character).
@@ -84,12 +84,15 @@ def typing(book: Path, engine: LibreOffice, prompt: list[int], edited: list[int]
     """The GPT-2 figures in one loaded document, as a person working in it would see them,
     printed as each comes (a phase can take minutes):
 
-    load      open the workbook; the profile recalculates on load, so this is the parse and the
+    load      open the workbook and recalculate it (the engine's load), so this is the parse and the
               first computation of every position (the 8 new tokens included)
     full      a full recalculation (calculateAll), everything computed again: 8 new tokens
-    next      set the last prompt token (setValue: LibreOffice marks what it reaches dirty), then
-              read that position's draw, the new next token: LibreOffice computes a dirty cell
-              when it is read, so this is position n - 1's rows of every sheet and its draw
+    next      set the last prompt token, only that cell, as a person types it (setValue:
+              LibreOffice marks what it reaches dirty; a value set over itself counts as a
+              change, so setting the unchanged tokens too made every prompt position's rows
+              dirty), then read that position's draw, the new next token: LibreOffice computes a
+              dirty cell when it is read, so this is position n - 1's rows of every sheet and its
+              draw
     rest      then calculate() the other dirty cells: the positions after it, i.e. the new
               continuation
     """
@@ -111,7 +114,7 @@ def typing(book: Path, engine: LibreOffice, prompt: list[int], edited: list[int]
         doc.calculateAll()
         say(f"  full recalculation (calculateAll), 8 new tokens: {time.perf_counter() - t0:.1f} s")
         t0 = time.perf_counter()
-        apply_edits(doc, input_edits(m, "prompt", edited + [""] * (len(prompt))), name)
+        apply_edits(doc, typed(m, prompt, edited), name)
         set_s = time.perf_counter() - t0
         next_id = int(read(at)[0, 0])
         say(f"  edit of only the last prompt token -> its new next token {next_id}: "
@@ -122,6 +125,13 @@ def typing(book: Path, engine: LibreOffice, prompt: list[int], edited: list[int]
         ids = [int(v) for v in read(steps)[:, 0] if v is not None]
         say(f"  the rest of the new continuation (calculate): {rest_s:.1f} s more; new ids "
             f"{ids[:8]}; soffice peak {soffice_peak_mb(engine):.0f} MB")
+
+
+def typed(m, prompt: list[int], edited: list[int]) -> list:
+    """The edits of the prompt cells whose token changed (a person types only those)."""
+    cells = input_edits(m, "prompt", prompt + [""] * (len(prompt)))
+    new = input_edits(m, "prompt", edited + [""] * (len(prompt)))
+    return [e for e, was in zip(new, cells) if e != was]
 
 
 def say(line: str) -> None:

@@ -5,6 +5,7 @@ Face's own generate; the CLI and its refusals."""
 from __future__ import annotations
 
 import json
+import zipfile
 
 import numpy as np
 import pytest
@@ -237,6 +238,16 @@ def test_cli_inputs_file_one_result_per_line(books, example, tmp_path):
     assert got[0] != got[1]
     assert [r["generated_ids"] for r in run_many(books["cells"], [{"prompt": "a"}] * 2,
                                                  generate=3)] == [got[1]] * 2
+
+
+def test_a_loaded_book_has_its_charts_dropped_and_the_file_keeps_them(engine, books):
+    # the Prompt sheet's chart raised LibreOffice's crash rate on edits over UNO (LoadedBook.open)
+    with engine.loaded(books["cells"]) as doc:
+        sheets = doc.doc.Sheets
+        charts = [sheets.getByIndex(i).getCharts().getElementNames() for i in range(sheets.getCount())]
+        assert not any(charts)
+    with zipfile.ZipFile(books["cells"]) as z:
+        assert any(n.startswith("xl/charts/chart") for n in z.namelist())
 
 
 @pytest.mark.parametrize("args, message", [

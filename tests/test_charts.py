@@ -72,3 +72,18 @@ def test_every_series_draws_in_its_colour(examples, tmp_path, net, options):
         if min(found) >= ENOUGH:
             break
     assert min(found) >= ENOUGH, f"pixels of each series' colour, best page: {found}"
+
+
+@pytest.mark.parametrize("limit, charted", [(10_000_000, True), (1_000, False)])
+def test_a_gpt_past_the_chart_limit_has_no_prompt_chart(examples, tmp_path, monkeypatch, limit,
+                                                        charted):
+    # LibreOffice reads a chart's data while loading, computing the whole model on its on-demand
+    # path before any recalculation: a large GPT's Prompt sheet goes without (its Output table stays)
+    from sheetnet.capture import gpt_body
+    monkeypatch.setattr(gpt_body, "CHART_MAX_WEIGHTS", limit)
+    book = tmp_path / "gpt.xlsx"
+    export(examples / "gpt.pt", book, ExportOptions(style="arrays", prompt="The cell"))
+    with zipfile.ZipFile(book) as z:
+        names = z.namelist()
+    assert any(re.fullmatch(r"xl/charts/chart\d+\.xml", n) for n in names) == charted
+    assert any(n.startswith("xl/drawings/drawing") for n in names) == charted

@@ -22,6 +22,11 @@ from .blocks import Activation, Weights
 SPACE = "\u2423"  # '␣': how a space is shown in labels (as data), visible where " " is not
 PAD = 0         # the front end's id past the prompt; generation replaces it with the draws
 TOP_K = 5       # candidates listed on the Output sheet
+# The Prompt sheet's chart of those candidates, up to this many weights. LibreOffice reads a
+# chart's data while it loads the file, before any recalculation, which computes the whole model
+# on its slower on-demand path: GPT-2 shape, 4 layers, the file read in 47 s without the chart
+# and 107-113 s with it. The Output sheet's table of the candidates stays.
+CHART_MAX_WEIGHTS = 10_000_000
 # positions computed without --context: every position of a model whose block size is at most
 # this, else this many (or as many as the prompt or token ids fill).  Cells grow with T and the
 # scores with T^2: GPT-2 small at its 1024 ran past 15 minutes and 2.2 GB and never finished.
@@ -256,9 +261,10 @@ def _output(g: ir.Graph, model, front: Front, x: str, pos) -> str:
           title=f"the model's next {unit} (see Output)", row_labels=["next"])
     # on the Prompt sheet, where the reader types: the top candidates at a glance
     label = f"top.{front.key}" if front.label_table else "top.id"
-    g.meta.setdefault("charts", []).append(
-        {"sheet": "Prompt", "title": f"The {k} most likely next {unit}s", "kind": "bar",
-         "x": label, "series": ["top.prob"], "names": ["probability"], "x_title": unit})
+    if sum(p.numel() for p in model.parameters()) <= CHART_MAX_WEIGHTS:
+        g.meta.setdefault("charts", []).append(
+            {"sheet": "Prompt", "title": f"The {k} most likely next {unit}s", "kind": "bar",
+             "x": label, "series": ["top.prob"], "names": ["probability"], "x_title": unit})
     return head
 
 

@@ -68,7 +68,7 @@ def bench(name, make, engine: Engine, repeat: int, folder: Path) -> dict:
         exports.append(time.perf_counter() - t0)
     out = read_manifest(book).outputs
     recalcs = []
-    for _ in range(repeat):  # load + recalculate everything (the engine's load runs calculateAll)
+    for _ in range(repeat):  # load + recalculate everything (the profile recalculates on load)
         t0 = time.perf_counter()
         engine.recalculate(book, [block(read_manifest(book).nodes[n]) for n in out])
         recalcs.append(time.perf_counter() - t0)

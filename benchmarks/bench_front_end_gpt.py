@@ -79,7 +79,7 @@ def llama(folder: Path, engine: Engine, repeat: int, positions: int) -> None:
     export_s = time.perf_counter() - t0
     read = [block(read_manifest(book).nodes["output"])]
     times = []
-    for _ in range(repeat):   # load + recalculate everything (the engine's load runs calculateAll)
+    for _ in range(repeat):   # load + recalculate everything (the profile recalculates on load)
         t0 = time.perf_counter()
         engine.recalculate(book, read)
         times.append(time.perf_counter() - t0)

@@ -5,7 +5,7 @@
     python benchmarks/bench_generate.py --gpt2 --layers 1 --skip-example   # its profile shape
 
 Example GPT (prompt "The cell", 24 characters generated into its 32 positions): export time,
-LibreOffice load + full recalculation (the engine recalculates on load: the 24 characters come
+LibreOffice load + full recalculation (the profile recalculates on load: the 24 characters come
 out of that one recalculation), and the time for an edit of only the prompt's last character in
 the loaded document (as a person typing would: set the cell, recalculate what it reaches, read
 the next character).
@@ -84,7 +84,7 @@ def typing(book: Path, engine: LibreOffice, prompt: list[int], edited: list[int]
     """The GPT-2 figures in one loaded document, as a person working in it would see them,
     printed as each comes (a phase can take minutes):
 
-    load      open the workbook and recalculate it (the engine's load), so this is the parse and the
+    load      open the workbook; the profile recalculates on load, so this is the parse and the
               first computation of every position (the 8 new tokens included)
     full      a full recalculation (calculateAll), everything computed again: 8 new tokens
     next      set the last prompt token, only that cell, as a person types it (setValue:

@@ -33,7 +33,7 @@ def bench(model: Path, style: str, engine: Engine, repeat: int, folder: Path) ->
     logits = read_manifest(book).nodes["logits"]
     read = [block(logits)]
     times = []
-    for _ in range(repeat):  # load + recalculate everything (the engine's load runs calculateAll)
+    for _ in range(repeat):  # load + recalculate everything (the profile recalculates on load)
         t0 = time.perf_counter()
         engine.recalculate(book, read)
         times.append(time.perf_counter() - t0)

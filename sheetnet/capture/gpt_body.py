@@ -25,7 +25,8 @@ TOP_K = 5       # candidates listed on the Output sheet
 # The Prompt sheet's chart of those candidates, up to this many weights. LibreOffice reads a
 # chart's data while it loads the file, before any recalculation, which computes the whole model
 # on its slower on-demand path: GPT-2 shape, 4 layers, the file read in 47 s without the chart
-# and 107-113 s with it. The Output sheet's table of the candidates stays.
+# and 107-113 s with it; 12 layers, load and recalculation 189 s against 349-369 s. The Output
+# sheet's table of the candidates stays.
 CHART_MAX_WEIGHTS = 10_000_000
 # positions computed without --context: every position of a model whose block size is at most
 # this, else this many (or as many as the prompt or token ids fill).  Cells grow with T and the

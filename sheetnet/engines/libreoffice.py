@@ -38,15 +38,12 @@ from .uno_doc import (INSTALL_HINT, LoadedBook, apply_edits, doc_sheet, formula_
 from .workbook import patched
 
 _FALLBACK_SOFFICE = "/usr/lib/libreoffice/program/soffice"
-# OOXMLRecalcMode=1, "never recalculate" on load: _load runs calculateAll instead, which computes
-# every formula as well (cached <v> values ignored either way) and costs less on a large book. GPT-2
-# shape, 4 layers: a load that recalculates took 181-210 s (its last 110 s on one core); a load that
-# does not, 109 s, then calculateAll 39 s. The example GPT: 1.7 s either way.
-_PROFILE = """<?xml version="1.0" encoding="UTF-8"?>
+# OOXMLRecalcMode=0 means "always recalculate": cached <v> values are ignored.
+_RECALC_ALWAYS = """<?xml version="1.0" encoding="UTF-8"?>
 <oor:items xmlns:oor="http://openoffice.org/2001/registry"
  xmlns:xs="http://www.w3.org/2001/XMLSchema" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">
 <item oor:path="/org.openoffice.Office.Calc/Formula/Load"><prop oor:name="OOXMLRecalcMode"
- oor:op="fuse"><value>1</value></prop></item>
+ oor:op="fuse"><value>0</value></prop></item>
 </oor:items>
 """
 
@@ -139,7 +136,7 @@ class LibreOffice:
         try:
             os.makedirs(f"{profile}/user")
             os.makedirs(f"{profile}/tmp")  # soffice's scratch files die with the profile
-            Path(f"{profile}/user/registrymodifications.xcu").write_text(_PROFILE)
+            Path(f"{profile}/user/registrymodifications.xcu").write_text(_RECALC_ALWAYS)
             cmd = _soffice_command(profile, pipe)
             proc = subprocess.Popen(
                 cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -245,7 +242,7 @@ class LibreOffice:
             clock = time.perf_counter()
             edited = self._edited_copy(path, edits)
             try:
-                doc = self._load(edited or path, calculate=not (edits and not edited))
+                doc = self._load(edited or path)
             finally:
                 if edited:
                     edited.unlink(missing_ok=True)
@@ -253,6 +250,7 @@ class LibreOffice:
             try:
                 if edits and not edited:
                     apply_edits(doc, edits, path.name)
+                    # Auto-calc already updated dependents; calculateAll makes it certain.
                     doc.calculateAll()
                 clock = time.perf_counter()
                 if check_errors:
@@ -302,9 +300,8 @@ class LibreOffice:
         finally:
             book.close()  # the document of the last load, if there was one
 
-    def _load(self, path: Path, calculate: bool = True):
-        """Open ``path`` hidden and read-only (no lock file) and, unless told not to (edits come
-        first), recalculate every formula (calculateAll: the profile does not on load)."""
+    def _load(self, path: Path):
+        """Open ``path`` hidden and read-only (no lock file); the profile makes this recalculate."""
         props = tuple(uno_module().createUnoStruct("com.sun.star.beans.PropertyValue", name, 0, True, 0)
                       for name in ("Hidden", "ReadOnly"))
         doc = self._desktop.loadComponentFromURL(path.as_uri(), "_blank", 0, props)
@@ -313,8 +310,6 @@ class LibreOffice:
         if not doc.supportsService("com.sun.star.sheet.SpreadsheetDocument"):
             doc.close(True)
             raise EngineError(f"LibreOffice did not open {path} as a spreadsheet")
-        if calculate:
-            doc.calculateAll()
         return doc
 
 

@@ -78,9 +78,10 @@ class LoadedBook:
         """Load the workbook (the engine's watchdog bounds it) and drop its charts.
 
         LibreOffice 7.4 now and then crashes (exit 134, a SIGSEGV under ScCellObj::setString, in
-        ScCellValue::release's listener code) on an edit made over UNO to a loaded GPT workbook, most often the first
-        edit after the load. Measured on the example GPT, cells style, prompt edits: about one
-        first edit in three with the Prompt sheet's chart, about one in twenty-five without.
+        ScCellValue::release's listener code) on an edit made over UNO to a loaded GPT workbook,
+        most often the first edit after the load. Measured on the example GPT, cells style,
+        prompt edits: about one first edit in three with the Prompt sheet's chart, about one in
+        twenty-five without.
         The chart draws nothing in a hidden document that is never saved."""
         with self.engine._watchdog(f"loading {self.path.name}"):
             self.doc = self.engine._load(self.path)
